@@ -56,14 +56,14 @@ die() { log "error: $*"; exit 1; }
 # libxen-dev: libxl/libxlutil/libxentoollog headers and .so links (the
 #             target library).
 # libyajl-dev: libxl_json.h includes <yajl/...>; xl links -lyajl.
-# uuid-dev:   libxl_uuid.h includes <uuid/uuid.h> (not a libxen-dev
-#             dependency).
+# (uuid-dev is not needed: libxl_uuid.h only includes <uuid/uuid.h> for
+# LIBXL_API_VERSION < 0x040700.  Checked with gcc -M + dpkg -S.)
 # gcc, libc6-dev: the compiler and C library headers.
 # patch:      applies the patch to our copy of tools/xl.
 # Fetching the source additionally needs dpkg-dev (dpkg-source), which
 # brings xz-utils.
 
-build_pkgs="gcc libc6-dev libxen-dev libyajl-dev uuid-dev patch"
+build_pkgs="gcc libc6-dev libxen-dev libyajl-dev patch"
 
 missing_pkgs() {
     for p in "$@"; do
@@ -143,6 +143,8 @@ fetch_src() {
     # Unpack in a scratch directory and move into place afterwards, so
     # that nobody ever sees a half-unpacked tree.
     tmp=$(mktemp -d "$XEN_SRC_CACHE/.fetch.XXXXXX")
+    # Let apt's sandbox user write there (avoids a warning).
+    chown _apt "$tmp" 2>/dev/null || true
     log "apt-get source xen/bookworm (into $XEN_SRC_CACHE)"
     (cd "$tmp" && apt-get source -qq xen/bookworm >/dev/null) ||
         { rm -rf "$tmp"; die "apt-get source xen/bookworm failed"; }
