@@ -85,9 +85,10 @@ typedef uint16_t iomap_ioservid_t;
  *                     must resynchronise with IOMAP_CMD_DUMP.
  * IOMAP_EV_DUMP_MAP   (dump) a live mapping: as IOMAP_EV_MAP, nr pages.
  * IOMAP_EV_DUMP_HELD  (dump) a held removed page: as IOMAP_EV_PAGE_REMOVED.
- * IOMAP_EV_DUMP_END   end of a dump; seq = last queued flush sequence,
- *                     arg = last completed flush sequence, gfn = number of
- *                     records in this dump.
+ * IOMAP_EV_DUMP_END   end of a dump chunk: seq = last queued flush
+ *                     sequence, arg = last completed flush sequence,
+ *                     (domid, gfn) = cursor of the next chunk, nr = 1 if
+ *                     more chunks remain, 0 when the dump is complete.
  * IOMAP_EV_CMD_RESULT a command was refused: see below.
  */
 #define IOMAP_EV_MAP                1
@@ -150,8 +151,17 @@ struct iomap_event {
  *                        then queue a flush (IOMAP_EV_FLUSH).
  * IOMAP_CMD_FLUSH        queue an IOTLB / device-TLB flush; the shim posts
  *                        IOMAP_EV_FLUSH and later IOMAP_EV_FLUSH_DONE.
- * IOMAP_CMD_DUMP         post every live mapping and held page
- *                        (IOMAP_EV_DUMP_*), then IOMAP_EV_DUMP_END.
+ * IOMAP_CMD_DUMP         post the live mappings and held pages whose
+ *                        (domid, gfn) is at or after the cursor (cmd domid,
+ *                        gfn), in (domid, gfn) order, as IOMAP_EV_DUMP_MAP /
+ *                        IOMAP_EV_DUMP_HELD records, as many as fit in the
+ *                        event ring (keeping room for one more record), then
+ *                        IOMAP_EV_DUMP_END.  A dump larger than the ring is
+ *                        taken in chunks: DUMP_END's (domid, gfn) is the
+ *                        next cursor and its nr is 1 while more remain.
+ *                        Events posted between chunks about (domid, gfn) at
+ *                        or after the cursor are already reflected in the
+ *                        later chunks, so the daemon ignores them.
  * IOMAP_CMD_ACK          acknowledge an overflow: clears
  *                        IOMAP_RING_F_OVERFLOW; sent right before DUMP.
  */

@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event ingestion: take the shim's events in batches, apply them to the
+ * tracker and the page lifecycle in ring order (I5), and post commands.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+
+#define BATCH 256
+
+int
+daemon_init(struct daemon *d, struct iomap_ring *ring, daemon_kick_fn *kick,
+            daemon_clock_fn *clock)
+{
+    memset(d, 0, sizeof(*d));
+    d->ring = ring;
+    d->kick_shim = kick;
+    d->clock = clock;
+    d->pages_free = PAGE_NONE;
+    d->fl_head = d->fl_tail = PAGE_NONE;
+    return 0;
+}
+
+static void
+emu_map_free(struct emu_map *em)
+{
+    LIST_REMOVE(em, dom_link);
+    LIST_REMOVE(em, emu_link);
+    fset_free(&em->fs);
+    free(em);
+}
+
+static void
+dom_free(struct daemon *d, struct dom *dm)
+{
+    struct emu_map *em;
+
+    pages_drop_domain(d, dm);
+    while ((em = LIST_FIRST(&dm->maps)) != NULL)
+        emu_map_free(em);
+    hmap_free(&dm->pending);
+    d->doms[dm->domid] = NULL;
+    free(dm);
+}
+
+void
+daemon_fini(struct daemon *d)
+{
+    for (uint32_t i = 0; i < IOMAPD_MAX_DOMID; i++)
+        if (d->doms[i])
+            dom_free(d, d->doms[i]);
+    for (uint32_t i = 0; i < d->nemus; i++)
+        if (d->emus[i]) {
+            emu_unregister(d, d->emus[i]);
+            free(d->emus[i]->q);
+            free(d->emus[i]);
+        }
+    free(d->pages);
+    free(d->out);
+    free(d->ans);
+    memset(d, 0, sizeof(*d));
+}
+
+struct dom *
+dom_get(struct daemon *d, uint16_t domid, int create)
+{
+    struct dom *dm;
+
+    if (domid >= IOMAPD_MAX_DOMID)
+        return NULL;
+    dm = d->doms[domid];
+    if (dm || !create)
+        return dm;
+    dm = calloc(1, sizeof(*dm));
+    if (dm == NULL)
+        return NULL;
+    dm->domid = domid;
+    LIST_INIT(&dm->maps);
+    hmap_init(&dm->pending);
+    d->doms[domid] = dm;
+    return dm;
+}
+
+struct emu_map *
+emu_map_get(struct daemon *d, struct emu *e, struct dom *dm, int create)
+{
+    struct emu_map *em;
+
+    (void)d;
+    LIST_FOREACH(em, &e->maps, emu_link)
+        if (em->dom == dm)
+            return em;
+    if (!create)
+        return NULL;
+    em = calloc(1, sizeof(*em));
+    if (em == NULL)
+        return NULL;
+    em->emu = e;
+    em->dom = dm;
+    fset_init(&em->fs);
+    LIST_INSERT_HEAD(&dm->maps, em, dom_link);
+    LIST_INSERT_HEAD(&e->maps, em, emu_link);
+    return em;
+}
+
+/* ---- commands ---------------------------------------------------------------- */
+
+void
+cmd_post(struct daemon *d, const struct iomap_cmd *c)
+{
+    struct iomap_cmd *last = d->out_len ? &d->out[d->out_len - 1] : NULL;
+
+    /* Coalesce releases of frames contiguous in gfn and mfn. */
+    if (last && c->type == IOMAP_CMD_RELEASE && last->type == IOMAP_CMD_RELEASE &&
+        last->domid == c->domid && last->gfn + last->nr == c->gfn &&
+        last->mfn + last->nr == c->mfn && last->nr + c->nr <= IOMAP_MAX_NR) {
+        last->nr += c->nr;
+        return;
+    }
+    if (d->out_len == d->out_cap) {
+        uint32_t ncap = d->out_cap ? d->out_cap * 2 : 256;
+        struct iomap_cmd *n = realloc(d->out, ncap * sizeof(*n));
+
+        if (n == NULL)
+            fatalx("%s: out of memory queueing a command", __func__);
+        d->out = n;
+        d->out_cap = ncap;
+    }
+    d->out[d->out_len] = *c;
+    d->out[d->out_len].id = ++d->cmd_id;
+    d->out_len++;
+    if (c->type == IOMAP_CMD_RELEASE)
+        d->st.release_cmds++;
+}
+
+void
+cmd_flush_out(struct daemon *d)
+{
+    uint32_t i = 0;
+
+    if (d->flush_wanted) {
+        struct iomap_cmd c = { .type = IOMAP_CMD_FLUSH, .nr = 1 };
+
+        d->flush_wanted = 0;
+        d->st.flush_cmds++;
+        cmd_post(d, &c);
+    }
+    while (i < d->out_len && iomap_ring_post_cmd(d->ring, &d->out[i]) == 0)
+        i++;
+    if (i) {
+        memmove(d->out, d->out + i, (d->out_len - i) * sizeof(*d->out));
+        d->out_len -= i;
+        d->kick_shim(d);
+    }
+}
+
+/* ---- resync --------------------------------------------------------------- */
+
+void
+daemon_resync(struct daemon *d)
+{
+    struct iomap_cmd ack = { .type = IOMAP_CMD_ACK, .nr = 1 };
+    struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1 };
+
+    if (d->resync == RS_AWAIT)
+        return;                     /* one is already on its way */
+    log_info("resynchronising with the shim");
+    d->st.resyncs++;
+    /* Forget the books: the dump rebuilds them.  Queued ioreqs go too. */
+    pages_drop_all(d);
+    for (uint32_t i = 0; i < IOMAPD_MAX_DOMID; i++)
+        if (d->doms[i])
+            dom_free(d, d->doms[i]);
+    for (uint32_t i = 0; i < d->nemus; i++)
+        if (d->emus[i]) {
+            d->emus[i]->qlen = d->emus[i]->qhead = 0;
+            d->emus[i]->need_global = 0;
+            d->emus[i]->held_pages = 0;
+        }
+    /* Releases and force-unmaps already queued stay valid and ordered. */
+    d->resync = RS_AWAIT;
+    d->rs_domid = 0;
+    d->rs_gfn = 0;
+    if (iomap_ring_overflowed(d->ring))
+        cmd_post(d, &ack);
+    cmd_post(d, &dump);
+}
+
+/*
+ * During a resync, an event about (domid, gfn) is applied only if that key
+ * is below the cursor: keys at or after it are covered by a later chunk.
+ * Returns how many of the nr frames from gfn to apply (a prefix).
+ */
+static uint32_t
+rs_prefix(const struct daemon *d, uint16_t domid, uint64_t gfn, uint32_t nr)
+{
+    if (d->resync == RS_NONE)
+        return nr;
+    if (d->resync == RS_AWAIT)
+        return 0;
+    if (domid < d->rs_domid)
+        return nr;
+    if (domid > d->rs_domid || gfn >= d->rs_gfn)
+        return 0;
+    return d->rs_gfn - gfn < nr ? (uint32_t)(d->rs_gfn - gfn) : nr;
+}
+
+static void
+rs_dump_end(struct daemon *d, const struct iomap_event *ev)
+{
+    if (ev->seq > d->max_queued)
+        d->max_queued = ev->seq;
+    if (ev->arg > d->max_done && ev->arg <= UINT32_MAX)
+        d->max_done = (uint32_t)ev->arg;
+    /* Pages of this chunk: decide now that all their holders are known. */
+    for (uint32_t pi = 0; pi < d->pages_cap; pi++)
+        if (d->pages[pi].state == PAGE_NEW && d->pages[pi].resync_new)
+            page_evaluate(d, pi);
+    if (ev->nr) {
+        struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1,
+                                  .domid = ev->domid, .gfn = ev->gfn };
+
+        d->resync = RS_CHUNKS;
+        d->rs_domid = ev->domid;
+        d->rs_gfn = ev->gfn;
+        cmd_post(d, &dump);
+        return;
+    }
+    d->resync = RS_NONE;
+    log_info("resync complete: %llu mappings, %llu pages in flight",
+             (unsigned long long)daemon_mappings(d),
+             (unsigned long long)(d->n_invalidating + d->n_flushing));
+    /* Emulators that died while we were away: take their mappings back. */
+    for (uint32_t i = 0; i < d->nemus; i++)
+        if (d->emus[i] && !d->emus[i]->alive && !LIST_EMPTY(&d->emus[i]->maps))
+            emu_force_unmap_all(d, d->emus[i]);
+    pages_flush_done(d);
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+static int
+valid_frames(uint64_t gfn, uint64_t mfn, uint32_t nr)
+{
+    return nr >= 1 && nr <= IOMAP_MAX_NR && gfn <= IOMAP_MAX_FRAME - nr &&
+           mfn <= IOMAP_MAX_FRAME - nr;
+}
+
+static int
+ev_map(struct daemon *d, const struct iomap_event *ev, uint32_t n)
+{
+    struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 1);
+    struct dom *dm = dom_get(d, ev->domid, 1);
+    struct emu_map *em = e && dm ? emu_map_get(d, e, dm, 1) : NULL;
+
+    if (em == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        if (fset_add(&em->fs, ev->gfn + i) < 0)
+            return -ENOMEM;
+    d->st.maps += n;
+    return 0;
+}
+
+static int
+ev_unmap(struct daemon *d, const struct iomap_event *ev, uint32_t n)
+{
+    struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 0);
+    struct dom *dm = dom_get(d, ev->domid, 0);
+    struct emu_map *em = e && dm ? emu_map_get(d, e, dm, 0) : NULL;
+    int bad = 0;
+
+    if (e == NULL || dm == NULL) {
+        d->st.unmatched_unmaps += n;
+        return -ENOENT;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t gfn = ev->gfn + i;
+        uint32_t pi = page_find(d, dm, gfn, ev->arg + i);
+
+        if (pi != PAGE_NONE && page_unmapped(d, dm, pi, e, ev->seq) == 0)
+            continue;
+        if (em && fset_del(&em->fs, gfn) >= 0)
+            continue;
+        bad++;
+    }
+    d->st.unmaps += n;
+    if (ev->flags & IOMAP_F_FORCED)
+        d->st.forced_unmaps += n;
+    if (bad) {
+        d->st.unmatched_unmaps += (uint64_t)bad;
+        e->bad_unmaps += (uint64_t)bad;
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static void
+ev_domain_destroyed(struct daemon *d, uint16_t domid)
+{
+    struct dom *dm = dom_get(d, domid, 0);
+
+    if (dm)
+        dom_free(d, dm);
+    /* Emulators living in that domain are gone with it. */
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        struct emu *e = d->emus[i];
+        struct emu_map *em, *next;
+
+        if (e == NULL || e->emu_domid != domid)
+            continue;
+        e->alive = 0;
+        for (em = LIST_FIRST(&e->maps); em; em = next) {
+            next = LIST_NEXT(em, emu_link);
+            emu_map_free(em);
+        }
+        /* Its holds on pages in flight went with the domain (the shim dropped them). */
+        for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
+            struct page *p = &d->pages[pi];
+
+            while (p->state != PAGE_FREE && p->state != PAGE_NEW &&
+                   page_has_holder(p, e->idx)) {
+                struct dom *pd = d->doms[p->domid];
+
+                if (page_unmapped(d, pd, pi, e, 0) < 0)
+                    break;
+            }
+        }
+    }
+}
+
+static void
+apply(struct daemon *d, const struct iomap_event *ev)
+{
+    uint32_t n;
+
+    switch (ev->type) {
+    case IOMAP_EV_MAP:
+    case IOMAP_EV_UNMAP:
+    case IOMAP_EV_PAGE_REMOVED:
+        if (!valid_frames(ev->gfn, ev->arg, ev->nr) || ev->domid >= IOMAPD_MAX_DOMID ||
+            (ev->flags & ~IOMAP_F_VALID_MASK)) {
+            d->st.bad_events++;
+            log_warnx("%s: %s event with bad fields (d%u gfn %#llx nr %u): ignored",
+                      __func__, iomap_event_name(ev->type), ev->domid,
+                      (unsigned long long)ev->gfn, ev->nr);
+            return;
+        }
+        n = rs_prefix(d, ev->domid, ev->gfn, ev->nr);
+        if (n == 0)
+            return;
+        if (ev->type == IOMAP_EV_MAP) {
+            if (ev_map(d, ev, n) < 0) {
+                log_warnx("%s: out of memory tracking a mapping: resync", __func__);
+                daemon_resync(d);
+            }
+        } else if (ev->type == IOMAP_EV_UNMAP) {
+            if (ev_unmap(d, ev, n) < 0)
+                log_warnx("%s: unmap of d%u gfn %#llx by emulator %u:%u matches "
+                          "no tracked mapping", __func__, ev->domid,
+                          (unsigned long long)ev->gfn, ev->emu_domid, ev->ioservid);
+        } else {
+            pages_removed(d, ev->domid, ev->gfn, ev->arg, n, ev->seq);
+        }
+        return;
+    case IOMAP_EV_FLUSH:
+        if (ev->seq > d->max_queued)
+            d->max_queued = ev->seq;
+        return;
+    case IOMAP_EV_FLUSH_DONE:
+        if (ev->seq > d->max_done) {
+            d->max_done = ev->seq;
+            if (d->max_done > d->max_queued)
+                d->max_queued = d->max_done;
+            pages_flush_done(d);
+        }
+        return;
+    case IOMAP_EV_DOMAIN_DESTROYED:
+        if (ev->domid >= IOMAPD_MAX_DOMID) {
+            d->st.bad_events++;
+            return;
+        }
+        if (d->resync == RS_NONE || rs_prefix(d, ev->domid, 0, 1))
+            ev_domain_destroyed(d, ev->domid);
+        return;
+    case IOMAP_EV_EMULATOR_GONE: {
+        struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 0);
+
+        if (e == NULL)
+            return;
+        log_info("emulator %u:%u gone: force-unmapping %llu pages",
+                 e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
+        e->alive = 0;
+        emu_unregister(d, e);
+        if (d->resync == RS_NONE)
+            emu_force_unmap_all(d, e);
+        return;
+    }
+    case IOMAP_EV_OVERFLOW:
+        d->st.overflows++;
+        daemon_resync(d);
+        return;
+    case IOMAP_EV_DUMP_HELD:
+    case IOMAP_EV_DUMP_MAP:
+        if (d->resync == RS_NONE || !valid_frames(ev->gfn, ev->arg, ev->nr) ||
+            ev->domid >= IOMAPD_MAX_DOMID) {
+            d->st.bad_events++;
+            return;
+        }
+        d->resync = RS_CHUNKS;
+        if (ev->type == IOMAP_EV_DUMP_HELD) {
+            struct dom *dm = dom_get(d, ev->domid, 1);
+
+            for (uint32_t i = 0; dm && i < ev->nr; i++) {
+                uint32_t pi = page_alloc(d, dm, ev->gfn + i, ev->arg + i);
+
+                if (pi == PAGE_NONE)
+                    fatalx("%s: out of memory rebuilding pages in flight", __func__);
+                d->pages[pi].cover_seq = ev->seq;
+                d->pages[pi].resync_new = 1;
+            }
+        } else {
+            struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 1);
+            struct dom *dm = dom_get(d, ev->domid, 1);
+
+            for (uint32_t i = 0; e && dm && i < ev->nr; i++) {
+                uint32_t pi = page_find(d, dm, ev->gfn + i, ev->arg + i);
+
+                if (pi != PAGE_NONE) {
+                    page_add_holder(d, pi, e, 1);
+                } else {
+                    struct emu_map *em = emu_map_get(d, e, dm, 1);
+
+                    if (em == NULL || fset_add(&em->fs, ev->gfn + i) < 0)
+                        fatalx("%s: out of memory rebuilding mappings", __func__);
+                }
+            }
+        }
+        return;
+    case IOMAP_EV_DUMP_END:
+        if (d->resync == RS_NONE) {
+            d->st.bad_events++;
+            return;
+        }
+        rs_dump_end(d, ev);
+        return;
+    case IOMAP_EV_CMD_RESULT:
+        d->st.cmd_errors++;
+        if (ev->flags == IOMAP_CMD_DUMP && d->resync != RS_NONE) {
+            struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1,
+                                      .domid = ev->domid, .gfn = ev->gfn };
+
+            cmd_post(d, &dump);     /* the ring was busy: ask again */
+            return;
+        }
+        log_warnx("shim refused %s command %llu (d%u gfn %#llx nr %u): error %d",
+                  iomap_cmd_name(ev->flags), (unsigned long long)ev->arg,
+                  ev->domid, (unsigned long long)ev->gfn, ev->nr, (int32_t)ev->seq);
+        return;
+    default:
+        d->st.unknown_events++;
+        return;
+    }
+}
+
+int
+daemon_process(struct daemon *d)
+{
+    struct iomap_event batch[BATCH];
+    int n, total = 0;
+
+    emu_collect(d);
+    for (;;) {
+        n = iomap_ring_take_events(d->ring, batch, BATCH);
+        if (n < 0) {
+            log_warnx("%s: event ring indices are corrupt", __func__);
+            return n;
+        }
+        if (n == 0)
+            break;
+        d->st.event_batches++;
+        d->st.events += (uint64_t)n;
+        for (int i = 0; i < n; i++)
+            apply(d, &batch[i]);
+        total += n;
+    }
+    if (iomap_ring_overflowed(d->ring) && d->resync != RS_AWAIT) {
+        d->st.overflows++;
+        log_warnx("event ring overflowed (%u events lost): resync",
+                  d->ring->hdr->lost);
+        daemon_resync(d);
+    }
+    emu_judge(d);
+    emu_send_ioreqs(d);
+    cmd_flush_out(d);
+    return total;
+}
+
+uint64_t
+daemon_mappings(const struct daemon *d)
+{
+    uint64_t n = 0;
+
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        const struct emu_map *em;
+
+        if (d->emus[i] == NULL)
+            continue;
+        LIST_FOREACH(em, &d->emus[i]->maps, emu_link)
+            n += em->fs.total;
+    }
+    return n;
+}
+
+uint32_t
+daemon_domains(const struct daemon *d)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < IOMAPD_MAX_DOMID; i++)
+        n += d->doms[i] != NULL;
+    return n;
+}
+
+uint32_t
+daemon_emulators(const struct daemon *d)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < d->nemus; i++)
+        n += d->emus[i] != NULL;
+    return n;
+}

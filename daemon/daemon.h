@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's books: domains, emulators, the mapping tracker, the pages
+ * between removal and release, and the state of the shim's flush queue.
+ * Everything here runs on the one event-loop thread.
+ *
+ * Life of one removed page (DESIGN.md):
+ *   MAPPED        the tracker has (emulator, domain, gfn) bits set;
+ *   INVALIDATING  PAGE_REMOVED moved those mappings into a struct page as
+ *                 its holders; each holder gets an INVALIDATE_PAGE ioreq;
+ *   FLUSHING      the last holder unmapped; cover_seq is the flush that
+ *                 must complete (max of the unmaps' seq);
+ *   RELEASED      max_done >= cover_seq: IOMAP_CMD_RELEASE is posted and the
+ *                 struct page is freed.
+ */
+#ifndef IOMAP_DAEMON_H
+#define IOMAP_DAEMON_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "iomap.h"
+#include "shim/ring.h"
+#include "ioreq/channel.h"
+#include "daemon/hmap.h"
+#include "daemon/tracker.h"
+
+#define IOMAPD_MAX_DOMID     0x7ff0     /* DOMID_FIRST_RESERVED */
+#define IOMAPD_MAX_EMUS      1024
+#define IOMAPD_INLINE_HOLDERS 4
+#define PAGE_NONE            UINT32_MAX
+
+enum page_state {
+    PAGE_FREE = 0,
+    PAGE_INVALIDATING,
+    PAGE_FLUSHING,
+    PAGE_NEW,               /* allocated, not yet evaluated */
+};
+
+struct holder {
+    uint16_t emu;           /* index in daemon.emus */
+    uint16_t count;         /* mappings of this page by that emulator */
+};
+
+struct page {
+    uint64_t gfn;
+    uint64_t mfn;
+    uint64_t t_removed;     /* ns, daemon clock */
+    uint32_t cover_seq;     /* flush that must complete before release */
+    uint32_t next;          /* same (domid, gfn) chain, or free list */
+    uint32_t fl_prev, fl_next;  /* FLUSHING list */
+    uint16_t domid;
+    uint8_t  state;
+    uint8_t  nholders;
+    uint8_t  resync_new;    /* created by a dump chunk, not yet evaluated */
+    uint8_t  pad[3];
+    struct holder h[IOMAPD_INLINE_HOLDERS];
+    struct holder *more;    /* holders beyond the inline ones (rare) */
+    uint16_t nmore;
+};
+
+struct emu;
+
+/* One emulator's mappings of one domain. */
+struct emu_map {
+    struct emu       *emu;
+    struct dom       *dom;
+    struct fset       fs;
+    LIST_ENTRY(emu_map) dom_link;
+    LIST_ENTRY(emu_map) emu_link;
+};
+
+struct dom {
+    uint16_t  domid;
+    LIST_HEAD(, emu_map) maps;
+    struct hmap pending;    /* gfn -> first struct page of the chain */
+    uint64_t  npending;
+};
+
+struct range {
+    uint64_t gfn;
+    uint32_t nr;
+    uint16_t domid;
+};
+
+struct emu {
+    uint16_t  emu_domid;
+    uint16_t  ioservid;
+    uint16_t  idx;
+    uint8_t   alive;
+    uint8_t   has_chan;
+    uint32_t  caps;
+    struct ioreq_chan chan;
+    LIST_HEAD(, emu_map) maps;
+    /* Invalidates waiting for a free slot, coalesced into ranges. */
+    struct range *q;
+    uint32_t  qhead, qlen, qcap;
+    uint8_t   need_global;
+    uint64_t  global_sent_at;   /* removal clock when the global went out */
+    uint64_t  held_pages;       /* pages where this emulator is a holder */
+    uint64_t  invalidates_sent, answers, forced_unmaps, bad_unmaps;
+    void     *loop_ev;          /* libevent event for the resp eventfd */
+    void     *conn;             /* registration connection, if any */
+};
+
+struct daemon_stats {
+    uint64_t events, event_batches, unknown_events, bad_events;
+    uint64_t maps, unmaps, unmatched_unmaps;
+    uint64_t pages_removed, pages_released, invalidates_sent;
+    uint64_t global_invalidates_sent, forced_unmaps, flush_cmds;
+    uint64_t release_cmds, cmd_errors, overflows, resyncs;
+    uint64_t lat_count, lat_sum_ns, lat_max_ns;
+    uint64_t lat_hist[64];      /* log2 buckets of removed -> released ns */
+};
+
+struct answer {
+    uint16_t emu;
+    struct iomap_ioreq req;
+};
+
+struct daemon;
+typedef void daemon_kick_fn(struct daemon *d);
+typedef uint64_t daemon_clock_fn(struct daemon *d);
+
+struct daemon {
+    struct iomap_ring *ring;
+    daemon_kick_fn    *kick_shim;   /* notify the shim of new commands */
+    daemon_clock_fn   *clock;       /* ns; monotonic */
+    void              *backend;     /* backend private */
+
+    struct dom        *doms[IOMAPD_MAX_DOMID];
+    struct emu        *emus[IOMAPD_MAX_EMUS];
+    uint32_t           nemus;       /* high-water index */
+
+    struct page       *pages;
+    uint32_t           pages_cap, pages_free;
+    uint64_t           n_invalidating, n_flushing;
+    uint32_t           fl_head, fl_tail;    /* FLUSHING list */
+
+    uint32_t           max_queued, max_done;
+    int                flush_wanted;
+    uint32_t           cmd_id;
+
+    /* Commands waiting for room on the command ring. */
+    struct iomap_cmd  *out;
+    uint32_t           out_len, out_cap;
+    int                shim_kick_pending;
+
+    /* Answered ioreqs, judged once the ring is drained. */
+    struct answer     *ans;
+    uint32_t           ans_len, ans_cap;
+
+    /* Resynchronisation with a dump (start-up, overflow). */
+    enum { RS_NONE, RS_AWAIT, RS_CHUNKS } resync;
+    uint16_t           rs_domid;
+    uint64_t           rs_gfn;
+
+    struct daemon_stats st;
+};
+
+int   daemon_init(struct daemon *d, struct iomap_ring *ring,
+                  daemon_kick_fn *kick, daemon_clock_fn *clock);
+void  daemon_fini(struct daemon *d);
+/*
+ * Take every event on the ring, apply it, reap answered ioreqs, send what
+ * is due (ioreqs, commands).  Returns the number of events or -EPROTO if
+ * the ring is broken.
+ */
+int   daemon_process(struct daemon *d);
+/* Start a resync (at start-up, after an overflow). */
+void  daemon_resync(struct daemon *d);
+
+/* Emulators (daemon/emu.c). */
+struct emu *emu_get(struct daemon *d, uint16_t emu_domid, uint16_t ioservid,
+                    int create);
+/* Give an emulator an ioreq channel; with_fds for another process. */
+int   emu_register(struct daemon *d, struct emu *e, uint32_t caps, int with_fds);
+void  emu_unregister(struct daemon *d, struct emu *e);
+void  emu_queue_invalidate(struct daemon *d, struct emu *e, uint16_t domid,
+                           uint64_t gfn);
+void  emu_send_ioreqs(struct daemon *d);
+void  emu_collect(struct daemon *d);
+void  emu_judge(struct daemon *d);
+/* Force-unmap every mapping of e (emulator gone, drain). */
+void  emu_force_unmap_all(struct daemon *d, struct emu *e);
+
+/* Pages (daemon/pages.c). */
+uint32_t page_find(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
+void  pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn,
+                    uint64_t mfn, uint32_t nr, uint32_t seq);
+int   page_unmapped(struct daemon *d, struct dom *dm, uint32_t pi, struct emu *e,
+                    uint32_t seq);
+void  pages_flush_done(struct daemon *d);
+void  page_evaluate(struct daemon *d, uint32_t pi);
+void  page_add_holder(struct daemon *d, uint32_t pi, struct emu *e, uint32_t count);
+int   page_has_holder(const struct page *p, uint16_t emu);
+void  pages_drop_domain(struct daemon *d, struct dom *dm);
+void  pages_drop_all(struct daemon *d);
+uint32_t page_alloc(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
+
+/* Commands (daemon/daemon.c). */
+void  cmd_post(struct daemon *d, const struct iomap_cmd *c);
+void  cmd_flush_out(struct daemon *d);
+struct dom *dom_get(struct daemon *d, uint16_t domid, int create);
+struct emu_map *emu_map_get(struct daemon *d, struct emu *e, struct dom *dm,
+                            int create);
+
+/* Totals for status output. */
+uint64_t daemon_mappings(const struct daemon *d);
+uint32_t daemon_domains(const struct daemon *d);
+uint32_t daemon_emulators(const struct daemon *d);
+
+#endif

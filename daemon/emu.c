@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Emulators as the daemon sees them: identity (domain + ioreq server id),
+ * their IOREQ channel, and the invalidates waiting for a free slot.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+
+struct emu *
+emu_get(struct daemon *d, uint16_t emu_domid, uint16_t ioservid, int create)
+{
+    struct emu *e;
+    uint32_t slot = UINT32_MAX;
+
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        e = d->emus[i];
+        if (e == NULL) {
+            if (slot == UINT32_MAX)
+                slot = i;
+            continue;
+        }
+        if (e->emu_domid == emu_domid && e->ioservid == ioservid)
+            return e;
+    }
+    if (!create)
+        return NULL;
+    if (slot == UINT32_MAX) {
+        if (d->nemus == IOMAPD_MAX_EMUS) {
+            log_warnx("%s: more than %d emulators: %u:%u not tracked",
+                      __func__, IOMAPD_MAX_EMUS, emu_domid, ioservid);
+            return NULL;
+        }
+        slot = d->nemus++;
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    e->emu_domid = emu_domid;
+    e->ioservid = ioservid;
+    e->idx = (uint16_t)slot;
+    e->alive = 1;
+    e->chan.req_fd = e->chan.resp_fd = e->chan.shm_fd = -1;
+    LIST_INIT(&e->maps);
+    d->emus[slot] = e;
+    return e;
+}
+
+int
+emu_register(struct daemon *d, struct emu *e, uint32_t caps, int with_fds)
+{
+    int rc;
+
+    (void)d;
+    if (e->has_chan)
+        return -EEXIST;
+    if (caps & ~IOMAP_EMU_CAP_MASK)
+        return -EINVAL;
+    rc = ioreq_chan_create(&e->chan, e->emu_domid, e->ioservid, caps, with_fds);
+    if (rc < 0)
+        return rc;
+    e->caps = caps;
+    e->has_chan = 1;
+    e->alive = 1;
+    log_info("emulator %u:%u registered (%s)", e->emu_domid, e->ioservid,
+             caps & IOMAP_EMU_CAP_INVALIDATE_PAGE ? "per-page invalidate" :
+             "legacy global invalidate");
+    return 0;
+}
+
+void
+emu_unregister(struct daemon *d, struct emu *e)
+{
+    (void)d;
+    if (!e->has_chan)
+        return;
+    ioreq_chan_destroy(&e->chan);
+    e->has_chan = 0;
+}
+
+void
+emu_queue_invalidate(struct daemon *d, struct emu *e, uint16_t domid,
+                     uint64_t gfn)
+{
+    struct range *last;
+
+    if (!e->has_chan || !e->alive) {
+        /* Nobody to ask: the shim takes the mapping back. */
+        struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = domid,
+                               .emu_domid = e->emu_domid,
+                               .ioservid = e->ioservid, .nr = 1, .gfn = gfn };
+        struct iomap_cmd *prev = d->out_len ? &d->out[d->out_len - 1] : NULL;
+
+        if (prev && prev->type == IOMAP_CMD_FORCE_UNMAP && prev->domid == domid &&
+            prev->emu_domid == e->emu_domid && prev->ioservid == e->ioservid &&
+            !(prev->flags & IOMAP_F_ALL) && prev->gfn + prev->nr == gfn &&
+            prev->nr < IOMAP_MAX_NR) {
+            prev->nr++;
+            return;
+        }
+        cmd_post(d, &c);
+        return;
+    }
+    if (!(e->caps & IOMAP_EMU_CAP_INVALIDATE_PAGE)) {
+        e->need_global = 1;
+        return;
+    }
+    last = e->qlen ? &e->q[(e->qhead + e->qlen - 1) % e->qcap] : NULL;
+    if (last && last->domid == domid && last->gfn + last->nr == gfn &&
+        last->nr < IOMAP_MAX_NR) {
+        last->nr++;
+        return;
+    }
+    if (e->qlen == e->qcap) {
+        uint32_t ncap = e->qcap ? e->qcap * 2 : 64;
+        struct range *nq = malloc(ncap * sizeof(*nq));
+
+        if (nq == NULL) {
+            log_warnx("%s: out of memory: emulator %u:%u gets a global invalidate",
+                      __func__, e->emu_domid, e->ioservid);
+            e->need_global = 1;
+            return;
+        }
+        for (uint32_t i = 0; i < e->qlen; i++)
+            nq[i] = e->q[(e->qhead + i) % e->qcap];
+        free(e->q);
+        e->q = nq;
+        e->qcap = ncap;
+        e->qhead = 0;
+    }
+    e->q[(e->qhead + e->qlen) % e->qcap] = (struct range){ .gfn = gfn, .nr = 1,
+                                                          .domid = domid };
+    e->qlen++;
+}
+
+void
+emu_send_ioreqs(struct daemon *d)
+{
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        struct emu *e = d->emus[i];
+        int sent = 0;
+
+        if (e == NULL || !e->has_chan)
+            continue;
+        if (e->need_global &&
+            ioreq_chan_send(&e->chan, IOMAP_IOREQ_TYPE_INVALIDATE, 0, 0, 0) >= 0) {
+            e->need_global = 0;
+            e->global_sent_at = d->clock(d);
+            e->invalidates_sent++;
+            d->st.global_invalidates_sent++;
+            sent = 1;
+        }
+        while (e->qlen) {
+            struct range *r = &e->q[e->qhead];
+
+            if (ioreq_chan_send(&e->chan, IOMAP_IOREQ_TYPE_INVALIDATE_PAGE,
+                                r->domid, r->gfn, r->nr) < 0)
+                break;
+            e->qhead = (e->qhead + 1) % e->qcap;
+            e->qlen--;
+            e->invalidates_sent++;
+            d->st.invalidates_sent++;
+            sent = 1;
+        }
+        if (sent)
+            ioreq_chan_kick(&e->chan);
+    }
+}
+
+/*
+ * An answered invalidate: whatever the emulator still holds of what it
+ * was asked to drop is force-unmapped (it said done, the shim disagrees).
+ */
+static void
+on_answer(struct daemon *d, struct emu *e, const struct iomap_ioreq *req)
+{
+    e->answers++;
+    if (req->type == IOMAP_IOREQ_TYPE_INVALIDATE_PAGE) {
+        uint16_t domid = (uint16_t)req->data;
+        uint64_t gfn = req->addr >> 12;
+        struct dom *dm = dom_get(d, domid, 0);
+        uint32_t left = 0;
+
+        for (uint32_t i = 0; dm && i < req->count; i++) {
+            uint32_t pi = dm->npending ? hmap_get(&dm->pending, gfn + i) : HMAP_NONE;
+
+            for (; pi != HMAP_NONE && pi != PAGE_NONE; pi = d->pages[pi].next)
+                if (page_has_holder(&d->pages[pi], e->idx))
+                    left++;
+        }
+        if (left) {
+            struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = domid,
+                                   .emu_domid = e->emu_domid,
+                                   .ioservid = e->ioservid, .nr = req->count,
+                                   .gfn = gfn };
+
+            log_warnx("emulator %u:%u answered an invalidate of d%u gfn %#llx+%u "
+                      "but still maps %u of those pages: force-unmapping",
+                      e->emu_domid, e->ioservid, domid, (unsigned long long)gfn,
+                      req->count, left);
+            e->forced_unmaps += left;
+            cmd_post(d, &c);
+        }
+    } else if (req->type == IOMAP_IOREQ_TYPE_INVALIDATE && e->held_pages) {
+        /* A legacy emulator dropped its whole mapcache, or should have. */
+        uint64_t sent_at = e->global_sent_at;
+
+        for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
+            const struct page *p = &d->pages[pi];
+
+            if (p->state == PAGE_INVALIDATING && p->t_removed <= sent_at &&
+                page_has_holder(p, e->idx)) {
+                struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP,
+                                       .domid = p->domid, .emu_domid = e->emu_domid,
+                                       .ioservid = e->ioservid, .nr = 1,
+                                       .gfn = p->gfn };
+                e->forced_unmaps++;
+                cmd_post(d, &c);
+            }
+        }
+    }
+}
+
+struct collect_ctx {
+    struct daemon *d;
+    uint16_t       emu;
+};
+
+static void
+collect(void *arg, const struct iomap_ioreq *req)
+{
+    struct collect_ctx *cc = arg;
+    struct daemon *d = cc->d;
+
+    if (d->ans_len == d->ans_cap) {
+        uint32_t ncap = d->ans_cap ? d->ans_cap * 2 : 64;
+        struct answer *n = realloc(d->ans, ncap * sizeof(*n));
+
+        if (n == NULL)
+            fatalx("%s: out of memory", __func__);
+        d->ans = n;
+        d->ans_cap = ncap;
+    }
+    d->ans[d->ans_len].emu = cc->emu;
+    d->ans[d->ans_len].req = *req;
+    d->ans_len++;
+}
+
+/*
+ * Answers are collected before the event ring is drained and judged after:
+ * an emulator unmaps (the shim posts the events) before it answers, so
+ * every unmap it did is applied by the time its answer is looked at.
+ */
+void
+emu_collect(struct daemon *d)
+{
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        struct emu *e = d->emus[i];
+        struct collect_ctx cc = { d, (uint16_t)i };
+
+        if (e == NULL || !e->has_chan || e->chan.busy == 0)
+            continue;
+        ioreq_chan_drain_fd(e->chan.resp_fd);
+        ioreq_chan_reap(&e->chan, collect, &cc);
+    }
+}
+
+void
+emu_judge(struct daemon *d)
+{
+    for (uint32_t i = 0; i < d->ans_len; i++) {
+        struct emu *e = d->emus[d->ans[i].emu];
+
+        if (e)
+            on_answer(d, e, &d->ans[i].req);
+    }
+    d->ans_len = 0;
+}
+
+void
+emu_force_unmap_all(struct daemon *d, struct emu *e)
+{
+    struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .flags = IOMAP_F_ALL,
+                           .domid = IOMAP_DOMID_ANY, .emu_domid = e->emu_domid,
+                           .ioservid = e->ioservid, .nr = 1 };
+
+    e->qlen = e->qhead = 0;
+    e->need_global = 0;
+    cmd_post(d, &c);
+}

@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim/sim/world.h"
+#include "daemon/log.h"
+
+static uint64_t
+world_clock(struct daemon *d)
+{
+    return ((struct world *)d->backend)->now;
+}
+
+static void
+world_kick(struct daemon *d)
+{
+    (void)d;    /* the world runs the shim's command processing itself */
+}
+
+int
+world_init(struct world *w, uint64_t host_pages, uint64_t flush_latency_ns,
+           uint32_t ev_slots)
+{
+    struct sim_config cfg = { .nr_pages = host_pages, .ev_slots = ev_slots,
+                              .cmd_slots = 4096,
+                              .flush_latency_ns = flush_latency_ns };
+    int rc;
+
+    memset(w, 0, sizeof(*w));
+    rc = sim_init(&w->sim, &cfg);
+    if (rc < 0)
+        return rc;
+    daemon_init(&w->d, &w->sim.ring, world_kick, world_clock);
+    w->d.backend = w;
+    daemon_resync(&w->d);       /* as at start-up */
+    world_settle(w);
+    return 0;
+}
+
+static void
+model_free(struct model_emu *m)
+{
+    hmap_free(&m->mapped);
+    free(m->pend);
+    iomap_emu_close(m->client);
+    m->client = NULL;
+}
+
+void
+world_fini(struct world *w)
+{
+    for (int i = 0; i < w->nemus; i++)
+        model_free(&w->emus[i]);
+    daemon_fini(&w->d);
+    sim_fini(&w->sim);
+}
+
+static int
+connect_client(struct world *w, struct model_emu *m)
+{
+    struct emu *e = emu_get(&w->d, m->emu_domid, m->ioservid, 1);
+    int rc;
+
+    if (e == NULL)
+        return -ENOMEM;
+    rc = emu_register(&w->d, e, m->legacy ? 0 : IOMAP_EMU_CAP_INVALIDATE_PAGE, 0);
+    if (rc < 0)
+        return rc;
+    m->client = iomap_emu_open_local(e->chan.page, -1, -1);
+    return m->client ? 0 : -ENOMEM;
+}
+
+int
+world_add_emu(struct world *w, uint16_t emu_domid, uint16_t ioservid,
+              int legacy, uint64_t answer_delay_ns)
+{
+    struct model_emu *m;
+    int rc;
+
+    if (w->nemus == WORLD_MAX_EMUS)
+        return -ENOSPC;
+    m = &w->emus[w->nemus];
+    memset(m, 0, sizeof(*m));
+    m->emu_domid = emu_domid;
+    m->ioservid = ioservid;
+    m->legacy = legacy;
+    m->answer_delay_ns = answer_delay_ns;
+    hmap_init(&m->mapped);
+    m->sim_idx = sim_emu_create(&w->sim, emu_domid, ioservid);
+    if (m->sim_idx < 0)
+        return m->sim_idx;
+    rc = connect_client(w, m);
+    if (rc < 0)
+        return rc;
+    return w->nemus++;
+}
+
+int
+world_emu_serves(struct world *w, int me, uint16_t domid)
+{
+    struct model_emu *m = &w->emus[me];
+
+    for (int i = 0; i < m->ntargets; i++)
+        if (m->targets[i] == domid)
+            return 0;
+    if (m->ntargets == WORLD_MAX_TARGETS)
+        return -ENOSPC;
+    m->targets[m->ntargets++] = domid;
+    return 0;
+}
+
+uint64_t
+world_bfn(const struct model_emu *m, uint16_t domid, uint64_t gfn)
+{
+    for (int i = 0; i < m->ntargets; i++)
+        if (m->targets[i] == domid)
+            return ((uint64_t)i << 36) | gfn;
+    return UINT64_MAX;
+}
+
+int
+world_is_mapped(const struct world *w, int me, uint16_t domid, uint64_t gfn)
+{
+    const struct model_emu *m = &w->emus[me];
+    uint64_t bfn = world_bfn(m, domid, gfn);
+
+    return bfn != UINT64_MAX && hmap_get(&m->mapped, bfn) != HMAP_NONE;
+}
+
+int
+world_map(struct world *w, int me, uint16_t domid, uint64_t gfn, uint32_t nr)
+{
+    struct model_emu *m = &w->emus[me];
+    uint32_t i = 0;
+    int done = 0;
+
+    if (world_bfn(m, domid, gfn) == UINT64_MAX)
+        return -EPERM;
+    while (i < nr) {
+        uint32_t run = 0;
+        int rc;
+
+        while (i < nr && world_is_mapped(w, me, domid, gfn + i))
+            i++;
+        while (i + run < nr && !world_is_mapped(w, me, domid, gfn + i + run))
+            run++;
+        if (run == 0)
+            break;
+        rc = sim_iommu_map(&w->sim, m->sim_idx, domid, gfn + i,
+                           world_bfn(m, domid, gfn + i), run, 0);
+        if (rc == -ENOENT) {
+            /* Part of the run is not populated: map page by page. */
+            for (uint32_t k = 0; k < run; k++)
+                if (sim_iommu_map(&w->sim, m->sim_idx, domid, gfn + i + k,
+                                  world_bfn(m, domid, gfn + i + k), 1, 0) == 1) {
+                    hmap_put(&m->mapped, world_bfn(m, domid, gfn + i + k), 1);
+                    done++;
+                }
+        } else if (rc > 0) {
+            for (uint32_t k = 0; k < run; k++)
+                hmap_put(&m->mapped, world_bfn(m, domid, gfn + i + k), 1);
+            done += rc;
+        } else {
+            return rc;
+        }
+        i += run;
+    }
+    m->maps += (uint64_t)done;
+    return done;
+}
+
+/* Unmap what this emulator has mapped in the range; counts needless ones. */
+static int
+unmap_range(struct world *w, struct model_emu *m, uint16_t domid, uint64_t gfn,
+            uint32_t nr, int count_needless)
+{
+    struct sim_domain *sd = sim_domain(&w->sim, domid);
+    uint32_t i = 0;
+    int done = 0;
+
+    while (i < nr) {
+        uint32_t run = 0;
+        uint64_t bfn;
+
+        while (i < nr && hmap_get(&m->mapped, world_bfn(m, domid, gfn + i)) == HMAP_NONE)
+            i++;
+        while (i + run < nr &&
+               hmap_get(&m->mapped, world_bfn(m, domid, gfn + i + run)) != HMAP_NONE)
+            run++;
+        if (run == 0)
+            break;
+        bfn = world_bfn(m, domid, gfn + i);
+        if (count_needless && sd) {
+            const struct sim_emu *se = &w->sim.emus[m->sim_idx];
+
+            for (uint32_t k = 0; k < run; k++) {
+                uint32_t idx = hmap_get(&se->by_bfn, bfn + k);
+
+                /* Still the guest's page at that gfn: dropped for nothing. */
+                if (idx != HMAP_NONE && gfn + i + k < sd->max_gfn &&
+                    sd->p2m[gfn + i + k] == se->maps[idx].mfn)
+                    m->needless++;
+            }
+        }
+        if (sim_iommu_unmap(&w->sim, m->sim_idx, bfn, run) == (int)run) {
+            for (uint32_t k = 0; k < run; k++)
+                hmap_del(&m->mapped, bfn + k);
+            done += (int)run;
+        } else {
+            /* The mapping went behind our back (force-unmap): forget it. */
+            for (uint32_t k = 0; k < run; k++)
+                hmap_del(&m->mapped, bfn + k);
+        }
+        i += run;
+    }
+    return done;
+}
+
+int
+world_unmap(struct world *w, int me, uint16_t domid, uint64_t gfn, uint32_t nr)
+{
+    struct model_emu *m = &w->emus[me];
+    int n;
+
+    if (world_bfn(m, domid, gfn) == UINT64_MAX)
+        return -EPERM;
+    n = unmap_range(w, m, domid, gfn, nr, 0);
+    if (n > 0)
+        sim_iommu_flush(&w->sim, m->sim_idx);
+    return n;
+}
+
+/* Forget mappings the shim took away (force-unmap, domain destruction). */
+static void
+model_sync(struct world *w, struct model_emu *m)
+{
+    const struct sim_emu *se = &w->sim.emus[m->sim_idx];
+
+    if (m->mapped.len == se->live)
+        return;
+    for (size_t s = 0; s < m->mapped.cap; s++) {
+        uint64_t bfn;
+
+        if (m->mapped.slots[s].key == 0)
+            continue;
+        bfn = m->mapped.slots[s].key - 1;
+        if (hmap_get(&se->by_bfn, bfn) == HMAP_NONE) {
+            hmap_del(&m->mapped, bfn);
+            s--;    /* backward shift may have moved a key here */
+        }
+    }
+}
+
+static void
+handle(struct world *w, struct model_emu *m, const struct iomap_emu_req *r)
+{
+    int n = 0;
+
+    model_sync(w, m);
+    if (!(m->misbehave & ME_ANSWER_NO_UNMAP)) {
+        if (r->global) {
+            for (int t = 0; t < m->ntargets; t++) {
+                struct sim_domain *sd = sim_domain(&w->sim, m->targets[t]);
+
+                if (sd)
+                    n += unmap_range(w, m, m->targets[t], 0,
+                                     (uint32_t)sd->max_gfn, 1);
+            }
+        } else if (world_bfn(m, r->domid, r->gfn) != UINT64_MAX) {
+            n = unmap_range(w, m, r->domid, r->gfn, r->nr, 1);
+        }
+        if (n > 0) {
+            m->unmaps_invalidate += (uint64_t)n;
+            sim_iommu_flush(&w->sim, m->sim_idx);
+        }
+    }
+    iomap_emu_done(m->client, r);
+    m->answers++;
+}
+
+static int
+model_poll(struct world *w, struct model_emu *m)
+{
+    struct iomap_emu_req r;
+    int progress = 0;
+
+    if (m->client == NULL || !w->sim.emus[m->sim_idx].alive)
+        return 0;
+    while (iomap_emu_next(m->client, &r) > 0) {
+        if (m->misbehave & ME_IGNORE_INVALIDATES)
+            continue;   /* taken and never answered */
+        if (m->npend == m->pendcap) {
+            m->pendcap = m->pendcap ? m->pendcap * 2 : 16;
+            m->pend = realloc(m->pend, m->pendcap * sizeof(*m->pend));
+            if (m->pend == NULL)
+                fatalx("%s: out of memory", __func__);
+        }
+        m->pend[m->npend].req = r;
+        m->pend[m->npend].due = w->now + m->answer_delay_ns;
+        m->npend++;
+        progress = 1;
+    }
+    for (uint32_t i = 0; i < m->npend; ) {
+        if (m->pend[i].due <= w->now) {
+            handle(w, m, &m->pend[i].req);
+            m->pend[i] = m->pend[--m->npend];
+            progress = 1;
+        } else {
+            i++;
+        }
+    }
+    return progress;
+}
+
+void
+world_settle(struct world *w)
+{
+    for (int round = 0; round < 1000; round++) {
+        int progress = 0;
+
+        if (daemon_process(&w->d) > 0)
+            progress = 1;
+        if (sim_process_cmds(&w->sim) > 0)
+            progress = 1;
+        for (int i = 0; i < w->nemus; i++)
+            progress |= model_poll(w, &w->emus[i]);
+        if (!progress && iomap_ring_events_pending(&w->sim.ring) == 0 &&
+            w->d.out_len == 0)
+            return;
+    }
+}
+
+void
+world_advance(struct world *w, uint64_t dt_ns)
+{
+    uint64_t end = w->now + dt_ns;
+
+    /* Stop at every flush completion and answer due on the way. */
+    while (w->now < end) {
+        uint64_t next = end, f = sim_next_flush_due(&w->sim);
+
+        if (f > w->now && f < next)
+            next = f;
+        for (int i = 0; i < w->nemus; i++)
+            for (uint32_t k = 0; k < w->emus[i].npend; k++)
+                if (w->emus[i].pend[k].due > w->now && w->emus[i].pend[k].due < next)
+                    next = w->emus[i].pend[k].due;
+        w->now = next;
+        sim_tick(&w->sim, w->now);
+        world_settle(w);
+    }
+}
+
+int
+world_restart_daemon(struct world *w)
+{
+    daemon_fini(&w->d);
+    daemon_init(&w->d, &w->sim.ring, world_kick, world_clock);
+    w->d.backend = w;
+    daemon_resync(&w->d);
+    /* Emulators reconnect to the new daemon, as they would on its socket. */
+    for (int i = 0; i < w->nemus; i++) {
+        struct model_emu *m = &w->emus[i];
+        int rc;
+
+        iomap_emu_close(m->client);
+        m->client = NULL;
+        m->npend = 0;           /* their old channel is gone with the daemon */
+        if (!w->sim.emus[m->sim_idx].alive)
+            continue;
+        rc = connect_client(w, m);
+        if (rc < 0)
+            return rc;
+    }
+    world_settle(w);
+    return 0;
+}
+
+uint64_t
+world_check_views(struct world *w, char *why, size_t whylen)
+{
+    struct daemon *d = &w->d;
+    uint64_t bad = 0, sim_live = 0, sim_held_maps = 0, held_pages = 0;
+    uint64_t d_live = daemon_mappings(d), d_held_maps = 0, d_pages = 0;
+
+    if (d->resync != RS_NONE)
+        return 0;       /* the books are being rebuilt */
+    for (int e = 0; e < SIM_MAX_EMUS; e++) {
+        const struct sim_emu *se = &w->sim.emus[e];
+        struct emu *de = se->used ? emu_get(d, se->emu_domid, se->ioservid, 0) : NULL;
+
+        for (uint32_t i = 0; se->used && i < se->nmaps; i++) {
+            const struct sim_mapping *m = &se->maps[i];
+            const struct sim_page *pg;
+            struct dom *dm;
+
+            if (!m->live)
+                continue;
+            pg = &w->sim.pages[m->mfn];
+            dm = dom_get(d, m->domid, 0);
+            if (pg->state == SIM_PAGE_ALLOC) {
+                struct emu_map *em = de && dm ? emu_map_get(d, de, dm, 0) : NULL;
+
+                sim_live++;
+                if (em == NULL || fset_count(&em->fs, m->gfn) == 0) {
+                    if (!bad++)
+                        snprintf(why, whylen, "emulator %u:%u maps d%u gfn %#llx; "
+                                 "the daemon does not know", se->emu_domid,
+                                 se->ioservid, m->domid, (unsigned long long)m->gfn);
+                }
+            } else {
+                uint32_t pi = dm ? page_find(d, dm, m->gfn, m->mfn) : PAGE_NONE;
+
+                sim_held_maps++;
+                if (pi == PAGE_NONE || !de || !page_has_holder(&d->pages[pi], de->idx)) {
+                    if (!bad++)
+                        snprintf(why, whylen, "emulator %u:%u maps removed d%u gfn "
+                                 "%#llx; the daemon does not wait for it",
+                                 se->emu_domid, se->ioservid, m->domid,
+                                 (unsigned long long)m->gfn);
+                }
+            }
+        }
+    }
+    for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
+        const struct page *p = &d->pages[pi];
+
+        if (p->state == PAGE_FREE)
+            continue;
+        d_pages++;
+        for (unsigned h = 0; h < p->nholders; h++)
+            d_held_maps += h < IOMAPD_INLINE_HOLDERS ? p->h[h].count :
+                           p->more[h - IOMAPD_INLINE_HOLDERS].count;
+    }
+    held_pages = sim_held_pages(&w->sim);
+    if (sim_live != d_live || sim_held_maps != d_held_maps || held_pages != d_pages) {
+        if (!bad++)
+            snprintf(why, whylen, "totals differ: live %llu/%llu, on removed pages "
+                     "%llu/%llu, held pages %llu/%llu (sim/daemon)",
+                     (unsigned long long)sim_live, (unsigned long long)d_live,
+                     (unsigned long long)sim_held_maps, (unsigned long long)d_held_maps,
+                     (unsigned long long)held_pages, (unsigned long long)d_pages);
+    }
+    w->i5_mismatches += bad;
+    return bad;
+}
