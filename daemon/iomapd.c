@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iomapd: keeps the books of emulator mappings of guest pages and takes
+ * removed pages through INVALIDATING -> FLUSHING -> RELEASED.
+ * One libevent loop; everything runs on it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "daemon/iomapd.h"
+#include "daemon/log.h"
+
+static struct iomapd iomapd;
+
+uint64_t
+iomapd_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+daemon_clock(struct daemon *d)
+{
+    (void)d;
+    return iomapd_now_ns();
+}
+
+void
+iomapd_process(struct iomapd *io)
+{
+    if (daemon_process(&io->d) < 0)
+        fatalx("the shim's event ring is corrupt: refusing to guess what it "
+               "holds (restart iomapd to resynchronise)");
+}
+
+static void
+on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t v;
+
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("%s: read", __func__);
+    iomapd_process(arg);
+}
+
+/* A periodic pass: catches a missed notification, and runs timeouts. */
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    iomapd_process(arg);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct iomapd *io = arg;
+
+    if (sig == SIGHUP) {
+        log_info("SIGHUP: nothing to reload yet");
+        return;
+    }
+    log_info("%s: exiting", strsignal((int)sig));
+    event_base_loopexit(io->base, NULL);
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: iomapd --backend sim|xen [options]\n"
+        "Tracks which emulator maps which guest page and releases removed pages\n"
+        "only once every emulator has unmapped them and their flush completed.\n"
+        "\n"
+        "  -b, --backend NAME       sim (a running iomap-sim) or xen (the hypervisor shim)\n"
+        "      --sim-socket PATH    iomap-sim's daemon socket (default %s/iomapd/sim.sock)\n"
+        "  -e, --emu-socket PATH    emulator registration socket\n"
+        "                           (default %s/iomapd/emulators.sock)\n"
+        "  -s, --socket PATH        JSON-RPC control socket (default %s/iomapd/iomapd.sock)\n"
+        "  -c, --config PATH        policy file (default %s/iomapd/iomapd.conf)\n"
+        "  -l, --log-level LEVEL    error, warning, info (default) or debug\n"
+        "  -v, --verbose            same as --log-level debug\n"
+        "  -h, --help               this text\n"
+        "  -V, --version            daemon, API and shim ABI versions\n"
+        "\n"
+        "Logs go to stderr (the journal, under systemd).  See iomapd(8).\n",
+        RUNSTATEDIR, RUNSTATEDIR, RUNSTATEDIR, SYSCONFDIR);
+}
+
+static const struct iomapd_backend *
+find_backend(const char *name)
+{
+    if (strcmp(name, "sim") == 0)
+        return &backend_sim;
+#ifdef HAVE_XEN_BACKEND
+    if (strcmp(name, "xen") == 0)
+        return &backend_xen;
+#endif
+    return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "backend", required_argument, NULL, 'b' },
+        { "sim-socket", required_argument, NULL, 'S' },
+        { "emu-socket", required_argument, NULL, 'e' },
+        { "socket", required_argument, NULL, 's' },
+        { "config", required_argument, NULL, 'c' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct iomapd *io = &iomapd;
+    struct event *sigs[4];
+    static const int signums[4] = { SIGINT, SIGTERM, SIGHUP, 0 };
+    struct timeval tick = { 0, 100000 };
+    char err[256];
+    int c, rc;
+
+    io->opt.sim_socket = RUNSTATEDIR "/iomapd/sim.sock";
+    io->opt.emu_socket = RUNSTATEDIR "/iomapd/emulators.sock";
+    io->opt.ctl_socket = RUNSTATEDIR "/iomapd/iomapd.sock";
+    io->opt.config = SYSCONFDIR "/iomapd/iomapd.conf";
+    io->opt.log_level = LOG_LVL_INFO;
+    io->emu_lfd = -1;
+    io->notify_fd = -1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":b:e:s:c:l:vhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b': io->opt.backend = optarg; break;
+        case 'S': io->opt.sim_socket = optarg; break;
+        case 'e': io->opt.emu_socket = optarg; break;
+        case 's': io->opt.ctl_socket = optarg; break;
+        case 'c': io->opt.config = optarg; break;
+        case 'l':
+            io->opt.log_level = log_parse_level(optarg);
+            if (io->opt.log_level < 0) {
+                fprintf(stderr, "iomapd: unknown log level '%s' "
+                        "(error, warning, info, debug)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'v': io->opt.log_level = LOG_LVL_DEBUG; break;
+        case 'h': usage(stdout); return 0;
+        case 'V':
+            printf("iomapd %s (JSON-RPC API 1, shim ABI %d.%d)\n", PACKAGE_VERSION,
+                   IOMAP_ABI_VERSION_MAJOR, IOMAP_ABI_VERSION_MINOR);
+            return 0;
+        case ':':
+            fprintf(stderr, "iomapd: option '%s' needs an argument\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "iomapd: unknown option '%s' (see iomapd --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "iomapd: unexpected argument '%s' (see iomapd --help)\n",
+                argv[optind]);
+        return 2;
+    }
+    if (io->opt.backend == NULL) {
+        fprintf(stderr, "iomapd: no backend given: use --backend sim or --backend xen\n");
+        return 2;
+    }
+    io->be = find_backend(io->opt.backend);
+    if (io->be == NULL) {
+        if (strcmp(io->opt.backend, "xen") == 0)
+            fprintf(stderr, "iomapd: this iomapd was built without the Xen backend "
+                    "(configure --with-xen and libxen-dev)\n");
+        else
+            fprintf(stderr, "iomapd: unknown backend '%s' (sim or xen)\n",
+                    io->opt.backend);
+        return 2;
+    }
+    log_init("iomapd", io->opt.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    daemon_init(&io->d, NULL, NULL, daemon_clock);
+    io->d.backend = io;
+    io->started_ns = iomapd_now_ns();
+    rc = io->be->open(io, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "iomapd: %s backend: %s\n", io->be->name, err);
+        return 1;
+    }
+    io->base = event_base_new();
+    if (io->base == NULL)
+        fatalx("cannot create the event loop");
+    if (emusock_init(io, io->opt.emu_socket, err, sizeof(err)) < 0) {
+        fprintf(stderr, "iomapd: %s\n", err);
+        return 1;
+    }
+    io->ev_notify = event_new(io->base, io->notify_fd, EV_READ | EV_PERSIST,
+                              on_notify, io);
+    io->ev_tick = event_new(io->base, -1, EV_PERSIST, on_tick, io);
+    event_add(io->ev_notify, NULL);
+    event_add(io->ev_tick, &tick);
+    for (int i = 0; signums[i]; i++) {
+        sigs[i] = evsignal_new(io->base, signums[i], on_signal, io);
+        event_add(sigs[i], NULL);
+    }
+    /* Whatever happened before we came up, the dump tells. */
+    daemon_resync(&io->d);
+    iomapd_process(io);
+    log_info("iomapd %s running: backend %s, emulators on %s", PACKAGE_VERSION,
+             io->be->name, io->opt.emu_socket);
+
+    event_base_dispatch(io->base);
+
+    emusock_fini(io);
+    unlink(io->opt.emu_socket);
+    for (int i = 0; signums[i]; i++)
+        event_free(sigs[i]);
+    event_free(io->ev_notify);
+    event_free(io->ev_tick);
+    log_info("stopped: %llu pages released, %llu in flight left to the shim",
+             (unsigned long long)io->d.st.pages_released,
+             (unsigned long long)(io->d.n_invalidating + io->d.n_flushing));
+    daemon_fini(&io->d);
+    io->be->close(io);
+    event_base_free(io->base);
+    return 0;
+}
