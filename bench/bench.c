@@ -1,0 +1,1070 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iomap-bench: the performance workloads of docs/PERFORMANCE.md.
+ *
+ * Every workload runs the real ring code (shim/ring.c) and the real daemon
+ * code (daemon/) -- the balloon workloads on the simulated hypervisor of
+ * shim/sim/world.c with model emulators on the real IOREQ channel.  Only
+ * the daemon's own time is measured: the program is linked with
+ * -Wl,--wrap=daemon_process, so every call of daemon_process() (also the
+ * ones world.c makes) is timed; time spent in the simulated hypervisor and
+ * in the model emulators is not counted.
+ *
+ *   iomap-bench [--small] [--reps N] [--out FILE] [--only NAME]
+ *
+ * Prints a table and writes FILE (default bench/results.json).  There are
+ * no pass/fail thresholds here: the goals are printed next to the figures.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim/ring.h"
+#include "shim/sim/world.h"
+#include "daemon/daemon.h"
+#include "daemon/baseline.h"
+#include "daemon/log.h"
+#include "daemon/tracker.h"
+
+#define US UINT64_C(1000)
+#define MS UINT64_C(1000000)
+#define MAX_REPS 32
+
+static int small;
+static int reps = 5;
+
+/* ---- time ------------------------------------------------------------------ */
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- timing every daemon_process() call (--wrap) --------------------------- */
+
+int __real_daemon_process(struct daemon *d);
+int __wrap_daemon_process(struct daemon *d);
+
+static struct {
+    uint64_t daemon_ns;         /* accumulated daemon time */
+    uint64_t calls;
+    uint64_t last_release_ns;   /* daemon_ns when a RELEASE was last posted */
+    uint32_t cmd_seen;          /* command ring producer index seen */
+    struct world *hybrid;       /* advance this world's clock by daemon time */
+    /* per-page latency (hybrid mode) */
+    uint64_t *t_removed;        /* by gfn - lat_base */
+    uint64_t lat_base, lat_n;
+    uint64_t *lat;              /* per released page, ns */
+    uint64_t nlat;
+} bw;
+
+static void
+scan_cmds(struct daemon *d)
+{
+    struct iomap_ring *r = d->ring;
+    uint32_t prod = __atomic_load_n(&r->hdr->cmd_prod, __ATOMIC_ACQUIRE);
+
+    if (prod - bw.cmd_seen > r->cmd_slots)
+        bw.cmd_seen = prod;     /* another ring (a new world) */
+    for (; bw.cmd_seen != prod; bw.cmd_seen++) {
+        const struct iomap_cmd *c = &r->cmd[bw.cmd_seen & (r->cmd_slots - 1)];
+
+        if (c->type != IOMAP_CMD_RELEASE)
+            continue;
+        bw.last_release_ns = bw.daemon_ns;
+        if (bw.lat == NULL)
+            continue;
+        for (uint32_t i = 0; i < c->nr; i++) {
+            uint64_t g = c->gfn + i - bw.lat_base;
+
+            if (g < bw.lat_n && bw.nlat < bw.lat_n)
+                bw.lat[bw.nlat++] = bw.hybrid->now - bw.t_removed[g];
+        }
+    }
+}
+
+int
+__wrap_daemon_process(struct daemon *d)
+{
+    uint64_t t0 = now_ns(), dt;
+    int n = __real_daemon_process(d);
+
+    dt = now_ns() - t0;
+    bw.daemon_ns += dt;
+    bw.calls++;
+    if (bw.hybrid) {
+        /* The daemon's time passes on the world's clock too. */
+        bw.hybrid->now += dt;
+        bw.hybrid->sim.now_ns = bw.hybrid->now;
+    }
+    scan_cmds(d);
+    return n;
+}
+
+static void
+bw_reset(struct daemon *d)
+{
+    memset(&bw, 0, sizeof(bw));
+    bw.cmd_seen = d ? __atomic_load_n(&d->ring->hdr->cmd_prod, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* ---- statistics -------------------------------------------------------------- */
+
+struct metric {
+    const char *name;
+    const char *unit;
+    const char *goal;           /* human text */
+    double goal_val;
+    int lower_is_better;
+    double v[MAX_REPS];
+    int n;
+    int is_null;
+};
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+median(const struct metric *m)
+{
+    double s[MAX_REPS];
+
+    if (m->n == 0)
+        return 0;
+    memcpy(s, m->v, (size_t)m->n * sizeof(double));
+    qsort(s, (size_t)m->n, sizeof(double), cmp_double);
+    return m->n % 2 ? s[m->n / 2] : (s[m->n / 2 - 1] + s[m->n / 2]) / 2;
+}
+
+static double
+vmin(const struct metric *m)
+{
+    double x = m->n ? m->v[0] : 0;
+
+    for (int i = 1; i < m->n; i++)
+        if (m->v[i] < x)
+            x = m->v[i];
+    return x;
+}
+
+static double
+vmax(const struct metric *m)
+{
+    double x = m->n ? m->v[0] : 0;
+
+    for (int i = 1; i < m->n; i++)
+        if (m->v[i] > x)
+            x = m->v[i];
+    return x;
+}
+
+static void
+add(struct metric *m, double v)
+{
+    if (m->n < MAX_REPS)
+        m->v[m->n++] = v;
+}
+
+enum {
+    M_SEQ, M_SEQ_MAP, M_SEQ_UNMAP, M_RAND, M_RAND_MAP, M_RAND_UNMAP,
+    M_B1G, M_B1G_NS_PAGE, M_P99, M_P50, M_PMAX,
+    M_BPM, M_BPM_RSS, M_BPM_RAND, M_BPM_SPARSE,
+    M_API_RPS, M_API_STALL,
+    M_BASE_NEEDLESS, M_BASE_BLOCKED, M_BASE_RATIO,
+    M_COUNT
+};
+
+static struct metric M[M_COUNT] = {
+    [M_SEQ] = { "ingest_seq_events_per_s", "ev/s", ">= 20,000,000", 20e6, 0 },
+    [M_SEQ_MAP] = { "ingest_seq_map_events_per_s", "ev/s", "", 0, 0 },
+    [M_SEQ_UNMAP] = { "ingest_seq_unmap_events_per_s", "ev/s", "", 0, 0 },
+    [M_RAND] = { "ingest_rand_events_per_s", "ev/s", ">= 5,000,000", 5e6, 0 },
+    [M_RAND_MAP] = { "ingest_rand_map_events_per_s", "ev/s", "", 0, 0 },
+    [M_RAND_UNMAP] = { "ingest_rand_unmap_events_per_s", "ev/s", "", 0, 0 },
+    [M_B1G] = { "balloon_1g_ms", "ms", "<= 25", 25, 1 },
+    [M_B1G_NS_PAGE] = { "balloon_1g_ns_per_page", "ns", "", 0, 1 },
+    [M_P99] = { "balloon_p99_us", "us", "<= 100", 100, 1 },
+    [M_P50] = { "balloon_p50_us", "us", "", 0, 1 },
+    [M_PMAX] = { "balloon_max_us", "us", "", 0, 1 },
+    [M_BPM] = { "bytes_per_mapping", "B", "<= 8", 8, 1 },
+    [M_BPM_RSS] = { "bytes_per_mapping_rss", "B", "", 0, 1 },
+    [M_BPM_RAND] = { "bytes_per_mapping_random_pages", "B", "", 0, 1 },
+    [M_BPM_SPARSE] = { "bytes_per_mapping_sparse_worst", "B", "", 0, 1 },
+    [M_API_RPS] = { "api_rps", "req/s", "(pending)", 0, 0, .is_null = 1 },
+    [M_API_STALL] = { "api_max_stall_ms", "ms", "(pending)", 0, 1, .is_null = 1 },
+    [M_BASE_NEEDLESS] = { "baseline_needless_unmaps", "pages", "(iomapd: 0)", 0, 1 },
+    [M_BASE_BLOCKED] = { "baseline_vcpu_blocked_ms", "ms", "(iomapd: 0)", 0, 1 },
+    [M_BASE_RATIO] = { "baseline_ratio", "x", "> 1", 1, 0 },
+};
+
+/* ---- a bare ring + daemon (no simulated hypervisor) for ingest --------------- */
+
+static void kick_noop(struct daemon *d) { (void)d; }
+static uint64_t clock_real(struct daemon *d) { (void)d; return now_ns(); }
+
+struct bare {
+    void *mem;
+    struct iomap_ring ring;
+    struct daemon d;
+};
+
+static void
+bare_init(struct bare *b, uint32_t ev_slots)
+{
+    size_t len = IOMAP_REGION_SIZE((size_t)ev_slots, (size_t)4096);
+
+    b->mem = aligned_alloc(4096, (len + 4095) & ~(size_t)4095);
+    if (b->mem == NULL)
+        fatalx("out of memory for a ring of %u slots", ev_slots);
+    memset(b->mem, 0, len);
+    if (iomap_ring_format(&b->ring, b->mem, len, ev_slots, 4096) < 0)
+        fatalx("cannot format the ring");
+    daemon_init(&b->d, &b->ring, kick_noop, clock_real);
+}
+
+static void
+bare_fini(struct bare *b)
+{
+    daemon_fini(&b->d);
+    free(b->mem);
+}
+
+static void
+post_or_die(struct bare *b, const struct iomap_event *ev)
+{
+    if (iomap_ring_post_event(&b->ring, ev) < 0)
+        fatalx("event ring full while pre-filling");
+}
+
+/* Consume the pre-filled ring; returns daemon seconds. */
+static double
+drain(struct bare *b, uint32_t expect)
+{
+    uint64_t t0 = now_ns();
+    int n = daemon_process(&b->d);
+    uint64_t t1 = now_ns();
+
+    if (n != (int)expect)
+        fatalx("daemon consumed %d events, %u were posted", n, expect);
+    /* The daemon keeps consuming commands it cannot post: there are none. */
+    return (double)(t1 - t0) / 1e9;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t
+rnd(void)
+{
+    /* xorshift64* */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * UINT64_C(0x2545f4914f6cdd1d);
+}
+
+#define NEMU 4
+#define GUEST_64G (UINT64_C(1) << 24)   /* gfns in 64 GiB */
+
+static struct iomap_event
+mk(uint8_t type, unsigned emu, uint64_t gfn)
+{
+    struct iomap_event ev = { .type = type, .domid = 1, .emu_domid = 0,
+                              .ioservid = (uint16_t)(emu + 1), .nr = 1,
+                              .gfn = gfn, .arg = gfn + 0x100000000u };
+    return ev;
+}
+
+/*
+ * Sequential: 4 emulators mapping contiguous DMA buffers of 256 pages (1
+ * MiB), one record per page (nr = 1: the shim coalesces runs, this is the
+ * worst case per page), then unmapping them.
+ */
+static void
+bench_ingest_seq(void)
+{
+    uint32_t slots = small ? 1u << 14 : 1u << 20;
+    struct bare b;
+
+    bare_init(&b, slots);
+    for (int r = -1; r < reps; r++) {
+        double tm, tu;
+        uint32_t n = 0;
+        uint64_t base = (uint64_t)(r + 1) * 7 * 4096;  /* move around a bit */
+
+        for (uint32_t buf = 0; n < slots; buf++)
+            for (uint32_t p = 0; p < 256 && n < slots; p++, n++) {
+                struct iomap_event ev = mk(IOMAP_EV_MAP, buf % NEMU,
+                                           base + (uint64_t)(buf / NEMU) * 256 + p);
+                post_or_die(&b, &ev);
+            }
+        tm = drain(&b, slots);
+        n = 0;
+        for (uint32_t buf = 0; n < slots; buf++)
+            for (uint32_t p = 0; p < 256 && n < slots; p++, n++) {
+                struct iomap_event ev = mk(IOMAP_EV_UNMAP, buf % NEMU,
+                                           base + (uint64_t)(buf / NEMU) * 256 + p);
+                post_or_die(&b, &ev);
+            }
+        tu = drain(&b, slots);
+        if (b.d.st.unmatched_unmaps || daemon_mappings(&b.d))
+            fatalx("ingest_seq: books do not balance");
+        if (r < 0)
+            continue;           /* warm-up: leaves get allocated */
+        add(&M[M_SEQ], 2.0 * slots / (tm + tu));
+        add(&M[M_SEQ_MAP], slots / tm);
+        add(&M[M_SEQ_UNMAP], slots / tu);
+    }
+    bare_fini(&b);
+}
+
+/* Random: single pages uniformly over a 64 GiB guest, 4 emulators. */
+static void
+bench_ingest_rand(void)
+{
+    uint32_t slots = small ? 1u << 14 : 1u << 20;
+    uint64_t *g = malloc(slots * sizeof(*g));
+    struct bare b;
+
+    if (g == NULL)
+        fatalx("out of memory");
+    bare_init(&b, slots);
+    for (int r = -1; r < reps; r++) {
+        double tm, tu;
+
+        for (uint32_t i = 0; i < slots; i++)
+            g[i] = rnd() % GUEST_64G;
+        for (uint32_t i = 0; i < slots; i++) {
+            struct iomap_event ev = mk(IOMAP_EV_MAP, i % NEMU, g[i]);
+            post_or_die(&b, &ev);
+        }
+        tm = drain(&b, slots);
+        for (uint32_t i = 0; i < slots; i++) {
+            struct iomap_event ev = mk(IOMAP_EV_UNMAP, i % NEMU, g[i]);
+            post_or_die(&b, &ev);
+        }
+        tu = drain(&b, slots);
+        if (b.d.st.unmatched_unmaps || daemon_mappings(&b.d))
+            fatalx("ingest_rand: books do not balance");
+        if (r < 0)
+            continue;
+        add(&M[M_RAND], 2.0 * slots / (tm + tu));
+        add(&M[M_RAND_MAP], slots / tm);
+        add(&M[M_RAND_UNMAP], slots / tu);
+    }
+    bare_fini(&b);
+    free(g);
+}
+
+/* ---- balloon on the simulated host --------------------------------------------- */
+
+struct bscen {
+    uint32_t range_pages;       /* ballooned: 262144 = 1 GiB */
+    uint64_t range_base;        /* first gfn, aligned to range_pages */
+    uint32_t ws_pages;          /* per emulator, outside the range */
+};
+
+static void
+scen_get(struct bscen *sc)
+{
+    sc->range_pages = small ? 8192 : 262144;
+    sc->range_base = sc->range_pages;       /* guest: 2 x range */
+    sc->ws_pages = small ? 256 : 4096;
+}
+
+static uint64_t
+ws_gfn(const struct bscen *sc, int e)
+{
+    return 0x100 + (uint64_t)e * (sc->range_pages / NEMU);
+}
+
+static void
+world_up(struct world *w, const struct bscen *sc, uint64_t answer_ns,
+         uint64_t flush_ns)
+{
+    uint64_t guest = 2 * (uint64_t)sc->range_pages;
+    int rc = world_init(w, guest + 1024, flush_ns, 1u << 16);
+
+    if (rc < 0)
+        fatalx("world_init: %d", rc);
+    if (sim_domain_create(&w->sim, 1, guest) < 0)
+        fatalx("cannot create the guest");
+    for (int e = 0; e < NEMU; e++) {
+        if (world_add_emu(w, 0, (uint16_t)(e + 1), 0, answer_ns) != e)
+            fatalx("cannot create emulator %d", e);
+        world_emu_serves(w, e, 1);
+    }
+    /* Each emulator maps a different 25% of the range, and its own buffers. */
+    for (int e = 0; e < NEMU; e++) {
+        uint32_t q = sc->range_pages / NEMU;
+
+        if (world_map(w, e, 1, sc->range_base + (uint64_t)e * q, q) != (int)q ||
+            world_map(w, e, 1, ws_gfn(sc, e), sc->ws_pages) != (int)sc->ws_pages)
+            fatalx("cannot map the working sets");
+    }
+    world_settle(w);
+}
+
+static void
+check_world(struct world *w, const char *what)
+{
+    char why[256] = "";
+
+    if (world_check_views(w, why, sizeof(why)) || sim_violations(&w->sim) ||
+        sim_held_pages(&w->sim) || w->d.st.pages_released != w->d.st.pages_removed)
+        fatalx("%s: invariants do not hold (%s%s; held %" PRIu64 ", released %"
+               PRIu64 "/%" PRIu64 ")", what, why, w->sim.last_violation,
+               sim_held_pages(&w->sim), w->d.st.pages_released,
+               w->d.st.pages_removed);
+}
+
+/*
+ * 1 GiB removed in one decrease_reservation (an order-18 extent) while
+ * 4 emulators each map a quarter of it; they answer at once and flushes
+ * complete at once.  Daemon time from the first daemon_process() after
+ * the removal to the one that posted the last release.
+ */
+static void
+bench_balloon_1g(void)
+{
+    struct bscen sc;
+    static struct world w;
+
+    scen_get(&sc);
+    for (int r = 0; r < reps; r++) {
+        unsigned order = (unsigned)__builtin_ctz(sc.range_pages);
+        int rounds = 0;
+
+        world_up(&w, &sc, 0, 0);
+        bw_reset(&w.d);
+        if (sim_decrease_reservation(&w.sim, 1, sc.range_base, order) !=
+            (int)sc.range_pages)
+            fatalx("decrease_reservation failed");
+        while (sim_held_pages(&w.sim) && rounds++ < 100000)
+            world_advance(&w, 1);
+        check_world(&w, "balloon_1g");
+        add(&M[M_B1G], (double)bw.last_release_ns / 1e6);
+        add(&M[M_B1G_NS_PAGE], (double)bw.last_release_ns / sc.range_pages);
+        world_fini(&w);
+    }
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The same 1 GiB given back as a balloon driver does, in 2 MiB
+ * decrease_reservation calls every 250 us, emulators answering after 50 us
+ * and flushes taking 20 us; between calls the emulators keep using their
+ * own buffers.  Per page: removed -> released on a clock that runs the
+ * waits and the daemon's own time, minus the 70 us of waits.  The same
+ * trace is replayed under the global-invalidate baseline.
+ */
+static void
+bench_balloon_paced(void)
+{
+    struct bscen sc;
+    static struct world w;
+    const uint64_t answer = 50 * US, flush = 20 * US, period = 250 * US;
+
+    scen_get(&sc);
+    for (int r = 0; r < reps; r++) {
+        struct trace tr = { 0 };
+        struct baseline_emu bemus[NEMU];
+        struct baseline_result base;
+        uint64_t io_unmaps = 0, io_needless = 0, io_inval, ext = 512, own;
+        double base_work, io_work;
+
+        world_up(&w, &sc, answer, flush);
+        for (int e = 0; e < NEMU; e++) {
+            uint32_t q = sc.range_pages / NEMU;
+
+            trace_add(&tr, TR_USE, w.now, (uint8_t)e, 1, sc.range_base + (uint64_t)e * q, q);
+            trace_add(&tr, TR_USE, w.now, (uint8_t)e, 1, ws_gfn(&sc, e), sc.ws_pages);
+            bemus[e] = (struct baseline_emu){ .targets = { 1 }, .ntargets = 1,
+                                              .answer_delay_ns = answer };
+            w.emus[e].unmaps_invalidate = w.emus[e].needless = 0;
+        }
+        bw_reset(&w.d);
+        bw.hybrid = &w;
+        bw.lat_base = sc.range_base;
+        bw.lat_n = sc.range_pages;
+        bw.t_removed = calloc(sc.range_pages, sizeof(uint64_t));
+        bw.lat = calloc(sc.range_pages, sizeof(uint64_t));
+        if (bw.t_removed == NULL || bw.lat == NULL)
+            fatalx("out of memory");
+        for (uint64_t k = 0; k < sc.range_pages / ext; k++) {
+            uint64_t gfn = sc.range_base + k * ext, t = w.now;
+
+            for (uint64_t i = 0; i < ext; i++)
+                bw.t_removed[gfn + i - sc.range_base] = t;
+            sim_decrease_reservation(&w.sim, 1, gfn, 9);
+            trace_add(&tr, TR_BALLOON, t, 0, 1, gfn, (uint32_t)ext);
+            trace_add(&tr, TR_BALLOON_END, t, 0, 1, 0, 0);
+            world_advance(&w, period / 2);
+            /* Each emulator touches a rotating quarter of its own buffers. */
+            for (int e = 0; e < NEMU; e++) {
+                uint32_t q = sc.ws_pages / 4;
+                uint64_t g = ws_gfn(&sc, e) + (k % 4) * q;
+
+                world_map(&w, e, 1, g, q);
+                trace_add(&tr, TR_USE, w.now, (uint8_t)e, 1, g, q);
+            }
+            world_advance(&w, period / 2);
+        }
+        world_advance(&w, 10 * MS);
+        check_world(&w, "balloon_paced");
+        if (bw.nlat != sc.range_pages)
+            fatalx("balloon_paced: %" PRIu64 " of %u pages seen released",
+                   bw.nlat, sc.range_pages);
+        qsort(bw.lat, bw.nlat, sizeof(uint64_t), cmp_u64);
+#define OWN(x) ((x) > answer + flush ? (x) - answer - flush : 0)
+        own = OWN(bw.lat[(bw.nlat * 99) / 100]);
+        add(&M[M_P99], (double)own / 1e3);
+        add(&M[M_P50], (double)OWN(bw.lat[bw.nlat / 2]) / 1e3);
+        add(&M[M_PMAX], (double)OWN(bw.lat[bw.nlat - 1]) / 1e3);
+
+        for (int e = 0; e < NEMU; e++) {
+            io_unmaps += w.emus[e].unmaps_invalidate;
+            io_needless += w.emus[e].needless;
+        }
+        io_inval = w.d.st.invalidates_sent + w.d.st.global_invalidates_sent;
+        if (baseline_replay(&tr, bemus, NEMU, &base) < 0)
+            fatalx("baseline replay ran out of memory");
+        base_work = (double)(base.unmaps + base.remaps + base.invalidates_sent);
+        /* iomapd: its unmaps, remaps of needlessly dropped pages, invalidates */
+        io_work = (double)(io_unmaps + io_needless + io_inval);
+        add(&M[M_BASE_NEEDLESS], (double)base.needless_unmaps);
+        add(&M[M_BASE_BLOCKED], (double)base.vcpu_blocked_ns / 1e6);
+        add(&M[M_BASE_RATIO], io_work > 0 ? base_work / io_work : 0);
+        if (r == 0)
+            printf("  (trace: %" PRIu64 " hypercalls; baseline %" PRIu64 " invalidates, %"
+                   PRIu64 " unmaps, %" PRIu64 " remaps | iomapd %" PRIu64
+                   " invalidate ranges, %" PRIu64 " unmaps, %" PRIu64 " needless)\n",
+                   base.hypercalls, base.invalidates_sent, base.unmaps, base.remaps,
+                   io_inval, io_unmaps, io_needless);
+        free(bw.t_removed);
+        free(bw.lat);
+        bw_reset(NULL);
+        trace_free(&tr);
+        world_fini(&w);
+    }
+}
+
+/* ---- memory ------------------------------------------------------------------------ */
+
+static uint64_t
+heap_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+
+    return mi.uordblks + mi.hblkhd;
+}
+
+static uint64_t
+rss_bytes(void)
+{
+    unsigned long size, res;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &res) != 2)
+        res = 0;
+    fclose(f);
+    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+enum { LAYOUT_BUFFERS, LAYOUT_RANDOM, LAYOUT_SPARSE };
+
+/*
+ * The mapping set: 4 emulators x 2 guests of 64 GiB.  BUFFERS: DMA
+ * buffers of 1..512 pages at random places; RANDOM: single pages
+ * uniformly; SPARSE: one page per 16 MiB leaf (the worst case for the
+ * bitmap leaves).  keys[i] = set << 40 | gfn.
+ */
+static uint64_t *
+gen_keys(int layout, uint64_t n)
+{
+    uint64_t *k = malloc(n * sizeof(*k)), i = 0;
+
+    if (k == NULL)
+        fatalx("out of memory");
+    while (i < n) {
+        uint64_t set = rnd() % 8;
+
+        if (layout == LAYOUT_BUFFERS) {
+            uint64_t len = 1 + rnd() % 512, g = rnd() % (GUEST_64G - 512);
+
+            for (uint64_t j = 0; j < len && i < n; j++)
+                k[i++] = set << 40 | (g + j);
+        } else if (layout == LAYOUT_RANDOM) {
+            k[i++] = set << 40 | (rnd() % GUEST_64G);
+        } else {
+            k[i] = (uint64_t)(i % 8) << 40 | ((i / 8) << 12 | (rnd() % 4096));
+            i++;
+        }
+    }
+    return k;
+}
+
+/* Fill the daemon's books with n mappings through the ring; bytes per mapping. */
+static void
+mem_daemon(int layout, uint64_t n, double *heap_bpm, double *rss_bpm)
+{
+    uint32_t slots = 1u << 16;
+    uint64_t *k = gen_keys(layout, n);
+    struct bare b;
+    uint64_t h0, r0, done = 0;
+
+    bare_init(&b, slots);
+    h0 = heap_bytes();
+    r0 = rss_bytes();
+    while (done < n) {
+        uint32_t m = n - done < slots ? (uint32_t)(n - done) : slots;
+
+        for (uint32_t i = 0; i < m; i++) {
+            uint64_t key = k[done + i];
+            struct iomap_event ev = mk(IOMAP_EV_MAP, (key >> 40) % NEMU,
+                                       key & ((UINT64_C(1) << 40) - 1));
+
+            ev.domid = (uint16_t)(1 + (key >> 40) / NEMU);
+            post_or_die(&b, &ev);
+        }
+        drain(&b, m);
+        done += m;
+    }
+    if (daemon_mappings(&b.d) != n)
+        fatalx("memory: %" PRIu64 " mappings tracked, %" PRIu64 " made",
+               daemon_mappings(&b.d), n);
+    *heap_bpm = (double)(heap_bytes() - h0) / (double)n;
+    *rss_bpm = (double)(rss_bytes() - r0) / (double)n;
+    bare_fini(&b);
+    free(k);
+}
+
+/* Run fn in a child so that each measurement starts from a fresh heap. */
+static int
+in_child(void (*fn)(double *out), double *out, int nout)
+{
+    int p[2];
+    pid_t pid;
+    int st;
+
+    if (pipe(p) < 0)
+        return -errno;
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        double v[8] = { 0 };
+
+        close(p[0]);
+        fn(v);
+        if (write(p[1], v, sizeof(double) * (size_t)nout) < 0)
+            _exit(2);
+        _exit(0);
+    }
+    close(p[1]);
+    if (read(p[0], out, sizeof(double) * (size_t)nout) != (ssize_t)(sizeof(double) * (size_t)nout))
+        nout = -1;
+    close(p[0]);
+    waitpid(pid, &st, 0);
+    return nout < 0 || !WIFEXITED(st) || WEXITSTATUS(st) ? -EIO : 0;
+}
+
+static void
+mem_child(double *v)
+{
+    uint64_t n = small ? 200000 : 10000000;
+
+    mem_daemon(LAYOUT_BUFFERS, n, &v[0], &v[1]);
+    mem_daemon(LAYOUT_RANDOM, n, &v[2], &v[3]);
+    mem_daemon(LAYOUT_SPARSE, small ? 20000 : 200000, &v[4], &v[5]);
+}
+
+static void
+bench_memory(void)
+{
+    /* Deterministic in the mapping set; two runs show allocator noise. */
+    for (int r = 0; r < (reps < 3 ? reps : 3); r++) {
+        double v[6];
+
+        rng_state = 0x9e3779b97f4a7c15u + (uint64_t)r;
+        if (in_child(mem_child, v, 6) < 0)
+            fatalx("memory workload failed");
+        add(&M[M_BPM], v[0] > v[1] ? v[0] : v[1]);
+        add(&M[M_BPM_RSS], v[1]);
+        add(&M[M_BPM_RAND], v[2] > v[3] ? v[2] : v[3]);
+        add(&M[M_BPM_SPARSE], v[4] > v[5] ? v[4] : v[5]);
+    }
+}
+
+/* ---- the tracker against alternatives ------------------------------------------------ */
+
+/* libJudy, if installed, through dlopen: a bench-only comparison. */
+typedef void *Pvoid;
+static struct {
+    void *h;
+    int (*j1set)(Pvoid *, unsigned long, void *);
+    int (*j1unset)(Pvoid *, unsigned long, void *);
+    int (*j1test)(const void *, unsigned long, void *);
+    unsigned long (*j1free)(Pvoid *, void *);
+    Pvoid *(*jlins)(Pvoid *, unsigned long, void *);
+    Pvoid *(*jlget)(const void *, unsigned long, void *);
+    int (*jldel)(Pvoid *, unsigned long, void *);
+    unsigned long (*jlfree)(Pvoid *, void *);
+} J;
+
+static int
+judy_load(void)
+{
+    if (J.h)
+        return 1;
+    J.h = dlopen("libJudy.so.1", RTLD_NOW);
+    if (J.h == NULL)
+        return 0;
+#define SYM(f, n) do { *(void **)&J.f = dlsym(J.h, n); if (!J.f) return 0; } while (0)
+    SYM(j1set, "Judy1Set"); SYM(j1unset, "Judy1Unset"); SYM(j1test, "Judy1Test");
+    SYM(j1free, "Judy1FreeArray"); SYM(jlins, "JudyLIns"); SYM(jlget, "JudyLGet");
+    SYM(jldel, "JudyLDel"); SYM(jlfree, "JudyLFreeArray");
+    return 1;
+}
+
+enum { IMPL_FSET, IMPL_JUDY, IMPL_HMAP, IMPL_N };
+static const char *const impl_name[IMPL_N] = {
+    "fset (radix of 4096-bit leaves + hmap)", "Judy1 + JudyL (libJudy)",
+    "hmap (gfn -> count)"
+};
+
+struct cmp_res {
+    double ns_add, ns_test, ns_del, bpm;
+};
+
+/*
+ * The same multiset of (set, gfn) in 8 per-(emulator, domain) structures:
+ * add all, test all, delete all.  Memory = heap growth after adding.
+ */
+static int
+run_impl(int impl, const uint64_t *k, uint64_t n, struct cmp_res *res)
+{
+    struct fset fs[8];
+    struct hmap hm[8];
+    Pvoid j1[8] = { 0 }, jl[8] = { 0 };
+    uint64_t h0, t0, t1, t2, t3, hit = 0;
+
+    if (impl == IMPL_JUDY && !judy_load())
+        return -1;
+    h0 = heap_bytes();
+    for (int s = 0; s < 8; s++) {
+        fset_init(&fs[s]);
+        hmap_init(&hm[s]);
+    }
+    t0 = now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned s = (unsigned)(k[i] >> 40);
+        uint64_t g = k[i] & ((UINT64_C(1) << 40) - 1);
+
+        if (impl == IMPL_FSET) {
+            fset_add(&fs[s], g);
+        } else if (impl == IMPL_HMAP) {
+            uint32_t c = hmap_get(&hm[s], g);
+
+            hmap_put(&hm[s], g, c == HMAP_NONE ? 1 : c + 1);
+        } else if (J.j1set(&j1[s], g, NULL) == 0) {
+            Pvoid *pv = J.jlins(&jl[s], g, NULL);   /* mapped again */
+
+            *(uintptr_t *)pv += 1;
+        }
+    }
+    t1 = now_ns();
+    res->bpm = (double)(heap_bytes() - h0) / (double)n;
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned s = (unsigned)(k[i] >> 40);
+        uint64_t g = k[i] & ((UINT64_C(1) << 40) - 1);
+
+        if (impl == IMPL_FSET)
+            hit += fset_count(&fs[s], g) != 0;
+        else if (impl == IMPL_HMAP)
+            hit += hmap_get(&hm[s], g) != HMAP_NONE;
+        else
+            hit += J.j1test(j1[s], g, NULL) != 0;
+    }
+    t2 = now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned s = (unsigned)(k[i] >> 40);
+        uint64_t g = k[i] & ((UINT64_C(1) << 40) - 1);
+
+        if (impl == IMPL_FSET) {
+            fset_del(&fs[s], g);
+        } else if (impl == IMPL_HMAP) {
+            uint32_t c = hmap_get(&hm[s], g);
+
+            if (c == 1)
+                hmap_del(&hm[s], g);
+            else
+                hmap_put(&hm[s], g, c - 1);
+        } else {
+            Pvoid *pv = J.jlget(jl[s], g, NULL);
+
+            if (pv && *(uintptr_t *)pv > 1)
+                *(uintptr_t *)pv -= 1;
+            else if (pv)
+                J.jldel(&jl[s], g, NULL);
+            else
+                J.j1unset(&j1[s], g, NULL);
+        }
+    }
+    t3 = now_ns();
+    if (hit != n)
+        fatalx("tracker comparison: %s found %" PRIu64 " of %" PRIu64,
+               impl_name[impl], hit, n);
+    for (int s = 0; s < 8; s++) {
+        if ((impl == IMPL_FSET && fs[s].total) || (impl == IMPL_HMAP && hm[s].len) ||
+            (impl == IMPL_JUDY && (j1[s] || jl[s])))
+            fatalx("tracker comparison: %s not empty after deleting all", impl_name[impl]);
+        fset_free(&fs[s]);
+        hmap_free(&hm[s]);
+        if (impl == IMPL_JUDY) {
+            J.j1free(&j1[s], NULL);
+            J.jlfree(&jl[s], NULL);
+        }
+    }
+    res->ns_add = (double)(t1 - t0) / (double)n;
+    res->ns_test = (double)(t2 - t1) / (double)n;
+    res->ns_del = (double)(t3 - t2) / (double)n;
+    return 0;
+}
+
+static struct cmp_res cmp_out[2][IMPL_N];
+static int cmp_have[2][IMPL_N];
+static const char *const layout_name[2] = { "buffers", "random_pages" };
+
+static int cmp_impl, cmp_layout;
+
+static void
+cmp_child(double *v)
+{
+    uint64_t n = small ? 200000 : 10000000;
+    uint64_t *k;
+    struct cmp_res r;
+
+    rng_state = 0x1234567;
+    k = gen_keys(cmp_layout, n);
+    if (run_impl(cmp_impl, k, n, &r) < 0) {
+        v[0] = -1;
+        return;
+    }
+    v[0] = r.ns_add;
+    v[1] = r.ns_test;
+    v[2] = r.ns_del;
+    v[3] = r.bpm;
+    free(k);
+}
+
+static void
+bench_compare(void)
+{
+    for (cmp_layout = 0; cmp_layout < 2; cmp_layout++)
+        for (cmp_impl = 0; cmp_impl < IMPL_N; cmp_impl++) {
+            double v[4];
+
+            if (in_child(cmp_child, v, 4) < 0 || v[0] < 0)
+                continue;
+            cmp_out[cmp_layout][cmp_impl] = (struct cmp_res){ v[0], v[1], v[2], v[3] };
+            cmp_have[cmp_layout][cmp_impl] = 1;
+        }
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+static void
+print_table(void)
+{
+    printf("\n%-34s %14s %14s %14s  %-6s %s\n", "metric", "median", "min", "max",
+           "unit", "goal");
+    for (int i = 0; i < M_COUNT; i++) {
+        const struct metric *m = &M[i];
+
+        if (m->is_null) {
+            printf("%-34s %14s %14s %14s  %-6s %s\n", m->name, "pending", "-", "-",
+                   m->unit, m->goal);
+            continue;
+        }
+        if (m->n == 0)
+            continue;
+        printf("%-34s %14.6g %14.6g %14.6g  %-6s %s%s\n", m->name, median(m), vmin(m),
+               vmax(m), m->unit, m->goal,
+               !m->goal_val ? "" :
+               (m->lower_is_better ? median(m) <= m->goal_val : median(m) >= m->goal_val)
+               ? "  (met)" : "  (NOT met)");
+    }
+    printf("\ntracker alternatives (%s mappings, 8 (emulator, domain) sets):\n",
+           small ? "200k" : "10M");
+    printf("  %-14s %-40s %9s %9s %9s %10s\n", "layout", "structure", "add ns",
+           "test ns", "del ns", "B/mapping");
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < IMPL_N; i++)
+            if (cmp_have[l][i])
+                printf("  %-14s %-40s %9.1f %9.1f %9.1f %10.2f\n", layout_name[l],
+                       impl_name[i], cmp_out[l][i].ns_add, cmp_out[l][i].ns_test,
+                       cmp_out[l][i].ns_del, cmp_out[l][i].bpm);
+            else
+                printf("  %-14s %-40s (not available)\n", layout_name[l], impl_name[i]);
+}
+
+static void
+json_num(FILE *f, double v)
+{
+    if (v == (double)(int64_t)v && v < 1e15 && v > -1e15)
+        fprintf(f, "%" PRId64, (int64_t)v);
+    else
+        fprintf(f, "%.6g", v);
+}
+
+static int
+write_json(const char *path, const char *only)
+{
+    FILE *f = fopen(path, "w");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (f == NULL)
+        return -errno;
+    fprintf(f, "{\n  \"schema\": \"iomapd-bench/1\",\n  \"size\": \"%s\",\n"
+            "  \"repeats\": %d,\n  \"cpus\": %ld,\n  \"only\": %s%s%s,\n",
+            small ? "small" : "full", reps, ncpu, only ? "\"" : "",
+            only ? only : "null", only ? "\"" : "");
+    /* The headline fields: the median of the repeats (null if not run). */
+    for (int i = 0; i < M_COUNT; i++) {
+        fprintf(f, "  \"%s\": ", M[i].name);
+        if (M[i].is_null || M[i].n == 0)
+            fprintf(f, "null");
+        else
+            json_num(f, median(&M[i]));
+        fprintf(f, ",\n");
+    }
+    fprintf(f, "  \"api_note\": \"pending: the JSON-RPC socket server (json-api/, "
+            "daemon/iomapd.c) does not exist yet\",\n");
+    fprintf(f, "  \"detail\": {\n");
+    for (int i = 0, first = 1; i < M_COUNT; i++) {
+        if (M[i].n == 0)
+            continue;
+        fprintf(f, "%s    \"%s\": {\"unit\": \"%s\", \"goal\": \"%s\", \"median\": ",
+                first ? "" : ",\n", M[i].name, M[i].unit, M[i].goal);
+        json_num(f, median(&M[i]));
+        fprintf(f, ", \"min\": ");
+        json_num(f, vmin(&M[i]));
+        fprintf(f, ", \"max\": ");
+        json_num(f, vmax(&M[i]));
+        fprintf(f, ", \"runs\": [");
+        for (int k = 0; k < M[i].n; k++) {
+            fprintf(f, "%s", k ? ", " : "");
+            json_num(f, M[i].v[k]);
+        }
+        fprintf(f, "]}");
+        first = 0;
+    }
+    fprintf(f, "\n  },\n  \"tracker_compare\": [");
+    for (int l = 0, first = 1; l < 2; l++)
+        for (int i = 0; i < IMPL_N; i++) {
+            if (!cmp_have[l][i])
+                continue;
+            fprintf(f, "%s\n    {\"layout\": \"%s\", \"structure\": \"%s\", "
+                    "\"add_ns\": %.2f, \"test_ns\": %.2f, \"del_ns\": %.2f, "
+                    "\"bytes_per_mapping\": %.3f}", first ? "" : ",", layout_name[l],
+                    impl_name[i], cmp_out[l][i].ns_add, cmp_out[l][i].ns_test,
+                    cmp_out[l][i].ns_del, cmp_out[l][i].bpm);
+            first = 0;
+        }
+    fprintf(f, "\n  ]\n}\n");
+    return fclose(f) == 0 ? 0 : -errno;
+}
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: iomap-bench [--small] [--reps N] [--out FILE] "
+            "[--only ingest_seq|ingest_rand|balloon_1g|balloon_paced|memory|compare]\n");
+    exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *out = "bench/results.json", *only = NULL;
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } W[] = {
+        { "ingest_seq", bench_ingest_seq },
+        { "ingest_rand", bench_ingest_rand },
+        { "balloon_1g", bench_balloon_1g },
+        { "balloon_paced", bench_balloon_paced },
+        { "memory", bench_memory },
+        { "compare", bench_compare },
+    };
+    int rc, explicit_reps = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--small") == 0)
+            small = 1;
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+            explicit_reps = 1;
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            out = argv[++i];
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else
+            usage();
+    }
+    if (small && !explicit_reps)
+        reps = 2;
+    if (reps < 1 || reps > MAX_REPS)
+        usage();
+    log_init("iomap-bench", LOG_LVL_ERR);
+    printf("iomap-bench: %s size, %d repeats, %ld cpus\n", small ? "small" : "full",
+           reps, sysconf(_SC_NPROCESSORS_ONLN));
+    for (size_t i = 0; i < sizeof(W) / sizeof(W[0]); i++) {
+        uint64_t t0;
+
+        if (only && strcmp(only, W[i].name) != 0)
+            continue;
+        printf("running %s...\n", W[i].name);
+        fflush(stdout);
+        t0 = now_ns();
+        W[i].fn();
+        printf("  %s: %.1f s\n", W[i].name, (double)(now_ns() - t0) / 1e9);
+    }
+    print_table();
+    rc = write_json(out, only);
+    if (rc < 0) {
+        fprintf(stderr, "iomap-bench: cannot write %s: %s\n", out, strerror(-rc));
+        return 1;
+    }
+    printf("\nwrote %s\n", out);
+    return 0;
+}

@@ -1,0 +1,34 @@
+#!/bin/sh
+# bench-smoke: run every bench workload at small size and check that the
+# results file has every field.  Figures are not judged: no timing
+# assertions (CI machines are noisy); this only proves the bench runs, the
+# invariants hold on its workloads (iomap-bench exits non-zero otherwise)
+# and the output is complete.
+set -eu
+bench=${1:-bench/iomap-bench}
+out=${2:-bench/results-smoke.json}
+
+"$bench" --small --out "$out"
+
+fail=0
+# Headline fields: a number (api_* may be null while the API is pending).
+for f in ingest_seq_events_per_s ingest_rand_events_per_s balloon_1g_ms \
+         balloon_p99_us bytes_per_mapping baseline_needless_unmaps \
+         baseline_vcpu_blocked_ms baseline_ratio; do
+    if ! grep -Eq "^  \"$f\": -?[0-9][0-9.e+-]*,?\$" "$out"; then
+        echo "bench-smoke: $out: field $f missing or not a number" >&2
+        fail=1
+    fi
+done
+for f in api_rps api_max_stall_ms; do
+    if ! grep -Eq "^  \"$f\": (null|-?[0-9][0-9.e+-]*),?\$" "$out"; then
+        echo "bench-smoke: $out: field $f missing" >&2
+        fail=1
+    fi
+done
+if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$out" ||
+        { echo "bench-smoke: $out is not valid JSON" >&2; fail=1; }
+fi
+[ $fail -eq 0 ] && echo "bench-smoke: $out has every field"
+exit $fail
