@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Xen backend: map the iomap shim's rings out of the hypervisor with
+ * XENMEM_acquire_resource and take its notifications on an event channel.
+ * See daemon/backend_xen.h for what is assumed of the shim, and
+ * docs/XEN.md, "The daemon's Xen backend".
+ *
+ * Notifications: /dev/xen/evtchn masks a port once it has been read, until
+ * the reader writes it back (xenevtchn_unmask).  The main loop only reads
+ * io->notify_fd, the way it reads the sim's eventfd, so a small helper
+ * thread waits on the event channel, unmasks the port and bumps an eventfd
+ * which is io->notify_fd.  The thread touches nothing else; the rings are
+ * only ever read and written by the main loop.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <xentoollog.h>
+
+#include "daemon/backend_xen.h"
+#include "daemon/iomapd.h"
+#include "daemon/log.h"
+
+/* ---- the real libxen calls -------------------------------------------------- */
+
+/* libxen's default loggers print to stderr; iomapd reports errors itself. */
+static void
+quiet_vmessage(struct xentoollog_logger *l, xentoollog_level level, int errnoval,
+               const char *context, const char *format, va_list al)
+{
+}
+
+static void
+quiet_destroy(struct xentoollog_logger *l)
+{
+}
+
+static struct xentoollog_logger quiet_logger = {
+    .vmessage = quiet_vmessage,
+    .progress = NULL,
+    .destroy = quiet_destroy,
+};
+
+static int
+lx_privcmd_present(void)
+{
+    return access(XENBE_PRIVCMD, F_OK);
+}
+
+static xc_interface *
+lx_xc_open(void)
+{
+    return xc_interface_open(&quiet_logger, &quiet_logger, 0);
+}
+
+static int
+lx_getinfolist(xc_interface *xch, uint32_t first, unsigned max, xc_domaininfo_t *info)
+{
+    return xc_domain_getinfolist(xch, first, max, info);
+}
+
+static xenforeignmemory_handle *
+lx_fmem_open(void)
+{
+    return xenforeignmemory_open(&quiet_logger, 0);
+}
+
+static int
+lx_resource_size(xenforeignmemory_handle *fmem, domid_t domid, unsigned type,
+                 unsigned id, size_t *size)
+{
+    return xenforeignmemory_resource_size(fmem, domid, type, id, size);
+}
+
+static xenforeignmemory_resource_handle *
+lx_map_resource(xenforeignmemory_handle *fmem, domid_t domid, unsigned type,
+                unsigned id, unsigned long frame, unsigned long nr, void **addr,
+                int prot, int flags)
+{
+    return xenforeignmemory_map_resource(fmem, domid, type, id, frame, nr,
+                                         addr, prot, flags);
+}
+
+static xenevtchn_handle *
+lx_evtchn_open(void)
+{
+    return xenevtchn_open(&quiet_logger, 0);
+}
+
+static int
+lx_bind_interdomain(xenevtchn_handle *xce, uint32_t domid, evtchn_port_t port)
+{
+    return xenevtchn_bind_interdomain(xce, domid, port);
+}
+
+static int
+lx_bind_virq(xenevtchn_handle *xce, unsigned virq)
+{
+    return xenevtchn_bind_virq(xce, virq);
+}
+
+static int
+lx_pending(xenevtchn_handle *xce)
+{
+    return xenevtchn_pending(xce);
+}
+
+const struct xenbe_ops xenbe_libxen_ops = {
+    .privcmd_present = lx_privcmd_present,
+    .xc_open = lx_xc_open,
+    .xc_close = xc_interface_close,
+    .getinfolist = lx_getinfolist,
+    .fmem_open = lx_fmem_open,
+    .fmem_close = xenforeignmemory_close,
+    .resource_size = lx_resource_size,
+    .map_resource = lx_map_resource,
+    .unmap_resource = xenforeignmemory_unmap_resource,
+    .evtchn_open = lx_evtchn_open,
+    .evtchn_close = xenevtchn_close,
+    .evtchn_fd = xenevtchn_fd,
+    .bind_interdomain = lx_bind_interdomain,
+    .bind_virq = lx_bind_virq,
+    .unbind = xenevtchn_unbind,
+    .notify = xenevtchn_notify,
+    .pending = lx_pending,
+    .unmask = xenevtchn_unmask,
+};
+
+const struct xenbe_ops *xenbe_ops = &xenbe_libxen_ops;
+
+/* ---- pure helpers: messages and decoding ------------------------------------- */
+
+#define SHIM_MISSING \
+    "the hypervisor has no iomap shim (XENMEM_acquire_resource type 0x%x: %s): " \
+    "boot the patched Xen, see docs/XEN.md"
+
+const char *
+xenbe_strerror(enum xenbe_step step, int err, char *buf, size_t len)
+{
+    const char *es = strerrorname_np(err);
+
+    if (es == NULL)
+        es = "unknown error";
+    switch (step) {
+    case XENBE_STEP_PRIVCMD:
+        if (err == ENOENT || err == ENOTDIR)
+            snprintf(buf, len, "%s missing: not a Xen dom0 (or the xen-privcmd "
+                     "driver is not loaded)", XENBE_PRIVCMD);
+        else
+            snprintf(buf, len, "%s: %s", XENBE_PRIVCMD, strerror(err));
+        break;
+    case XENBE_STEP_XC_OPEN:
+        if (err == EACCES || err == EPERM)
+            snprintf(buf, len, "cannot open %s: %s (iomapd must run as root in dom0)",
+                     XENBE_PRIVCMD, strerror(err));
+        else if (err == ENOENT || err == ENODEV || err == ENXIO)
+            snprintf(buf, len, "libxenctrl cannot reach the hypervisor (%s): "
+                     "not a Xen dom0", es);
+        else
+            snprintf(buf, len, "libxenctrl: xc_interface_open: %s", strerror(err));
+        break;
+    case XENBE_STEP_DOMINFO:
+        if (err == EPERM || err == EACCES)
+            snprintf(buf, len, "Xen refused to list domains (%s): iomapd must run "
+                     "in dom0, the control domain", es);
+        else if (err == ENOSYS)
+            snprintf(buf, len, "no hypervisor answered the domctl (ENOSYS): "
+                     "not running on Xen");
+        else
+            snprintf(buf, len, "xc_domain_getinfolist: %s", strerror(err));
+        break;
+    case XENBE_STEP_FMEM_OPEN:
+        snprintf(buf, len, "libxenforeignmemory cannot open %s: %s",
+                 XENBE_PRIVCMD, strerror(err));
+        break;
+    case XENBE_STEP_RES_SIZE:
+    case XENBE_STEP_RES_MAP:
+        switch (err) {
+        case EOPNOTSUPP:
+        case ESRCH:     /* stock Xen: DOMID_XEN owns no acquirable resource */
+        case ENOENT:
+            snprintf(buf, len, SHIM_MISSING, XENBE_RESOURCE_TYPE, es);
+            break;
+        case ENOTTY:
+        case ENOSYS:
+            snprintf(buf, len, "the dom0 kernel's privcmd cannot map resources "
+                     "(IOCTL_PRIVCMD_MMAP_RESOURCE: %s): Linux 4.18 or later needed",
+                     es);
+            break;
+        case EPERM:
+        case EACCES:
+            snprintf(buf, len, "Xen refused the iomap ring (XENMEM_acquire_resource "
+                     "type 0x%x: %s): XSM policy, or not dom0", XENBE_RESOURCE_TYPE, es);
+            break;
+        case EBUSY:
+            snprintf(buf, len, "the iomap ring is already mapped (%s): is another "
+                     "iomapd running?", es);
+            break;
+        default:
+            snprintf(buf, len, "%s of the iomap ring (XENMEM_acquire_resource "
+                     "type 0x%x id %u): %s",
+                     step == XENBE_STEP_RES_SIZE ? "sizing" : "mapping",
+                     XENBE_RESOURCE_TYPE, XENBE_RESOURCE_ID, strerror(err));
+        }
+        break;
+    case XENBE_STEP_EVTCHN_OPEN:
+        if (err == ENOENT || err == ENODEV || err == ENXIO)
+            snprintf(buf, len, "%s missing: the xen-evtchn driver is not loaded",
+                     XENBE_EVTCHN_DEV);
+        else
+            snprintf(buf, len, "libxenevtchn cannot open %s: %s", XENBE_EVTCHN_DEV,
+                     strerror(err));
+        break;
+    case XENBE_STEP_BIND:
+        snprintf(buf, len, "cannot bind the shim's event channel: %s", strerror(err));
+        break;
+    case XENBE_STEP_NOTIFY_FD:
+        snprintf(buf, len, "cannot set up the notification relay: %s", strerror(err));
+        break;
+    default:
+        snprintf(buf, len, "Xen backend: %s", strerror(err));
+    }
+    return buf;
+}
+
+unsigned long
+xenbe_size_to_frames(size_t size, char *err, size_t errlen)
+{
+    if (size < IOMAP_RING_HDR_SIZE || size % XENBE_PAGE_SIZE) {
+        snprintf(err, errlen, "the shim reports a %zu-byte ring resource "
+                 "(want whole pages, at least one)", size);
+        return 0;
+    }
+    if (size / XENBE_PAGE_SIZE > XENBE_MAX_FRAMES) {
+        snprintf(err, errlen, "the shim reports a %zu-byte ring resource "
+                 "(more than %u pages)", size, XENBE_MAX_FRAMES);
+        return 0;
+    }
+    return size / XENBE_PAGE_SIZE;
+}
+
+int
+xenbe_attach_region(struct iomap_ring *r, void *mem, unsigned long nr_frames,
+                    char *err, size_t errlen)
+{
+    char why[192];
+    int rc;
+
+    if (nr_frames == 0 || nr_frames > XENBE_MAX_FRAMES) {
+        snprintf(err, errlen, "the shim's ring region: %lu pages", nr_frames);
+        return -E2BIG;
+    }
+    rc = iomap_ring_attach(r, mem, (size_t)nr_frames * XENBE_PAGE_SIZE,
+                           why, sizeof(why));
+    if (rc < 0) {
+        if (rc == -EPROTO)
+            snprintf(err, errlen, "the shim speaks another ABI (%s): "
+                     "rebuild iomapd or the hypervisor from the same tree", why);
+        else
+            snprintf(err, errlen, "the shim's ring region is malformed: %s", why);
+    }
+    return rc;
+}
+
+uint32_t
+xenbe_hdr_port(const struct iomap_ring *r)
+{
+    const unsigned char *p = (const unsigned char *)r->hdr + XENBE_HDR_EVTCHN_OFF;
+
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* ---- the backend ------------------------------------------------------------- */
+
+struct xen_be {
+    struct iomap_ring ring;
+    xc_interface *xch;
+    xenforeignmemory_handle *fmem;
+    xenforeignmemory_resource_handle *fres;
+    void         *region;
+    unsigned long nr_frames;
+    xenevtchn_handle *xce;
+    evtchn_port_t lport;        /* our end */
+    int           bound;
+    int           interdomain;  /* 0: VIRQ_IOMAP, the shim polls commands */
+    int           efd;          /* io->notify_fd */
+    int           stop_fd;
+    pthread_t     thr;
+    int           thr_started;
+    uint64_t      kick_errors;
+};
+
+static void
+xen_kick_shim(struct daemon *d)
+{
+    struct xen_be *b = ((struct iomapd *)d->backend)->be_priv;
+
+    if (!b->interdomain)
+        return;                 /* VIRQ mode: the shim polls its commands */
+    if (xenbe_ops->notify(b->xce, b->lport) < 0 && b->kick_errors++ == 0)
+        log_warn("xenevtchn_notify port %u", b->lport);
+}
+
+/* Wait on the event channel, unmask, and bump the eventfd. */
+static void *
+relay_thread(void *arg)
+{
+    struct xen_be *b = arg;
+    struct pollfd pfd[2] = {
+        { .fd = xenbe_ops->evtchn_fd(b->xce), .events = POLLIN },
+        { .fd = b->stop_fd, .events = POLLIN },
+    };
+    uint64_t one = 1;
+
+    for (;;) {
+        int port;
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        if (!(pfd[0].revents & POLLIN)) {
+            if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+                break;
+            continue;
+        }
+        port = xenbe_ops->pending(b->xce);
+        if (port < 0)
+            continue;
+        xenbe_ops->unmask(b->xce, (evtchn_port_t)port);
+        if (write(b->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            break;
+    }
+    return NULL;
+}
+
+static void
+xen_teardown(struct xen_be *b)
+{
+    uint64_t one = 1;
+
+    if (b->thr_started) {
+        if (write(b->stop_fd, &one, sizeof(one)) < 0)
+            pthread_cancel(b->thr);
+        pthread_join(b->thr, NULL);
+    }
+    if (b->stop_fd >= 0)
+        close(b->stop_fd);
+    if (b->efd >= 0)
+        close(b->efd);
+    if (b->bound)
+        xenbe_ops->unbind(b->xce, b->lport);
+    if (b->xce)
+        xenbe_ops->evtchn_close(b->xce);
+    if (b->fres)
+        xenbe_ops->unmap_resource(b->fmem, b->fres);
+    if (b->fmem)
+        xenbe_ops->fmem_close(b->fmem);
+    if (b->xch)
+        xenbe_ops->xc_close(b->xch);
+    free(b);
+}
+
+#define FAIL(step) do {                                         \
+        rc = -(errno ? errno : EIO);                            \
+        xenbe_strerror((step), -rc, err, errlen);               \
+        goto fail;                                              \
+    } while (0)
+
+static int
+xen_open(struct iomapd *io, char *err, size_t errlen)
+{
+    const struct xenbe_ops *o = xenbe_ops;
+    struct xen_be *b;
+    xc_domaininfo_t info;
+    size_t size = 0;
+    uint32_t port;
+    int rc;
+
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    b->efd = b->stop_fd = -1;
+
+    /* Are we in a Xen domain that may talk to the hypervisor at all? */
+    errno = 0;
+    if (o->privcmd_present() < 0)
+        FAIL(XENBE_STEP_PRIVCMD);
+    errno = 0;
+    if ((b->xch = o->xc_open()) == NULL)
+        FAIL(XENBE_STEP_XC_OPEN);
+    errno = 0;
+    rc = o->getinfolist(b->xch, 0, 1, &info);
+    if (rc < 0)
+        FAIL(XENBE_STEP_DOMINFO);
+    if (rc == 0) {
+        snprintf(err, errlen, "Xen lists no domain 0: iomapd must run in dom0");
+        rc = -ESRCH;
+        goto fail;
+    }
+
+    /* Is the shim there?  Size its ring resource, then map it. */
+    errno = 0;
+    if ((b->fmem = o->fmem_open()) == NULL)
+        FAIL(XENBE_STEP_FMEM_OPEN);
+    errno = 0;
+    if (o->resource_size(b->fmem, XENBE_RESOURCE_DOMID, XENBE_RESOURCE_TYPE,
+                         XENBE_RESOURCE_ID, &size) < 0)
+        FAIL(XENBE_STEP_RES_SIZE);
+    b->nr_frames = xenbe_size_to_frames(size, err, errlen);
+    if (b->nr_frames == 0) {
+        rc = -EPROTO;
+        goto fail;
+    }
+    errno = 0;
+    b->fres = o->map_resource(b->fmem, XENBE_RESOURCE_DOMID, XENBE_RESOURCE_TYPE,
+                              XENBE_RESOURCE_ID, 0, b->nr_frames, &b->region,
+                              PROT_READ | PROT_WRITE, 0);
+    if (b->fres == NULL)
+        FAIL(XENBE_STEP_RES_MAP);
+    rc = xenbe_attach_region(&b->ring, b->region, b->nr_frames, err, errlen);
+    if (rc < 0)
+        goto fail;
+
+    /* Notifications. */
+    errno = 0;
+    if ((b->xce = o->evtchn_open()) == NULL)
+        FAIL(XENBE_STEP_EVTCHN_OPEN);
+    port = xenbe_hdr_port(&b->ring);
+    errno = 0;
+    if (port != 0) {
+        rc = o->bind_interdomain(b->xce, 0, (evtchn_port_t)port);
+        b->interdomain = 1;
+    } else {
+        rc = o->bind_virq(b->xce, VIRQ_IOMAP);
+    }
+    if (rc < 0)
+        FAIL(XENBE_STEP_BIND);
+    b->lport = (evtchn_port_t)rc;
+    b->bound = 1;
+    errno = 0;
+    b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    b->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (b->efd < 0 || b->stop_fd < 0)
+        FAIL(XENBE_STEP_NOTIFY_FD);
+    rc = pthread_create(&b->thr, NULL, relay_thread, b);
+    if (rc != 0) {
+        errno = rc;
+        FAIL(XENBE_STEP_NOTIFY_FD);
+    }
+    b->thr_started = 1;
+
+    io->be_priv = b;
+    io->notify_fd = b->efd;
+    io->d.ring = &b->ring;
+    io->d.kick_shim = xen_kick_shim;
+    log_debug("xen: shim ring of %lu pages (%u events, %u commands), %s port %u",
+              b->nr_frames, b->ring.ev_slots, b->ring.cmd_slots,
+              b->interdomain ? "interdomain" : "VIRQ_IOMAP", b->lport);
+    return 0;
+
+fail:
+    xen_teardown(b);
+    return rc;
+}
+
+static void
+xen_close(struct iomapd *io)
+{
+    struct xen_be *b = io->be_priv;
+
+    if (b == NULL)
+        return;
+    io->d.ring = NULL;
+    io->notify_fd = -1;
+    xen_teardown(b);
+    io->be_priv = NULL;
+}
+
+int
+xenbe_domain_exists(struct iomapd *io, uint16_t domid)
+{
+    struct xen_be *b = io->be_priv;
+    xc_domaininfo_t info;
+    int n;
+
+    if (b == NULL || io->be != &backend_xen)
+        return -ENODEV;
+    n = xenbe_ops->getinfolist(b->xch, domid, 1, &info);
+    if (n < 0)
+        return -errno;
+    return n == 1 && info.domain == domid;
+}
+
+const struct iomapd_backend backend_xen = {
+    .name = "xen",
+    .open = xen_open,
+    .close = xen_close,
+};

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Xen backend: attach to the iomap shim inside a (patched) Xen 4.17.
+ *
+ *   ring         XENMEM_acquire_resource of type XENMEM_resource_iomap,
+ *                id IOMAP_RESOURCE_RING, owned by DOMID_XEN, mapped with
+ *                xenforeignmemory_map_resource();
+ *   notification either an interdomain event channel whose Xen-side port
+ *                the shim publishes in the ring header (both directions),
+ *                or, when it publishes none, the global VIRQ_IOMAP for
+ *                shim -> daemon (the shim then polls its command ring);
+ *   domains      libxenctrl: the daemon checks it runs in a privileged
+ *                domain and can tell whether a domid exists.
+ *
+ * Everything that talks to Xen goes through struct xenbe_ops so that the
+ * decoding and every error path can be tested without a hypervisor
+ * (tests/test_xen_backend.c).  See docs/XEN.md, "The daemon's Xen backend".
+ */
+#ifndef IOMAPD_BACKEND_XEN_H
+#define IOMAPD_BACKEND_XEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xenctrl.h>
+#include <xenevtchn.h>
+#include <xenforeignmemory.h>
+
+#include "shim/ring.h"
+
+struct iomapd;
+
+/* Where the shim lives (docs/XEN.md); one place to change if it moves. */
+#define XENBE_PRIVCMD          "/dev/xen/privcmd"
+#define XENBE_EVTCHN_DEV       "/dev/xen/evtchn"
+#define XENBE_RESOURCE_DOMID   DOMID_XEN
+#define XENBE_RESOURCE_TYPE    XENMEM_resource_iomap
+#define XENBE_RESOURCE_ID      IOMAP_RESOURCE_RING
+/* A global VIRQ number that Xen 4.17 leaves unused (public/xen.h). */
+#ifndef VIRQ_IOMAP
+#define VIRQ_IOMAP             14
+#endif
+#define XENBE_PAGE_SIZE        4096u
+/* The shim's region is small; refuse to map anything absurd. */
+#define XENBE_MAX_FRAMES       1024u
+
+/*
+ * Byte offset, in the ring header page, of the little-endian uint32 where
+ * the shim publishes the Xen-side port of its event channel with dom0
+ * (0: none, use VIRQ_IOMAP).  It is the first word of iomap_ring_hdr.pad0.
+ */
+#define XENBE_HDR_EVTCHN_OFF   32u
+
+/* Each step of open that can fail; the message names what is missing. */
+enum xenbe_step {
+    XENBE_STEP_PRIVCMD,         /* /dev/xen/privcmd is there            */
+    XENBE_STEP_XC_OPEN,         /* xc_interface_open                    */
+    XENBE_STEP_DOMINFO,         /* xc_domain_getinfolist (privilege)    */
+    XENBE_STEP_FMEM_OPEN,       /* xenforeignmemory_open                */
+    XENBE_STEP_RES_SIZE,        /* xenforeignmemory_resource_size       */
+    XENBE_STEP_RES_MAP,         /* xenforeignmemory_map_resource        */
+    XENBE_STEP_EVTCHN_OPEN,     /* xenevtchn_open                       */
+    XENBE_STEP_BIND,            /* xenevtchn_bind_interdomain / _virq   */
+    XENBE_STEP_NOTIFY_FD,       /* eventfd / helper thread              */
+    XENBE_STEP_MAX
+};
+
+/* The libxen calls, replaceable by tests.  All set errno on failure. */
+struct xenbe_ops {
+    int  (*privcmd_present)(void);      /* 0 or -1 with errno */
+    xc_interface *(*xc_open)(void);
+    int  (*xc_close)(xc_interface *xch);
+    int  (*getinfolist)(xc_interface *xch, uint32_t first, unsigned max,
+                        xc_domaininfo_t *info);
+    xenforeignmemory_handle *(*fmem_open)(void);
+    int  (*fmem_close)(xenforeignmemory_handle *fmem);
+    int  (*resource_size)(xenforeignmemory_handle *fmem, domid_t domid,
+                          unsigned type, unsigned id, size_t *size);
+    xenforeignmemory_resource_handle *(*map_resource)(
+        xenforeignmemory_handle *fmem, domid_t domid, unsigned type,
+        unsigned id, unsigned long frame, unsigned long nr, void **addr,
+        int prot, int flags);
+    int  (*unmap_resource)(xenforeignmemory_handle *fmem,
+                           xenforeignmemory_resource_handle *fres);
+    xenevtchn_handle *(*evtchn_open)(void);
+    int  (*evtchn_close)(xenevtchn_handle *xce);
+    int  (*evtchn_fd)(xenevtchn_handle *xce);
+    int  (*bind_interdomain)(xenevtchn_handle *xce, uint32_t domid,
+                             evtchn_port_t port);
+    int  (*bind_virq)(xenevtchn_handle *xce, unsigned virq);
+    int  (*unbind)(xenevtchn_handle *xce, evtchn_port_t port);
+    int  (*notify)(xenevtchn_handle *xce, evtchn_port_t port);
+    int  (*pending)(xenevtchn_handle *xce);
+    int  (*unmask)(xenevtchn_handle *xce, evtchn_port_t port);
+};
+
+/* The real libxen calls (quiet: libxen's own logging is discarded). */
+extern const struct xenbe_ops xenbe_libxen_ops;
+/* The ops backend_xen uses; tests point it at fakes. */
+extern const struct xenbe_ops *xenbe_ops;
+
+/*
+ * One line naming what is missing when step failed with errno err
+ * (a positive errno).  Returns buf.
+ */
+const char *xenbe_strerror(enum xenbe_step step, int err, char *buf, size_t len);
+
+/*
+ * Check a mapped resource of nr_frames frames and attach the rings in it.
+ * Returns 0, or -EINVAL / -EPROTO (iomap_ring_attach) / -E2BIG with err
+ * set to one line.
+ */
+int  xenbe_attach_region(struct iomap_ring *r, void *mem, unsigned long nr_frames,
+                         char *err, size_t errlen);
+/* The resource size in bytes -> frames; 0 and err set if unusable. */
+unsigned long xenbe_size_to_frames(size_t size, char *err, size_t errlen);
+/* The shim's published event channel port (0: none; use VIRQ_IOMAP). */
+uint32_t xenbe_hdr_port(const struct iomap_ring *r);
+
+/*
+ * Does domid exist?  1 yes, 0 no, -errno if it cannot be told (backend
+ * not open).  For validating domids given through the control API.
+ */
+int  xenbe_domain_exists(struct iomapd *io, uint16_t domid);
+
+#endif
