@@ -316,6 +316,7 @@ ev_domain_destroyed(struct daemon *d, uint16_t domid)
         if (e == NULL || e->emu_domid != domid)
             continue;
         e->alive = 0;
+        DAEMON_HOOK(d, emu_gone, e, "its domain was destroyed");
         for (em = LIST_FIRST(&e->maps); em; em = next) {
             next = LIST_NEXT(em, emu_link);
             emu_map_free(em);
@@ -398,6 +399,7 @@ apply(struct daemon *d, const struct iomap_event *ev)
                  e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
         e->alive = 0;
         emu_unregister(d, e);
+        DAEMON_HOOK(d, emu_gone, e, "shim reported it gone");
         if (d->resync == RS_NONE)
             emu_force_unmap_all(d, e);
         return;

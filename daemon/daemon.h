@@ -122,6 +122,21 @@ struct daemon;
 typedef void daemon_kick_fn(struct daemon *d);
 typedef uint64_t daemon_clock_fn(struct daemon *d);
 
+/*
+ * Observers of the lifecycle (the control socket's subscriptions).  Each
+ * may be NULL; they are called on the loop thread and must not call back
+ * into the books.
+ */
+struct daemon_hooks {
+    void (*page_released)(void *arg, uint16_t domid, uint64_t gfn,
+                          uint64_t mfn, uint64_t lat_ns);
+    void (*emu_gone)(void *arg, const struct emu *e, const char *why);
+    void (*timeout)(void *arg, const struct emu *e, uint16_t domid,
+                    uint64_t gfn, const char *what);
+};
+#define DAEMON_HOOK(d, fn, ...) \
+    do { if ((d)->hooks && (d)->hooks->fn) (d)->hooks->fn((d)->hooks_arg, __VA_ARGS__); } while (0)
+
 struct daemon {
     struct iomap_ring *ring;
     daemon_kick_fn    *kick_shim;   /* notify the shim of new commands */
@@ -156,6 +171,9 @@ struct daemon {
     uint64_t           rs_gfn;
 
     struct daemon_stats st;
+
+    const struct daemon_hooks *hooks;
+    void              *hooks_arg;
 };
 
 int   daemon_init(struct daemon *d, struct iomap_ring *ring,

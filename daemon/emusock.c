@@ -53,6 +53,7 @@ conn_close(struct emu_conn *c)
         }
         emu_unregister(&io->d, e);
         e->conn = NULL;
+        DAEMON_HOOK(&io->d, emu_gone, e, "closed its channel");
         /* Invalidates it will never answer: the shim takes those back. */
         for (uint32_t pi = 0; pi < io->d.pages_cap; pi++) {
             const struct page *p = &io->d.pages[pi];

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,13 @@
 
 #include <event2/event.h>
 
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #include "daemon/iomapd.h"
 #include "daemon/log.h"
+#include "json-api/ctl.h"
 
 static struct iomapd iomapd;
 
@@ -38,12 +44,40 @@ daemon_clock(struct daemon *d)
     return iomapd_now_ns();
 }
 
+/* sd_notify(3) when running under systemd; a no-op otherwise. */
+static void
+notify(const char *fmt, ...)
+{
+#ifdef HAVE_SYSTEMD
+    char buf[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    sd_notify(0, buf);
+#else
+    (void)fmt;
+#endif
+}
+
+static void
+notify_status(struct iomapd *io)
+{
+    notify("STATUS=%s: %u domains, %u emulators, %llu pages in flight, "
+           "%llu released", io->stopping ? "draining" : "running",
+           daemon_domains(&io->d), daemon_emulators(&io->d),
+           (unsigned long long)(io->d.n_invalidating + io->d.n_flushing),
+           (unsigned long long)io->d.st.pages_released);
+}
+
 void
 iomapd_process(struct iomapd *io)
 {
     if (daemon_process(&io->d) < 0)
         fatalx("the shim's event ring is corrupt: refusing to guess what it "
                "holds (restart iomapd to resynchronise)");
+    ctl_flush_notes(io);
 }
 
 static void
@@ -60,7 +94,40 @@ on_notify(evutil_socket_t fd, short what, void *arg)
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
-    iomapd_process(arg);
+    struct iomapd *io = arg;
+    uint64_t now = iomapd_now_ns();
+
+    iomapd_process(io);
+    ctl_tick(io);
+    /* The watchdog is fed from the loop: a stuck loop gets restarted. */
+    if (io->wd_usec && now - io->wd_last >= io->wd_usec * 1000 / 2) {
+        notify("WATCHDOG=1");
+        io->wd_last = now;
+    }
+    if (now - io->status_last >= 2000000000ull) {
+        notify_status(io);
+        io->status_last = now;
+    }
+    if (io->stopping) {
+        uint64_t left = io->d.n_invalidating + io->d.n_flushing;
+
+        if (left == 0 || now >= io->stop_deadline) {
+            if (left)
+                log_warnx("stop timeout: %llu pages still in flight, left to the "
+                          "shim (the next iomapd picks them up)", (unsigned long long)left);
+            event_base_loopexit(io->base, NULL);
+        }
+    }
+}
+
+static void
+reload(struct iomapd *io)
+{
+    notify("RELOADING=1");
+    log_info("SIGHUP: this iomapd has no policy engine: nothing to reload (%s)",
+             io->opt.config);
+    notify("READY=1");
+    notify_status(io);
 }
 
 static void
@@ -69,11 +136,25 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     struct iomapd *io = arg;
 
     if (sig == SIGHUP) {
-        log_info("SIGHUP: nothing to reload yet");
+        reload(io);
         return;
     }
-    log_info("%s: exiting", strsignal((int)sig));
-    event_base_loopexit(io->base, NULL);
+    if (io->stopping) {
+        log_info("%s again: exiting now", strsignal((int)sig));
+        event_base_loopexit(io->base, NULL);
+        return;
+    }
+    /* Drain, do not cancel: let pages in flight finish, up to a deadline. */
+    io->stopping = 1;
+    io->stop_deadline = iomapd_now_ns() + (uint64_t)io->opt.stop_timeout_ms * 1000000u;
+    if (io->ctl)
+        ((struct ctl *)io->ctl)->stopping = 1;
+    notify("STOPPING=1");
+    log_info("%s: stopping: %llu pages in flight get up to %u ms to finish",
+             strsignal((int)sig),
+             (unsigned long long)(io->d.n_invalidating + io->d.n_flushing),
+             io->opt.stop_timeout_ms);
+    notify_status(io);
 }
 
 static void
@@ -89,6 +170,10 @@ usage(FILE *f)
         "  -e, --emu-socket PATH    emulator registration socket\n"
         "                           (default %s/iomapd/emulators.sock)\n"
         "  -s, --socket PATH        JSON-RPC control socket (default %s/iomapd/iomapd.sock)\n"
+        "      --socket-group GROUP group of the control socket (mode 0660): may query\n"
+        "      --admin-group GROUP  may also call mutating methods (drain, reload)\n"
+        "      --stop-timeout MS    on SIGTERM, wait this long for pages in flight\n"
+        "                           (default 5000)\n"
         "  -c, --config PATH        policy file (default %s/iomapd/iomapd.conf)\n"
         "  -l, --log-level LEVEL    error, warning, info (default) or debug\n"
         "  -v, --verbose            same as --log-level debug\n"
@@ -119,6 +204,9 @@ main(int argc, char **argv)
         { "sim-socket", required_argument, NULL, 'S' },
         { "emu-socket", required_argument, NULL, 'e' },
         { "socket", required_argument, NULL, 's' },
+        { "socket-group", required_argument, NULL, 'G' },
+        { "admin-group", required_argument, NULL, 'A' },
+        { "stop-timeout", required_argument, NULL, 'T' },
         { "config", required_argument, NULL, 'c' },
         { "log-level", required_argument, NULL, 'l' },
         { "verbose", no_argument, NULL, 'v' },
@@ -138,6 +226,7 @@ main(int argc, char **argv)
     io->opt.ctl_socket = RUNSTATEDIR "/iomapd/iomapd.sock";
     io->opt.config = SYSCONFDIR "/iomapd/iomapd.conf";
     io->opt.log_level = LOG_LVL_INFO;
+    io->opt.stop_timeout_ms = 5000;
     io->emu_lfd = -1;
     io->notify_fd = -1;
     opterr = 0;
@@ -147,6 +236,19 @@ main(int argc, char **argv)
         case 'S': io->opt.sim_socket = optarg; break;
         case 'e': io->opt.emu_socket = optarg; break;
         case 's': io->opt.ctl_socket = optarg; break;
+        case 'G': io->opt.ctl_group = optarg; break;
+        case 'A': io->opt.ctl_admin_group = optarg; break;
+        case 'T': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+
+            if (*optarg == '\0' || *end || v > 3600000) {
+                fprintf(stderr, "iomapd: --stop-timeout takes milliseconds (0 to 3600000)\n");
+                return 2;
+            }
+            io->opt.stop_timeout_ms = (unsigned)v;
+            break;
+        }
         case 'c': io->opt.config = optarg; break;
         case 'l':
             io->opt.log_level = log_parse_level(optarg);
@@ -208,6 +310,12 @@ main(int argc, char **argv)
         fprintf(stderr, "iomapd: %s\n", err);
         return 1;
     }
+    if (ctl_init(io, err, sizeof(err)) < 0) {
+        fprintf(stderr, "iomapd: control socket: %s\n", err);
+        emusock_fini(io);
+        unlink(io->opt.emu_socket);
+        return 1;
+    }
     io->ev_notify = event_new(io->base, io->notify_fd, EV_READ | EV_PERSIST,
                               on_notify, io);
     io->ev_tick = event_new(io->base, -1, EV_PERSIST, on_tick, io);
@@ -220,11 +328,23 @@ main(int argc, char **argv)
     /* Whatever happened before we came up, the dump tells. */
     daemon_resync(&io->d);
     iomapd_process(io);
-    log_info("iomapd %s running: backend %s, emulators on %s", PACKAGE_VERSION,
-             io->be->name, io->opt.emu_socket);
+    log_info("iomapd %s running: backend %s, emulators on %s, control on %s",
+             PACKAGE_VERSION, io->be->name, io->opt.emu_socket, io->opt.ctl_socket);
+#ifdef HAVE_SYSTEMD
+    {
+        uint64_t usec;
+
+        if (sd_watchdog_enabled(0, &usec) > 0)
+            io->wd_usec = usec;
+    }
+#endif
+    notify("READY=1");
+    notify_status(io);
 
     event_base_dispatch(io->base);
 
+    notify("STOPPING=1");
+    ctl_fini(io);
     emusock_fini(io);
     unlink(io->opt.emu_socket);
     for (int i = 0; signums[i]; i++)

@@ -27,6 +27,9 @@ struct iomapd_opts {
     const char *sim_socket;
     const char *emu_socket;
     const char *ctl_socket;
+    const char *ctl_group;          /* --socket-group: may read */
+    const char *ctl_admin_group;    /* --admin-group: may also change */
+    unsigned    stop_timeout_ms;    /* SIGTERM: wait for pages in flight */
     const char *config;
     int         log_level;
 };
@@ -44,6 +47,10 @@ struct iomapd {
     struct event           *ev_emu_accept;
     uint64_t                started_ns;
     void                   *ctl;        /* json-api control server */
+    int                     stopping;   /* SIGTERM seen: draining */
+    uint64_t                stop_deadline;
+    uint64_t                wd_usec;    /* systemd watchdog, 0 if off */
+    uint64_t                wd_last, status_last;
 };
 
 uint64_t iomapd_now_ns(void);

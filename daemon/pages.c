@@ -208,6 +208,7 @@ release(struct daemon *d, uint32_t pi)
     if (lat > d->st.lat_max_ns)
         d->st.lat_max_ns = lat;
     d->st.lat_hist[lat ? 63 - __builtin_clzll(lat) : 0]++;
+    DAEMON_HOOK(d, page_released, p->domid, p->gfn, p->mfn, lat);
     page_free(d, pi);
 }
 

@@ -1,0 +1,836 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket of iomapd: JSON-RPC 2.0, newline-delimited, over a
+ * UNIX stream socket.
+ *
+ * Safety of the socket: a live daemon on the path is detected (connect)
+ * before a stale socket is unlinked, and anything that is not a socket is
+ * never unlinked; it is created under umask 0117 and set to mode 0660 with
+ * the configured group.  Peers are identified with SO_PEERCRED: mutating
+ * methods need root, the daemon's own uid or the admin group.
+ *
+ * Fairness and bounds: a request line is at most CTL_MAX_REQUEST bytes and
+ * CTL_MAX_DEPTH deep; a client gets CTL_BURST requests per loop pass; when
+ * its unread output passes CTL_OUT_SOFT we stop reading its requests (and
+ * drop notifications for it, counting them), and past CTL_OUT_HARD it is
+ * disconnected.  Nothing here ever blocks: the socket is non-blocking and
+ * output is buffered per client.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "daemon/iomapd.h"
+#include "daemon/log.h"
+#include "json-api/ctl.h"
+
+static void client_close(struct ctl_client *c, const char *why);
+static void client_process(struct ctl_client *c);
+
+int
+ctl_err(struct ctl_call *call, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(call->msg, sizeof(call->msg), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static size_t
+out_len(const struct ctl_client *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* Queue one message (stolen); 0, or -1 if the client was dropped. */
+static int
+client_send(struct ctl_client *c, json_t *msg)
+{
+    char *s;
+    int rc = 0;
+
+    if (c->closing || c->dead) {
+        json_decref(msg);
+        return -1;
+    }
+    /* JSON_COMPACT: no newline anywhere; strings escape their own. */
+    s = json_dumps(msg, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(msg);
+    if (s == NULL) {
+        log_warnx("control: cannot encode a response for client %llu",
+                  (unsigned long long)c->cid);
+        return 0;
+    }
+    if (out_len(c) + strlen(s) + 1 > CTL_OUT_HARD) {
+        free(s);
+        client_close(c, "does not read its responses (output limit)");
+        return -1;
+    }
+    if (evbuffer_add(bufferevent_get_output(c->bev), s, strlen(s)) < 0 ||
+        evbuffer_add(bufferevent_get_output(c->bev), "\n", 1) < 0)
+        rc = -1;
+    free(s);
+    if (rc < 0)
+        client_close(c, "out of memory for its output");
+    return rc;
+}
+
+void
+ctl_respond(struct ctl_client *c, json_t *id, json_t *result, int code,
+            const char *msg, json_t *data)
+{
+    json_t *r;
+
+    if (c == NULL || c->dead) { /* the client went away meanwhile */
+        json_decref(result);
+        json_decref(data);
+        return;
+    }
+    if (code == 0) {
+        r = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0",
+                      "result", result ? result : json_null(),
+                      "id", id ? id : json_null());
+        json_decref(data);
+    } else {
+        json_t *err = json_pack("{s:i, s:s}", "code", code,
+                                "message", msg && *msg ? msg : "error");
+
+        c->ctl->errors++;
+        if (err && data)
+            json_object_set_new(err, "data", data);
+        else
+            json_decref(data);
+        r = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "error", err,
+                      "id", id ? id : json_null());
+        json_decref(result);
+    }
+    if (r == NULL) {
+        client_close(c, "out of memory for a response");
+        return;
+    }
+    client_send(c, r);
+}
+
+void
+ctl_notify(struct ctl *ctl, unsigned kind, const char *method, json_t *params)
+{
+    struct ctl_client *c, *next;
+
+    for (c = LIST_FIRST(&ctl->clients); c; c = next) {
+        next = LIST_NEXT(c, link);
+        if (!(c->subs & kind) || c->closing || c->dead)
+            continue;
+        if (out_len(c) > CTL_OUT_SOFT) {
+            c->lost++;      /* told in the next one that gets through */
+            continue;
+        }
+        if (c->lost)
+            json_object_set_new(params, "lost", json_integer((json_int_t)c->lost));
+        c->lost = 0;
+        ctl->notes_sent++;
+        client_send(c, json_pack("{s:s, s:s, s:O}", "jsonrpc", "2.0",
+                                 "method", method, "params", params));
+        json_object_del(params, "lost");
+    }
+    json_decref(params);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+/* Nesting depth of a JSON text (outside strings); stops past the limit. */
+static int
+json_depth_ok(const char *s, size_t n, int max)
+{
+    int depth = 0, in_str = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = 0;
+            continue;
+        }
+        if (ch == '"')
+            in_str = 1;
+        else if (ch == '[' || ch == '{') {
+            if (++depth > max)
+                return 0;
+        } else if (ch == ']' || ch == '}')
+            depth--;
+    }
+    return 1;
+}
+
+static int
+param_allowed(const char *list, const char *key)
+{
+    size_t k = strlen(key);
+
+    for (const char *p = list; p && *p; ) {
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+
+        if (n == k && strncmp(p, key, n) == 0)
+            return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+static void
+handle_line(struct ctl_client *c, const char *line, size_t n)
+{
+    struct ctl *ctl = c->ctl;
+    struct ctl_call call = { .ctl = ctl, .c = c };
+    json_error_t jerr;
+    json_t *req, *jid, *jm, *jv, *params, *result = NULL;
+    const struct ctl_method *m;
+    const char *key;
+    json_t *val;
+    int code, notification;
+
+    ctl->requests++;
+    while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return;                 /* blank line: nothing asked */
+    if (!json_depth_ok(line, n, CTL_MAX_DEPTH)) {
+        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
+                    "request nested deeper than the limit",
+                    json_pack("{s:i}", "max_depth", CTL_MAX_DEPTH));
+        return;
+    }
+    req = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
+    if (req == NULL) {
+        ctl_respond(c, NULL, NULL, RPC_PARSE_ERROR, "parse error",
+                    json_pack("{s:s, s:i}", "detail", jerr.text,
+                              "column", jerr.column));
+        return;
+    }
+    if (json_is_array(req)) {
+        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
+                    "batch requests are not supported: send one request per line",
+                    NULL);
+        json_decref(req);
+        return;
+    }
+    if (!json_is_object(req)) {
+        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
+                    "a request must be a JSON object", NULL);
+        json_decref(req);
+        return;
+    }
+    jid = json_object_get(req, "id");
+    notification = jid == NULL;
+    if (jid && !json_is_string(jid) && !json_is_integer(jid) && !json_is_null(jid)) {
+        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
+                    "id must be a string, an integer or null", NULL);
+        goto out;
+    }
+    jv = json_object_get(req, "jsonrpc");
+    if (!json_is_string(jv) || strcmp(json_string_value(jv), "2.0") != 0) {
+        code = ctl_err(&call, RPC_INVALID_REQUEST, "jsonrpc must be \"2.0\"");
+        goto fail;
+    }
+    jm = json_object_get(req, "method");
+    if (!json_is_string(jm)) {
+        code = ctl_err(&call, RPC_INVALID_REQUEST, "method must be a string");
+        goto fail;
+    }
+    json_object_foreach(req, key, val) {
+        if (strcmp(key, "jsonrpc") && strcmp(key, "method") &&
+            strcmp(key, "params") && strcmp(key, "id")) {
+            code = ctl_err(&call, RPC_INVALID_REQUEST, "unknown member '%s' in the request",
+                           key);
+            goto fail;
+        }
+    }
+    m = ctl_method_find(json_string_value(jm));
+    if (m == NULL) {
+        code = ctl_err(&call, RPC_METHOD_NOT_FOUND, "no method '%s' (see iomapd-api(7))",
+                       json_string_value(jm));
+        goto fail;
+    }
+    params = json_object_get(req, "params");
+    if (params == NULL || json_is_null(params)) {
+        params = NULL;
+    } else if (!json_is_object(params)) {
+        code = ctl_err(&call, RPC_INVALID_PARAMS,
+                       "params must be an object (named parameters)");
+        goto fail;
+    } else {
+        json_object_foreach(params, key, val) {
+            if (!param_allowed(m->params, key)) {
+                code = ctl_err(&call, RPC_INVALID_PARAMS,
+                               "%s takes no parameter '%s'", m->name, key);
+                goto fail;
+            }
+        }
+    }
+    if ((m->flags & M_ADMIN) && !c->admin) {
+        code = ctl_err(&call, APP_PERMISSION_DENIED,
+                       "%s changes the daemon's state: only root or the admin group "
+                       "may call it (uid %u)", m->name, (unsigned)c->uid);
+        goto fail;
+    }
+    if (ctl->stopping && (m->flags & M_ADMIN)) {
+        code = ctl_err(&call, APP_SHUTTING_DOWN, "iomapd is stopping");
+        goto fail;
+    }
+    call.id = jid;
+    if (params == NULL) {
+        json_t *none = json_object();
+
+        code = m->fn(&call, none, &result);
+        json_decref(none);
+    } else {
+        code = m->fn(&call, params, &result);
+    }
+    if (code == CTL_DEFERRED)
+        goto out;               /* the method answers later */
+    if (notification) {
+        json_decref(result);
+        json_decref(call.data);
+        goto out;
+    }
+    if (code == 0)
+        ctl_respond(c, jid, result, 0, NULL, NULL);
+    else
+        ctl_respond(c, jid, NULL, code, call.msg, call.data);
+    goto out;
+fail:
+    if (!notification)
+        ctl_respond(c, jid, NULL, code, call.msg, call.data);
+    else
+        json_decref(call.data);
+out:
+    json_decref(req);
+}
+
+/* ---- clients ---------------------------------------------------------------- */
+
+static void
+client_free(struct ctl_client *c)
+{
+    bufferevent_free(c->bev);
+    event_free(c->ev_more);
+    free(c);
+}
+
+/*
+ * Drop a client.  It may be deep in a call chain that still holds c, so
+ * it is only unlinked here and freed from the loop (on_more).
+ */
+static void
+client_close(struct ctl_client *c, const char *why)
+{
+    struct ctl *ctl = c->ctl;
+
+    if (c->dead)
+        return;
+    if (why) {
+        log_info("control: client %llu (uid %u pid %d) dropped: %s",
+                 (unsigned long long)c->cid, (unsigned)c->uid, (int)c->pid, why);
+        ctl->dropped_clients++;
+    }
+    c->dead = 1;
+    ctl_drains_forget(ctl, c);
+    LIST_REMOVE(c, link);
+    ctl->nclients--;
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    event_active(c->ev_more, EV_TIMEOUT, 0);
+}
+
+static void
+client_process(struct ctl_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    int done = 0;
+
+    while (!c->closing && !c->dead) {
+        size_t n;
+        char *line;
+
+        if (out_len(c) > CTL_OUT_SOFT) {
+            /* Stop reading until it reads: no unbounded work for it. */
+            bufferevent_disable(c->bev, EV_READ);
+            c->paused = 1;
+            return;
+        }
+        if (done == CTL_BURST) {
+            /* Let the others (and the books) have the loop. */
+            event_active(c->ev_more, EV_TIMEOUT, 0);
+            return;
+        }
+        line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+        if (line == NULL) {
+            if (evbuffer_get_length(in) > CTL_MAX_REQUEST) {
+                struct ctl_call call;
+
+                snprintf(call.msg, sizeof(call.msg),
+                         "request larger than %d bytes", CTL_MAX_REQUEST);
+                ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST, call.msg,
+                            json_pack("{s:i}", "max_bytes", CTL_MAX_REQUEST));
+                /* The framing is lost: say why, flush, then hang up. */
+                c->closing = 1;
+                bufferevent_disable(c->bev, EV_READ);
+                if (out_len(c) == 0)
+                    client_close(c, "request too large");
+            }
+            return;
+        }
+        if (n > CTL_MAX_REQUEST) {
+            ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST, "request too large",
+                        json_pack("{s:i}", "max_bytes", CTL_MAX_REQUEST));
+        } else {
+            handle_line(c, line, n);
+        }
+        free(line);
+        done++;
+    }
+}
+
+static void
+on_more(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl_client *c = arg;
+
+    if (c->dead)
+        client_free(c);
+    else
+        client_process(c);
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+    client_process(arg);
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+    struct ctl_client *c = arg;
+
+    if (c->closing) {
+        if (out_len(c) == 0)
+            client_close(c, "request too large");
+        return;
+    }
+    if (c->paused && out_len(c) <= CTL_OUT_SOFT / 2) {
+        c->paused = 0;
+        bufferevent_enable(c->bev, EV_READ);
+        client_process(c);
+    }
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct ctl_client *c = arg;
+
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        client_close(c, (what & BEV_EVENT_ERROR) && !(what & BEV_EVENT_EOF) ?
+                     "socket error" : NULL);
+}
+
+static int
+in_group(uid_t uid, gid_t gid, gid_t want)
+{
+    struct passwd *pw;
+    gid_t groups[256];
+    int n = 256;
+
+    if (gid == want)
+        return 1;
+    pw = getpwuid(uid);
+    if (pw == NULL)
+        return 0;
+    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == want)
+            return 1;
+    return 0;
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct ctl *ctl = arg;
+    struct ctl_client *c;
+    struct ucred cr;
+    socklen_t crlen = sizeof(cr);
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            log_warn("control: accept");
+        return;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
+        log_warn("control: SO_PEERCRED");
+        close(fd);
+        return;
+    }
+    if (ctl->nclients >= CTL_MAX_CLIENTS) {
+        static const char busy[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,"
+            "\"message\":\"too many control clients\"},\"id\":null}\n";
+
+        (void)!write(fd, busy, sizeof(busy) - 1);
+        log_warnx("control: more than %d clients: uid %u refused", CTL_MAX_CLIENTS,
+                  (unsigned)cr.uid);
+        close(fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->ctl = ctl;
+    c->cid = ++ctl->next_cid;
+    c->uid = cr.uid;
+    c->gid = cr.gid;
+    c->pid = cr.pid;
+    c->admin = cr.uid == 0 || cr.uid == geteuid() ||
+               (ctl->have_admin_gid && in_group(cr.uid, cr.gid, ctl->admin_gid));
+    if (!c->admin && ctl->have_sock_gid && !in_group(cr.uid, cr.gid, ctl->sock_gid)) {
+        static const char denied[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,"
+            "\"message\":\"not a member of the control socket's group\"},\"id\":null}\n";
+
+        (void)!write(fd, denied, sizeof(denied) - 1);
+        log_warnx("control: uid %u is not in the socket group: refused", (unsigned)cr.uid);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->bev = bufferevent_socket_new(ctl->io->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->ev_more = event_new(ctl->io->base, -1, 0, on_more, c);
+    if (c->bev == NULL || c->ev_more == NULL) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            close(fd);
+        if (c->ev_more)
+            event_free(c->ev_more);
+        free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* on_write at half the soft limit, to resume a paused reader. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, CTL_OUT_SOFT / 2, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    LIST_INSERT_HEAD(&ctl->clients, c, link);
+    ctl->nclients++;
+    log_debug("control: client %llu: uid %u gid %u pid %d%s",
+              (unsigned long long)c->cid, (unsigned)cr.uid, (unsigned)cr.gid,
+              (int)cr.pid, c->admin ? " (admin)" : "");
+}
+
+/* ---- hooks from the books ------------------------------------------------------ */
+
+static void
+rel_flush(struct ctl *ctl)
+{
+    if (!ctl->rel_active)
+        return;
+    ctl->rel_active = 0;
+    ctl_notify(ctl, NOTE_PAGE_RELEASED, "page.released",
+               json_pack("{s:i, s:I, s:i, s:f}", "domid", ctl->rel_domid,
+                         "gfn", (json_int_t)ctl->rel_gfn, "nr", (int)ctl->rel_nr,
+                         "max_latency_us", (double)ctl->rel_lat_max / 1000.0));
+}
+
+static int
+anyone_wants(struct ctl *ctl, unsigned kind)
+{
+    struct ctl_client *c;
+
+    LIST_FOREACH(c, &ctl->clients, link)
+        if (c->subs & kind)
+            return 1;
+    return 0;
+}
+
+static void
+hook_page_released(void *arg, uint16_t domid, uint64_t gfn, uint64_t mfn,
+                   uint64_t lat_ns)
+{
+    struct ctl *ctl = arg;
+
+    (void)mfn;
+    if (!ctl->rel_active && !anyone_wants(ctl, NOTE_PAGE_RELEASED))
+        return;
+    if (ctl->rel_active && ctl->rel_domid == domid &&
+        ctl->rel_gfn + ctl->rel_nr == gfn && ctl->rel_nr < UINT32_MAX) {
+        ctl->rel_nr++;
+        if (lat_ns > ctl->rel_lat_max)
+            ctl->rel_lat_max = lat_ns;
+        return;
+    }
+    rel_flush(ctl);
+    ctl->rel_active = 1;
+    ctl->rel_domid = domid;
+    ctl->rel_gfn = gfn;
+    ctl->rel_nr = 1;
+    ctl->rel_lat_max = lat_ns;
+}
+
+static void
+hook_emu_gone(void *arg, const struct emu *e, const char *why)
+{
+    struct ctl *ctl = arg;
+
+    if (!anyone_wants(ctl, NOTE_EMU_GONE))
+        return;
+    rel_flush(ctl);
+    {
+        char id[16];
+
+        snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
+        ctl_notify(ctl, NOTE_EMU_GONE, "emulator.gone",
+                   json_pack("{s:s, s:i, s:i, s:s, s:I}", "emulator", id,
+                             "emu_domid", e->emu_domid, "ioservid", e->ioservid,
+                             "reason", why, "held_pages", (json_int_t)e->held_pages));
+    }
+}
+
+static void
+hook_timeout(void *arg, const struct emu *e, uint16_t domid, uint64_t gfn,
+             const char *what)
+{
+    struct ctl *ctl = arg;
+    json_t *p;
+
+    if (!anyone_wants(ctl, NOTE_PAGE_TIMEOUT))
+        return;
+    rel_flush(ctl);
+    p = json_pack("{s:i, s:I, s:s}", "domid", domid, "gfn", (json_int_t)gfn,
+                  "what", what);
+    if (p && e) {
+        char id[16];
+
+        snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
+        json_object_set_new(p, "emulator", json_string(id));
+    }
+    ctl_notify(ctl, NOTE_PAGE_TIMEOUT, "page.timeout", p);
+}
+
+static const struct daemon_hooks ctl_hooks = {
+    .page_released = hook_page_released,
+    .emu_gone = hook_emu_gone,
+    .timeout = hook_timeout,
+};
+
+void
+ctl_flush_notes(struct iomapd *io)
+{
+    if (io->ctl)
+        rel_flush(io->ctl);
+}
+
+void
+ctl_tick(struct iomapd *io)
+{
+    if (io->ctl)
+        ctl_drains_tick(io->ctl);
+}
+
+/* ---- the socket ---------------------------------------------------------------- */
+
+static int
+lookup_group(const char *name, gid_t *gid, char *err, size_t errlen)
+{
+    struct group *gr = getgrnam(name);
+    char *end;
+    unsigned long v;
+
+    if (gr) {
+        *gid = gr->gr_gid;
+        return 0;
+    }
+    errno = 0;
+    v = strtoul(name, &end, 10);
+    if (!errno && *name && !*end) {
+        *gid = (gid_t)v;
+        return 0;
+    }
+    snprintf(err, errlen, "no such group '%s'", name);
+    return -ENOENT;
+}
+
+static int
+listen_socket(struct ctl *ctl, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    struct stat st;
+    mode_t old;
+    int fd;
+
+#ifdef HAVE_SYSTEMD
+    /* Socket activation (iomapd.socket): systemd made it, with its mode. */
+    if (sd_listen_fds(0) >= 1 &&
+        sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, path, 0) > 0) {
+        fd = SD_LISTEN_FDS_START;
+        if (evutil_make_socket_nonblocking(fd) < 0 ||
+            evutil_make_socket_closeonexec(fd) < 0) {
+            snprintf(err, errlen, "activated socket: %s", strerror(errno));
+            return -errno;
+        }
+        log_info("control: using the socket passed by systemd (%s)", path);
+        return fd;
+    }
+#endif
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "control socket path too long: %s", path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sun.sun_path, path);
+    if (lstat(path, &st) == 0) {
+        int probe;
+
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "%s exists and is not a socket: not touching it", path);
+            return -EEXIST;
+        }
+        /* A live daemon answers on it: do not steal its socket. */
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+            close(probe);
+            snprintf(err, errlen, "%s is in use by a running iomapd", path);
+            return -EADDRINUSE;
+        }
+        if (probe >= 0)
+            close(probe);
+        if (errno != ECONNREFUSED && errno != ENOENT) {
+            snprintf(err, errlen, "cannot tell whether %s is in use: %s", path,
+                     strerror(errno));
+            return -EEXIST;
+        }
+        log_info("control: removing stale socket %s", path);
+        if (unlink(path) < 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cannot remove stale %s: %s", path, strerror(errno));
+            return -errno;
+        }
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -errno;
+    }
+    old = umask(0117);
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        int rc = -errno;
+
+        umask(old);
+        snprintf(err, errlen, "cannot bind %s: %s", path, strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    umask(old);
+    ctl->own_socket = 1;
+    if ((ctl->have_sock_gid && chown(path, (uid_t)-1, ctl->sock_gid) < 0) ||
+        chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
+        int rc = -errno;
+
+        snprintf(err, errlen, "cannot set up %s: %s", path, strerror(-rc));
+        close(fd);
+        unlink(path);
+        ctl->own_socket = 0;
+        return rc;
+    }
+    return fd;
+}
+
+int
+ctl_init(struct iomapd *io, char *err, size_t errlen)
+{
+    struct ctl *ctl = calloc(1, sizeof(*ctl));
+    int fd;
+
+    if (ctl == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    ctl->io = io;
+    ctl->lfd = -1;
+    LIST_INIT(&ctl->clients);
+    LIST_INIT(&ctl->drains);
+    if (io->opt.ctl_group) {
+        if (lookup_group(io->opt.ctl_group, &ctl->sock_gid, err, errlen) < 0)
+            goto fail;
+        ctl->have_sock_gid = 1;
+    }
+    if (io->opt.ctl_admin_group) {
+        if (lookup_group(io->opt.ctl_admin_group, &ctl->admin_gid, err, errlen) < 0)
+            goto fail;
+        ctl->have_admin_gid = 1;
+    }
+    fd = listen_socket(ctl, io->opt.ctl_socket, err, errlen);
+    if (fd < 0)
+        goto fail;
+    ctl->lfd = fd;
+    ctl->ev_accept = event_new(io->base, fd, EV_READ | EV_PERSIST, on_accept, ctl);
+    event_add(ctl->ev_accept, NULL);
+    io->ctl = ctl;
+    io->d.hooks = &ctl_hooks;
+    io->d.hooks_arg = ctl;
+    return 0;
+fail:
+    free(ctl);
+    return -1;
+}
+
+void
+ctl_fini(struct iomapd *io)
+{
+    struct ctl *ctl = io->ctl;
+    struct ctl_client *c;
+
+    if (ctl == NULL)
+        return;
+    io->d.hooks = NULL;
+    ctl_drains_free(ctl);
+    while ((c = LIST_FIRST(&ctl->clients)) != NULL) {
+        /* Last words, without waiting for slow readers. */
+        evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+        client_close(c, NULL);
+        event_del(c->ev_more);
+        client_free(c);
+    }
+    if (ctl->ev_accept)
+        event_free(ctl->ev_accept);
+    if (ctl->lfd >= 0)
+        close(ctl->lfd);
+    if (ctl->own_socket)
+        unlink(io->opt.ctl_socket);
+    free(ctl);
+    io->ctl = NULL;
+}

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket: JSON-RPC 2.0 over a UNIX stream socket, one request
+ * or response per line (newline-delimited, JSON_COMPACT, so no raw newline
+ * ever appears inside a value).  See iomapd-api(7) and json-api/schema/.
+ *
+ *   control.c  socket, framing, limits, credentials, clients, replies,
+ *              notifications;
+ *   methods.c  the method table and the methods.
+ */
+#ifndef IOMAP_CTL_H
+#define IOMAP_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+struct iomapd;
+struct bufferevent;
+struct event;
+
+/* Limits (documented in iomapd-api(7)). */
+#define CTL_MAX_REQUEST     (64 * 1024)     /* bytes in one request line */
+#define CTL_MAX_DEPTH       32              /* nesting of arrays/objects */
+#define CTL_OUT_SOFT        (1024 * 1024)   /* stop reading / drop notifications */
+#define CTL_OUT_HARD        (8 * 1024 * 1024)   /* drop the client */
+#define CTL_MAX_CLIENTS     64
+#define CTL_BURST           8               /* requests per client per loop pass */
+#define CTL_MAX_LIMIT       10000           /* mapping.list/page.list page size */
+#define CTL_DEFAULT_LIMIT   1000
+#define CTL_PAGE_SCAN       65536           /* page slots looked at per page.list */
+
+/* JSON-RPC 2.0 standard errors. */
+#define RPC_PARSE_ERROR      -32700
+#define RPC_INVALID_REQUEST  -32600
+#define RPC_METHOD_NOT_FOUND -32601
+#define RPC_INVALID_PARAMS   -32602
+#define RPC_INTERNAL_ERROR   -32603
+/* Application errors, by area (iomapd-api(7), ERRORS). */
+/* -32000 .. -32009  access and server state */
+#define APP_PERMISSION_DENIED -32000
+#define APP_SHUTTING_DOWN     -32001
+#define APP_TOO_BUSY          -32002
+/* -32010 .. -32019  emulators and domains */
+#define APP_NO_SUCH_EMULATOR  -32010
+#define APP_DRAIN_IN_PROGRESS -32011
+/* -32020 .. -32029  mappings and pages */
+#define APP_BAD_CURSOR        -32020
+/* -32030 .. -32039  policy */
+#define APP_NO_POLICY         -32030
+#define APP_POLICY_INVALID    -32031
+/* -32040 .. -32049  subscriptions */
+#define APP_BAD_EVENT         -32040
+
+/* Return of a method that answers later (ctl_reply). */
+#define CTL_DEFERRED          1
+
+/* Notification kinds (subscribe). */
+enum {
+    NOTE_PAGE_RELEASED = 1u << 0,
+    NOTE_PAGE_TIMEOUT  = 1u << 1,
+    NOTE_EMU_GONE      = 1u << 2,
+};
+
+struct ctl;
+
+struct ctl_client {
+    struct ctl         *ctl;
+    struct bufferevent *bev;
+    struct event       *ev_more;    /* continue after a burst */
+    uint64_t            cid;
+    uid_t               uid;
+    gid_t               gid;
+    pid_t               pid;
+    int                 admin;
+    int                 paused;     /* reading stopped: output above soft limit */
+    int                 closing;    /* flushing a last error, then hang up */
+    int                 dead;       /* unlinked; freed from the loop */
+    unsigned            subs;       /* NOTE_* */
+    uint64_t            lost;       /* notifications dropped (slow reader) */
+    LIST_ENTRY(ctl_client) link;
+};
+
+struct ctl_drain;
+
+struct ctl {
+    struct iomapd      *io;
+    int                 lfd;
+    int                 own_socket; /* we created the path: unlink at exit */
+    struct event       *ev_accept;
+    gid_t               sock_gid, admin_gid;
+    int                 have_sock_gid, have_admin_gid;
+    LIST_HEAD(, ctl_client) clients;
+    unsigned            nclients;
+    uint64_t            next_cid;
+    LIST_HEAD(, ctl_drain) drains;
+    /* page.released notifications coalesced into a range. */
+    int                 rel_active;
+    uint16_t            rel_domid;
+    uint64_t            rel_gfn;
+    uint32_t            rel_nr;
+    uint64_t            rel_lat_max;
+    uint64_t            requests, errors, dropped_clients, notes_sent;
+    int                 stopping;
+};
+
+/* One request being answered. */
+struct ctl_call {
+    struct ctl         *ctl;
+    struct ctl_client  *c;
+    json_t             *id;         /* borrowed until the reply */
+    char                msg[256];   /* error message */
+    json_t             *data;       /* optional error data (owned) */
+};
+
+/* control.c */
+int   ctl_init(struct iomapd *io, char *err, size_t errlen);
+void  ctl_fini(struct iomapd *io);
+/* Send notifications gathered while the books were run. */
+void  ctl_flush_notes(struct iomapd *io);
+/* Every loop tick: deadlines of drains. */
+void  ctl_tick(struct iomapd *io);
+/*
+ * The one way a response leaves the daemon: result (stolen) on success,
+ * or code + message (+ data, stolen) on failure.  id is borrowed.
+ */
+void  ctl_respond(struct ctl_client *c, json_t *id, json_t *result, int code,
+                  const char *msg, json_t *data);
+/* Notification to every client subscribed to kind (params stolen). */
+void  ctl_notify(struct ctl *ctl, unsigned kind, const char *method, json_t *params);
+int   ctl_err(struct ctl_call *call, int code, const char *fmt, ...)
+      __attribute__((format(printf, 3, 4)));
+
+/* methods.c */
+struct ctl_method {
+    const char *name;
+    int       (*fn)(struct ctl_call *call, json_t *params, json_t **result);
+    unsigned    flags;
+    const char *params;     /* allowed parameter names, space-separated */
+};
+#define M_ADMIN   1u        /* mutating: root or the admin group only */
+
+const struct ctl_method *ctl_method_find(const char *name);
+/* The drain state machine (methods.c), called from ctl_tick / ctl_fini. */
+void  ctl_drains_tick(struct ctl *ctl);
+void  ctl_drains_free(struct ctl *ctl);
+/* Client gone: its drains keep running but answer nobody. */
+void  ctl_drains_forget(struct ctl *ctl, struct ctl_client *c);
+
+#endif
