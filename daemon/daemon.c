@@ -375,6 +375,17 @@ apply(struct daemon *d, const struct iomap_event *ev)
             d->max_queued = ev->seq;
         return;
     case IOMAP_EV_FLUSH_DONE:
+        /*
+         * A completion of a flush never queued would let pages go before
+         * their flush (I1).  Outside a resync every queued flush was seen
+         * (IOMAP_EV_FLUSH precedes its completion), so refuse it.
+         */
+        if (d->resync == RS_NONE && ev->seq > d->max_queued) {
+            d->st.bad_events++;
+            log_warnx("%s: completion of flush %u, but only %u were queued: ignored",
+                      __func__, ev->seq, d->max_queued);
+            return;
+        }
         if (ev->seq > d->max_done) {
             d->max_done = ev->seq;
             if (d->max_done > d->max_queued)
