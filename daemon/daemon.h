@@ -201,6 +201,9 @@ void  emu_collect(struct daemon *d);
 void  emu_judge(struct daemon *d);
 /* Force-unmap every mapping of e (emulator gone, drain). */
 void  emu_force_unmap_all(struct daemon *d, struct emu *e);
+/* Force-unmap e's mappings of one gfn (coalesced with the previous one). */
+void  emu_force_unmap_gfn(struct daemon *d, struct emu *e, uint16_t domid,
+                          uint64_t gfn, uint32_t nr);
 
 /* Pages (daemon/pages.c). */
 uint32_t page_find(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn);

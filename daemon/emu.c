@@ -73,14 +73,51 @@ emu_register(struct daemon *d, struct emu *e, uint32_t caps, int with_fds)
     return 0;
 }
 
+/*
+ * The emulator leaves the daemon (closed its connection).  Drain, do not
+ * cancel: every page it was asked to drop, or would have been asked to,
+ * is force-unmapped, so those pages still reach RELEASED.  Its other
+ * mappings stay; later removals of them are force-unmapped too
+ * (emu_queue_invalidate without a channel).
+ */
 void
 emu_unregister(struct daemon *d, struct emu *e)
 {
-    (void)d;
     if (!e->has_chan)
         return;
     ioreq_chan_destroy(&e->chan);
     e->has_chan = 0;
+    e->qlen = e->qhead = 0;
+    e->need_global = 0;
+    if (!e->held_pages || d->resync != RS_NONE)
+        return;
+    log_info("emulator %u:%u left with %llu pages to drop: force-unmapping them",
+             e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
+    for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
+        const struct page *p = &d->pages[pi];
+
+        if (p->state == PAGE_INVALIDATING && page_has_holder(p, e->idx))
+            emu_force_unmap_gfn(d, e, p->domid, p->gfn, 1);
+    }
+}
+
+void
+emu_force_unmap_gfn(struct daemon *d, struct emu *e, uint16_t domid,
+                    uint64_t gfn, uint32_t nr)
+{
+    struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = domid,
+                           .emu_domid = e->emu_domid,
+                           .ioservid = e->ioservid, .nr = nr, .gfn = gfn };
+    struct iomap_cmd *prev = d->out_len ? &d->out[d->out_len - 1] : NULL;
+
+    if (prev && prev->type == IOMAP_CMD_FORCE_UNMAP && prev->domid == domid &&
+        prev->emu_domid == e->emu_domid && prev->ioservid == e->ioservid &&
+        !(prev->flags & IOMAP_F_ALL) && prev->gfn + prev->nr == gfn &&
+        prev->nr + nr <= IOMAP_MAX_NR) {
+        prev->nr += nr;
+        return;
+    }
+    cmd_post(d, &c);
 }
 
 void
@@ -91,19 +128,7 @@ emu_queue_invalidate(struct daemon *d, struct emu *e, uint16_t domid,
 
     if (!e->has_chan || !e->alive) {
         /* Nobody to ask: the shim takes the mapping back. */
-        struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = domid,
-                               .emu_domid = e->emu_domid,
-                               .ioservid = e->ioservid, .nr = 1, .gfn = gfn };
-        struct iomap_cmd *prev = d->out_len ? &d->out[d->out_len - 1] : NULL;
-
-        if (prev && prev->type == IOMAP_CMD_FORCE_UNMAP && prev->domid == domid &&
-            prev->emu_domid == e->emu_domid && prev->ioservid == e->ioservid &&
-            !(prev->flags & IOMAP_F_ALL) && prev->gfn + prev->nr == gfn &&
-            prev->nr < IOMAP_MAX_NR) {
-            prev->nr++;
-            return;
-        }
-        cmd_post(d, &c);
+        emu_force_unmap_gfn(d, e, domid, gfn, 1);
         return;
     }
     if (!(e->caps & IOMAP_EMU_CAP_INVALIDATE_PAGE)) {
