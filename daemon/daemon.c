@@ -11,6 +11,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "policy/policy.h"
 
 #define BATCH 256
 
@@ -24,6 +25,22 @@ daemon_init(struct daemon *d, struct iomap_ring *ring, daemon_kick_fn *kick,
     d->clock = clock;
     d->pages_free = PAGE_NONE;
     d->fl_head = d->fl_tail = PAGE_NONE;
+    d->policy = policy_default();
+    return d->policy ? 0 : -ENOMEM;
+}
+
+int
+daemon_set_policy(struct daemon *d, struct policy *p)
+{
+    struct policy *old = d->policy;
+
+    if (p == NULL && (p = policy_default()) == NULL)
+        return -ENOMEM;
+    /* One pointer swap on the loop thread: no event sees a mix of both. */
+    d->policy = p;
+    d->next_tick = 0;
+    policy_free(old);
+    log_info("policy from %s in force", p->source);
     return 0;
 }
 
@@ -64,6 +81,7 @@ daemon_fini(struct daemon *d)
     free(d->pages);
     free(d->out);
     free(d->ans);
+    policy_free(d->policy);
     memset(d, 0, sizeof(*d));
 }
 
@@ -252,6 +270,62 @@ valid_frames(uint64_t gfn, uint64_t mfn, uint32_t nr)
            mfn <= IOMAP_MAX_FRAME - nr;
 }
 
+static uint64_t
+emu_total(const struct emu *e)
+{
+    const struct emu_map *em;
+    uint64_t n = 0;
+
+    LIST_FOREACH(em, &e->maps, emu_link)
+        n += em->fs.total;
+    return n;
+}
+
+static uint64_t
+dom_total(const struct dom *dm)
+{
+    const struct emu_map *em;
+    uint64_t n = 0;
+
+    LIST_FOREACH(em, &dm->maps, dom_link)
+        n += em->fs.total;
+    return n;
+}
+
+/*
+ * The policy on a map the hypervisor already made: the daemon cannot
+ * refuse it, so a map the policy forbids (or one beyond a quota) is taken
+ * back with a force-unmap, logged with its verdict and counted.
+ */
+static void
+map_enforce(struct daemon *d, const struct iomap_event *ev, struct emu *e,
+            struct dom *dm, uint32_t n)
+{
+    const struct policy *p = d->policy;
+    enum policy_verdict v;
+
+    v = policy_check_map(p, ev->emu_domid, ev->ioservid, ev->domid, ev->gfn, n,
+                         (ev->flags & IOMAP_F_READONLY) != 0);
+    if (v == POLICY_OK &&
+        ((p->max_maps_per_emu && emu_total(e) > p->max_maps_per_emu) ||
+         (p->max_maps_per_dom && dom_total(dm) > p->max_maps_per_dom)))
+        v = POLICY_E_QUOTA;
+    if (v == POLICY_OK)
+        return;
+    switch (v) {
+    case POLICY_E_RMRR:     d->st.rmrr_maps += n; break;
+    case POLICY_E_READONLY: d->st.readonly_denials += n; break;
+    case POLICY_E_QUOTA:    d->st.quota_denials += n; break;
+    default:                d->st.policy_denials += n; break;
+    }
+    log_warnx("policy: emulator %u:%u mapped d%u gfn %#llx+%u%s: %s (E%d): "
+              "force-unmapping", ev->emu_domid, ev->ioservid, ev->domid,
+              (unsigned long long)ev->gfn, n,
+              ev->flags & IOMAP_F_READONLY ? " read-only" : "",
+              policy_verdict_name(v), (int)v);
+    emu_force_unmap_gfn(d, e, ev->domid, ev->gfn, n);
+}
+
 static int
 ev_map(struct daemon *d, const struct iomap_event *ev, uint32_t n)
 {
@@ -265,6 +339,7 @@ ev_map(struct daemon *d, const struct iomap_event *ev, uint32_t n)
         if (fset_add(&em->fs, ev->gfn + i) < 0)
             return -ENOMEM;
     d->st.maps += n;
+    map_enforce(d, ev, e, dm, n);
     return 0;
 }
 

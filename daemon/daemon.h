@@ -53,10 +53,12 @@ struct page {
     uint8_t  state;
     uint8_t  nholders;
     uint8_t  resync_new;    /* created by a dump chunk, not yet evaluated */
-    uint8_t  pad[3];
+    uint8_t  esc;           /* policy escalation steps taken (daemon_tick) */
+    uint8_t  pad[2];
     struct holder h[IOMAPD_INLINE_HOLDERS];
     struct holder *more;    /* holders beyond the inline ones (rare) */
     uint16_t nmore;
+    uint32_t flushing_ms;   /* ms after t_removed it entered FLUSHING */
 };
 
 struct emu;
@@ -96,6 +98,7 @@ struct emu {
     struct range *q;
     uint32_t  qhead, qlen, qcap;
     uint8_t   need_global;
+    uint8_t   killed;           /* the policy's kill-emulator step ran */
     uint64_t  global_sent_at;   /* removal clock when the global went out */
     uint64_t  held_pages;       /* pages where this emulator is a holder */
     uint64_t  invalidates_sent, answers, forced_unmaps, bad_unmaps;
@@ -111,6 +114,11 @@ struct daemon_stats {
     uint64_t release_cmds, cmd_errors, overflows, resyncs;
     uint64_t lat_count, lat_sum_ns, lat_max_ns;
     uint64_t lat_hist[64];      /* log2 buckets of removed -> released ns */
+    /* Policy (policy/policy.h) and its timeouts (daemon_tick). */
+    uint64_t policy_denials, rmrr_maps, readonly_denials, quota_denials;
+    uint64_t pending_quota_forced;
+    uint64_t timeouts_invalidating, timeouts_flushing, devices_broken;
+    uint64_t escalations, emu_kills, guest_crashes;
 };
 
 struct answer {
@@ -119,6 +127,7 @@ struct answer {
 };
 
 struct daemon;
+struct policy;
 typedef void daemon_kick_fn(struct daemon *d);
 typedef uint64_t daemon_clock_fn(struct daemon *d);
 
@@ -136,12 +145,22 @@ struct daemon_hooks {
 };
 #define DAEMON_HOOK(d, fn, ...) \
     do { if ((d)->hooks && (d)->hooks->fn) (d)->hooks->fn((d)->hooks_arg, __VA_ARGS__); } while (0)
+/* Escalation hooks of the policy (kill-emulator, crash-guest steps). */
+typedef void daemon_kill_emu_fn(struct daemon *d, uint16_t emu_domid,
+                                uint16_t ioservid);
+typedef void daemon_crash_guest_fn(struct daemon *d, uint16_t domid);
 
 struct daemon {
     struct iomap_ring *ring;
     daemon_kick_fn    *kick_shim;   /* notify the shim of new commands */
     daemon_clock_fn   *clock;       /* ns; monotonic */
     void              *backend;     /* backend private */
+    /* The policy in force (owned; never NULL after daemon_init). */
+    struct policy     *policy;
+    daemon_kill_emu_fn *kill_emulator;      /* optional */
+    daemon_crash_guest_fn *crash_guest;     /* optional */
+    uint64_t           next_tick;   /* daemon clock of the next page scan */
+    uint32_t           broken_seq;  /* highest flush reported as stuck */
 
     struct dom        *doms[IOMAPD_MAX_DOMID];
     struct emu        *emus[IOMAPD_MAX_EMUS];
@@ -187,6 +206,18 @@ void  daemon_fini(struct daemon *d);
 int   daemon_process(struct daemon *d);
 /* Start a resync (at start-up, after an overflow). */
 void  daemon_resync(struct daemon *d);
+/*
+ * Replace the policy (atomically, from the event loop's point of view) and
+ * free the old one; the daemon owns p from now on.  NULL: built-in default.
+ */
+int   daemon_set_policy(struct daemon *d, struct policy *p);
+/*
+ * Periodic: check the ages of pages in flight against the policy's
+ * timeouts and take the escalation steps due.  Call it from the event loop
+ * (every 100 ms or so); cheap when nothing is in flight.  Returns the
+ * number of steps taken.
+ */
+int   daemon_tick(struct daemon *d);
 
 /* Emulators (daemon/emu.c). */
 struct emu *emu_get(struct daemon *d, uint16_t emu_domid, uint16_t ioservid,

@@ -67,6 +67,7 @@ emu_register(struct daemon *d, struct emu *e, uint32_t caps, int with_fds)
     e->caps = caps;
     e->has_chan = 1;
     e->alive = 1;
+    e->killed = 0;
     log_info("emulator %u:%u registered (%s)", e->emu_domid, e->ioservid,
              caps & IOMAP_EMU_CAP_INVALIDATE_PAGE ? "per-page invalidate" :
              "legacy global invalidate");

@@ -16,6 +16,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "policy/policy.h"
 
 static void
 fl_insert(struct daemon *d, uint32_t pi)
@@ -236,7 +237,12 @@ to_flushing(struct daemon *d, uint32_t pi)
         return;
     }
     if (p->state != PAGE_FLUSHING) {
+        uint64_t age = d->clock(d) - p->t_removed;
+
         p->state = PAGE_FLUSHING;
+        p->esc = 0;             /* the flush timeout starts now */
+        p->flushing_ms = age / 1000000 > UINT32_MAX ? UINT32_MAX :
+                         (uint32_t)(age / 1000000);
         fl_insert(d, pi);
         d->n_flushing++;
     }
@@ -260,7 +266,19 @@ page_evaluate(struct daemon *d, uint32_t pi)
     }
     for (unsigned i = 0; i < p->nholders; i++) {
         struct emu *e = d->emus[holder_at(p, i)->emu];
+        struct dom *dm = d->doms[p->domid];
+        const struct policy *pol = d->policy;
 
+        /*
+         * Beyond a pending-release quota the emulator is not asked: its
+         * mapping is taken back at once, so the books stop growing.
+         */
+        if ((pol->max_pending_per_emu && e->held_pages > pol->max_pending_per_emu) ||
+            (pol->max_pending_per_dom && dm && dm->npending > pol->max_pending_per_dom)) {
+            d->st.pending_quota_forced++;
+            emu_force_unmap_gfn(d, e, p->domid, p->gfn, 1);
+            continue;
+        }
         emu_queue_invalidate(d, e, p->domid, p->gfn);
     }
 }

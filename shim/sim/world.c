@@ -319,6 +319,8 @@ model_poll(struct world *w, struct model_emu *m)
 void
 world_settle(struct world *w)
 {
+    /* The daemon's periodic timer (policy timeouts), on the virtual clock. */
+    daemon_tick(&w->d);
     for (int round = 0; round < 1000; round++) {
         int progress = 0;
 
@@ -339,6 +341,8 @@ world_advance(struct world *w, uint64_t dt_ns)
 {
     uint64_t end = w->now + dt_ns;
 
+    /* What happened since the last settle is due now, not at the end. */
+    world_settle(w);
     /* Stop at every flush completion and answer due on the way. */
     while (w->now < end) {
         uint64_t next = end, f = sim_next_flush_due(&w->sim);

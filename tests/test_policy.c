@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The policy parser and checks, and the policy enforced by the daemon on
+ * the simulated hypervisor: deny by default, RMRR, read-only, reload.
+ * Exit status: the number of failed assertions.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+
+#include "shim/sim/world.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+#include "policy/policy.h"
+
+#define US UINT64_C(1000)
+#define MS UINT64_C(1000000)
+
+static const char good[] =
+    "# iomapd policy\n"
+    "emulators = (\n"
+    "  { domid = 0; ioservid = 1; targets = [ 1, 2 ]; },\n"
+    "  { domid = 0; ioservid = 2; targets = [ 1 ]; readonly = true; },\n"
+    "  { domid = 7; targets = \"any\"; }\n"
+    ");\n"
+    "quotas = { mappings_per_emulator = 100000; mappings_per_domain = 200000;\n"
+    "           pending_per_emulator = 5000; pending_per_domain = 6000; };\n"
+    "reserved = ( { domid = 1; gfn = 0x800; nr = 16; } );\n"
+    "readonly = ( { domid = \"any\"; gfn = 0x900; nr = 8; } );\n"
+    "timeouts = {\n"
+    "  invalidating = { ms = 250; steps = [ \"log\", \"force-unmap\", \"kill-emulator\", "
+    "\"crash-guest\" ]; };\n"
+    "  flushing = { ms = 100; steps = [ \"log\", \"flush\" ]; };\n"
+    "};\n";
+
+static void
+test_parse_good(void)
+{
+    struct policy *p = NULL;
+    char err[POLICY_ERRLEN];
+
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string(good, &p, err), 0);
+    CU_ASSERT_EQUAL(p->nrules, 3);
+    CU_ASSERT_EQUAL(p->rules[0].ntargets, 2);
+    CU_ASSERT_EQUAL(p->rules[2].ioservid, POLICY_ANY);
+    CU_ASSERT(p->rules[2].any_target);
+    CU_ASSERT_EQUAL(p->max_maps_per_emu, 100000);
+    CU_ASSERT_EQUAL(p->max_pending_per_dom, 6000);
+    CU_ASSERT_EQUAL(p->nrmrr, 1);
+    CU_ASSERT_EQUAL(p->rmrr[0].gfn, 0x800);
+    CU_ASSERT_EQUAL(p->ro[0].domid, POLICY_ANY);
+    CU_ASSERT_EQUAL(p->inval.timeout_ns, 250 * MS);
+    CU_ASSERT_EQUAL(p->inval.nsteps, 4);
+    CU_ASSERT_EQUAL(p->inval.steps[3], POLICY_ACT_CRASH_GUEST);
+    CU_ASSERT_EQUAL(p->flush.steps[1], POLICY_ACT_FLUSH);
+
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 3, 0, 1, 0), POLICY_E_DENIED);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 2, 2, 0, 1, 1), POLICY_E_DENIED);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 2, 1, 0, 1, 0), POLICY_E_READONLY);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 2, 1, 0, 1, 1), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 7, 9, 42, 0, 1, 0), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0x7f8, 9, 0), POLICY_E_RMRR);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0x810, 9, 0), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 2, 0x800, 1, 0), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 2, 0x907, 1, 0), POLICY_E_READONLY);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 2, 0x907, 1, 1), POLICY_OK);
+    policy_free(p);
+
+    /* An empty file denies every map; the built-in default denies none. */
+    p = NULL;
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string("", &p, err), 0);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_E_DENIED);
+    policy_free(p);
+    p = policy_default();
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_OK);
+    CU_ASSERT(p->inval.timeout_ns > 0 && p->flush.timeout_ns > 0);
+    policy_free(p);
+}
+
+struct bad_case {
+    const char *text;
+    const char *want;   /* substring of the error */
+};
+
+static void
+test_parse_bad(void)
+{
+    static const struct bad_case cases[] = {
+        { "emulators = ( { domid = 0; targets = [1] } ",        "<string>:1: " },
+        { "\n\nquotas = { mappings_per_emulatr = 5; };\n",      ":3: unknown setting 'mappings_per_emulatr'" },
+        { "bogus = 1;\n",                                       ":1: unknown setting 'bogus'" },
+        { "emulators = ( { targets = [1]; } );",                "without 'domid'" },
+        { "emulators = ( { domid = 0; } );",                    "without 'targets'" },
+        { "emulators = ( { domid = 0; targets = [ 70000 ]; } );", "out of range" },
+        { "emulators = ( { domid = 0; targets = \"all\"; } );", "\"any\"" },
+        { "emulators = ( { domid = 0; targets = [1]; readonly = 1; } );", "true or false" },
+        { "reserved = ( { domid = 1; nr = 4; } );",             "without 'gfn'" },
+        { "reserved = ( { gfn = 1; nr = 0; } );",               "out of range" },
+        { "readonly = 5;",                                      "must be a list" },
+        { "timeouts = { invalidating = { ms = -1; }; };",       "out of range" },
+        { "timeouts = { flushing = { steps = [ \"reboot\" ]; }; };", "unknown action 'reboot'" },
+        { "timeouts = { flushing = { steps = [ \"log\", \"log\", \"log\", \"log\", \"log\" ]; }; };",
+          "at most" },
+        { "quotas = { pending_per_domain = \"lots\"; };",       "must be an integer" },
+        { "\nemulators = (\n  { domid = 0; targets = [ 1 ];\n    ioservid = 1; colour = 3; }\n);\n",
+          ":4: unknown setting 'colour'" },
+    };
+    char err[POLICY_ERRLEN];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct policy *p = (struct policy *)&err;    /* must stay untouched */
+
+        CU_ASSERT_EQUAL(policy_parse_string(cases[i].text, &p, err), -1);
+        CU_ASSERT(p == (struct policy *)&err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
+        if (!strstr(err, cases[i].want))
+            fprintf(stderr, "\n  case %zu: got \"%s\", want \"%s\"\n", i, err,
+                    cases[i].want);
+    }
+}
+
+static void
+test_load_file_and_reload(void)
+{
+    char path[] = "/tmp/iomapd-policy-XXXXXX";
+    char err[POLICY_ERRLEN];
+    struct policy *p = NULL, *keep;
+    struct daemon d;
+    FILE *f;
+    int fd = mkstemp(path);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs(good, f);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(policy_load(path, &p, err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p->source, "iomapd-policy-"));
+    /* The daemon swaps in the new policy as a whole. */
+    memset(&d, 0, sizeof(d));
+    d.policy = policy_default();
+    CU_ASSERT_EQUAL(daemon_set_policy(&d, p), 0);
+    CU_ASSERT(d.policy == p);
+    /* A bad file: the old policy stays, and the error names file and line. */
+    f = fopen(path, "w");
+    fputs("emulators = (\n  { domid = 0; targets = [ 1 ]; }\n", f);
+    fclose(f);
+    keep = d.policy;
+    p = NULL;
+    CU_ASSERT_EQUAL(policy_load(path, &p, err), -1);
+    CU_ASSERT(p == NULL);
+    CU_ASSERT(d.policy == keep);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ":3:"));
+    unlink(path);
+    CU_ASSERT_EQUAL(policy_load(path, &p, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot read"));
+    CU_ASSERT_EQUAL(daemon_set_policy(&d, NULL), 0);   /* back to built-in */
+    CU_ASSERT_STRING_EQUAL(d.policy->source, "built-in");
+    policy_free(d.policy);
+}
+
+/* ---- enforcement on the simulated hypervisor ---------------------------------- */
+
+static struct world W;
+
+static void
+test_enforce(void)
+{
+    struct policy *p = NULL;
+    char err[POLICY_ERRLEN], why[256];
+    int a, b, c;
+
+    CU_ASSERT_FATAL(world_init(&W, 1u << 15, 20 * US, 4096) == 0);
+    CU_ASSERT_FATAL(sim_domain_create(&W.sim, 1, 4096) == 0);
+    CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
+    CU_ASSERT_FATAL(sim_domain_create(&W.sim, 3, 1024) == 0);
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string(good, &p, err), 0);
+    CU_ASSERT_EQUAL(daemon_set_policy(&W.d, p), 0);
+    a = world_add_emu(&W, 0, 1, 0, 10 * US);
+    b = world_add_emu(&W, 0, 2, 0, 10 * US);
+    c = world_add_emu(&W, 0, 3, 0, 10 * US);      /* in no rule */
+    world_emu_serves(&W, a, 1);
+    world_emu_serves(&W, a, 3);
+    world_emu_serves(&W, b, 1);
+    world_emu_serves(&W, c, 2);
+    /* Allowed maps stay; a's map of d3 (not a target) is taken back. */
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 64), 64);
+    CU_ASSERT_EQUAL(world_map(&W, a, 3, 0, 32), 32);
+    CU_ASSERT_EQUAL(world_map(&W, c, 2, 0, 16), 16);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 64);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[c].sim_idx].live, 0);
+    CU_ASSERT_EQUAL(W.d.st.policy_denials, 32 + 16);
+    /* RMRR: its own code and counter. */
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 0x7f0, 32), 32);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(W.d.st.rmrr_maps, 32);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 64);
+    /* b may only map read-only (the model maps writable). */
+    CU_ASSERT_EQUAL(world_map(&W, b, 1, 100, 8), 8);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(W.d.st.readonly_denials, 8);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 0);
+    /* A read-only map by b is fine. */
+    CU_ASSERT_EQUAL(sim_iommu_map(&W.sim, W.emus[b].sim_idx, 1, 200, 1u << 30, 4,
+                                  IOMAP_F_READONLY), 4);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 4);
+    CU_ASSERT_EQUAL(world_check_views(&W, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(sim_violations(&W.sim), 0);
+    /* Pages released as usual under the policy. */
+    for (int g = 0; g < 64; g++)
+        sim_decrease_reservation(&W.sim, 1, (uint64_t)g, 0);
+    sim_decrease_reservation(&W.sim, 1, 200, 2);
+    world_advance(&W, 5 * MS);
+    CU_ASSERT_EQUAL(sim_check_quiescent(&W.sim), 0);
+    CU_ASSERT_EQUAL(sim_violations(&W.sim), 0);
+    world_fini(&W);
+}
+
+int
+main(void)
+{
+    CU_pSuite s;
+    unsigned failures;
+
+    log_init("test_policy", getenv("POLICY_VERBOSE") ? LOG_LVL_INFO : LOG_LVL_ERR);
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    s = CU_add_suite("policy", NULL, NULL);
+    CU_add_test(s, "parse a good file", test_parse_good);
+    CU_add_test(s, "bad files name the line", test_parse_bad);
+    CU_add_test(s, "load, reload, keep the old on error", test_load_file_and_reload);
+    CU_add_test(s, "enforced on the simulated host", test_enforce);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    failures = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return (int)(failures > 255 ? 255 : failures);
+}
