@@ -5,7 +5,9 @@
  * See daemon/backend_xen.h for what is assumed of the shim, and
  * docs/XEN.md, "The daemon's Xen backend".
  *
- * Notifications: /dev/xen/evtchn masks a port once it has been read, until
+ * Notifications: the shim raises VIRQ_IOMAP after posting events; the
+ * daemon kicks the shim with the iommu_op hypercall after posting commands.
+ * /dev/xen/evtchn masks a port once it has been read, until
  * the reader writes it back (xenevtchn_unmask).  The main loop only reads
  * io->notify_fd, the way it reads the sim's eventfd, so a small helper
  * thread waits on the event channel, unmasks the port and bumps an eventfd
@@ -92,16 +94,22 @@ lx_map_resource(xenforeignmemory_handle *fmem, domid_t domid, unsigned type,
                                          addr, prot, flags);
 }
 
+static xencall_handle *
+lx_xcall_open(void)
+{
+    return xencall_open(&quiet_logger, 0);
+}
+
+static int
+lx_kick(xencall_handle *xcall)
+{
+    return xencall3(xcall, __HYPERVISOR_iommu_op, XEN_IOMMUOP_kick, 0, 0);
+}
+
 static xenevtchn_handle *
 lx_evtchn_open(void)
 {
     return xenevtchn_open(&quiet_logger, 0);
-}
-
-static int
-lx_bind_interdomain(xenevtchn_handle *xce, uint32_t domid, evtchn_port_t port)
-{
-    return xenevtchn_bind_interdomain(xce, domid, port);
 }
 
 static int
@@ -126,13 +134,14 @@ const struct xenbe_ops xenbe_libxen_ops = {
     .resource_size = lx_resource_size,
     .map_resource = lx_map_resource,
     .unmap_resource = xenforeignmemory_unmap_resource,
+    .xcall_open = lx_xcall_open,
+    .xcall_close = xencall_close,
+    .kick = lx_kick,
     .evtchn_open = lx_evtchn_open,
     .evtchn_close = xenevtchn_close,
     .evtchn_fd = xenevtchn_fd,
-    .bind_interdomain = lx_bind_interdomain,
     .bind_virq = lx_bind_virq,
     .unbind = xenevtchn_unbind,
-    .notify = xenevtchn_notify,
     .pending = lx_pending,
     .unmask = xenevtchn_unmask,
 };
@@ -207,12 +216,40 @@ xenbe_strerror(enum xenbe_step step, int err, char *buf, size_t len)
             snprintf(buf, len, "the iomap ring is already mapped (%s): is another "
                      "iomapd running?", es);
             break;
+        case EINVAL:
+            if (step == XENBE_STEP_RES_SIZE) {
+                snprintf(buf, len, "the hypervisor offers no iomap ring "
+                         "(XENMEM_acquire_resource type 0x%x id %u: EINVAL): "
+                         "booted with iomap=0? see docs/XEN.md",
+                         XENBE_RESOURCE_TYPE, XENBE_RESOURCE_ID);
+                break;
+            }
+            /* fall through */
         default:
             snprintf(buf, len, "%s of the iomap ring (XENMEM_acquire_resource "
                      "type 0x%x id %u): %s",
                      step == XENBE_STEP_RES_SIZE ? "sizing" : "mapping",
                      XENBE_RESOURCE_TYPE, XENBE_RESOURCE_ID, strerror(err));
+            break;
         }
+        break;
+    case XENBE_STEP_XCALL_OPEN:
+        snprintf(buf, len, "libxencall cannot open %s: %s", XENBE_PRIVCMD,
+                 strerror(err));
+        break;
+    case XENBE_STEP_KICK:
+        if (err == ENOSYS)
+            snprintf(buf, len, "the hypervisor has the iomap ring but no iommu_op "
+                     "hypercall (%d: ENOSYS): rebuild it with the whole series in "
+                     "shim/xen/patches, see docs/XEN.md", __HYPERVISOR_iommu_op);
+        else if (err == EOPNOTSUPP)
+            snprintf(buf, len, "the hypervisor's iomap shim is disabled (iommu_op "
+                     "kick: EOPNOTSUPP): remove iomap=0 from Xen's command line");
+        else if (err == EPERM || err == EACCES)
+            snprintf(buf, len, "Xen refused the iommu_op kick (%s): XSM policy, or "
+                     "not dom0", es);
+        else
+            snprintf(buf, len, "iommu_op(XEN_IOMMUOP_kick): %s", strerror(err));
         break;
     case XENBE_STEP_EVTCHN_OPEN:
         if (err == ENOENT || err == ENODEV || err == ENXIO)
@@ -223,7 +260,8 @@ xenbe_strerror(enum xenbe_step step, int err, char *buf, size_t len)
                      strerror(err));
         break;
     case XENBE_STEP_BIND:
-        snprintf(buf, len, "cannot bind the shim's event channel: %s", strerror(err));
+        snprintf(buf, len, "cannot bind VIRQ_IOMAP (%d), the shim's notification: %s",
+                 VIRQ_IOMAP, strerror(err));
         break;
     case XENBE_STEP_NOTIFY_FD:
         snprintf(buf, len, "cannot set up the notification relay: %s", strerror(err));
@@ -237,6 +275,12 @@ xenbe_strerror(enum xenbe_step step, int err, char *buf, size_t len)
 unsigned long
 xenbe_size_to_frames(size_t size, char *err, size_t errlen)
 {
+    if (size == 0) {
+        /* The patched Xen sizes the resource 0 when booted with iomap=0. */
+        snprintf(err, errlen, "the hypervisor's iomap shim is disabled (its ring "
+                 "resource has no pages): remove iomap=0 from Xen's command line");
+        return 0;
+    }
     if (size < IOMAP_RING_HDR_SIZE || size % XENBE_PAGE_SIZE) {
         snprintf(err, errlen, "the shim reports a %zu-byte ring resource "
                  "(want whole pages, at least one)", size);
@@ -273,15 +317,6 @@ xenbe_attach_region(struct iomap_ring *r, void *mem, unsigned long nr_frames,
     return rc;
 }
 
-uint32_t
-xenbe_hdr_port(const struct iomap_ring *r)
-{
-    const unsigned char *p = (const unsigned char *)r->hdr + XENBE_HDR_EVTCHN_OFF;
-
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /* ---- the backend ------------------------------------------------------------- */
 
 struct xen_be {
@@ -291,10 +326,10 @@ struct xen_be {
     xenforeignmemory_resource_handle *fres;
     void         *region;
     unsigned long nr_frames;
+    xencall_handle *xcall;
     xenevtchn_handle *xce;
-    evtchn_port_t lport;        /* our end */
+    evtchn_port_t lport;        /* our end of VIRQ_IOMAP */
     int           bound;
-    int           interdomain;  /* 0: VIRQ_IOMAP, the shim polls commands */
     int           efd;          /* io->notify_fd */
     int           stop_fd;
     pthread_t     thr;
@@ -307,10 +342,10 @@ xen_kick_shim(struct daemon *d)
 {
     struct xen_be *b = ((struct iomapd *)d->backend)->be_priv;
 
-    if (!b->interdomain)
-        return;                 /* VIRQ mode: the shim polls its commands */
-    if (xenbe_ops->notify(b->xce, b->lport) < 0 && b->kick_errors++ == 0)
-        log_warn("xenevtchn_notify port %u", b->lport);
+    /* The shim also takes commands whenever it posts events: a lost kick
+     * delays commands, it does not lose them. */
+    if (xenbe_ops->kick(b->xcall) < 0 && b->kick_errors++ == 0)
+        log_warn("iommu_op(XEN_IOMMUOP_kick)");
 }
 
 /* Wait on the event channel, unmask, and bump the eventfd. */
@@ -367,6 +402,8 @@ xen_teardown(struct xen_be *b)
         xenbe_ops->unbind(b->xce, b->lport);
     if (b->xce)
         xenbe_ops->evtchn_close(b->xce);
+    if (b->xcall)
+        xenbe_ops->xcall_close(b->xcall);
     if (b->fres)
         xenbe_ops->unmap_resource(b->fmem, b->fres);
     if (b->fmem)
@@ -389,7 +426,6 @@ xen_open(struct iomapd *io, char *err, size_t errlen)
     struct xen_be *b;
     xc_domaininfo_t info;
     size_t size = 0;
-    uint32_t port;
     int rc;
 
     b = calloc(1, sizeof(*b));
@@ -439,18 +475,20 @@ xen_open(struct iomapd *io, char *err, size_t errlen)
     if (rc < 0)
         goto fail;
 
-    /* Notifications. */
+    /* daemon -> shim: one kick now proves the hypercall is there. */
+    errno = 0;
+    if ((b->xcall = o->xcall_open()) == NULL)
+        FAIL(XENBE_STEP_XCALL_OPEN);
+    errno = 0;
+    if (o->kick(b->xcall) < 0)
+        FAIL(XENBE_STEP_KICK);
+
+    /* shim -> daemon. */
     errno = 0;
     if ((b->xce = o->evtchn_open()) == NULL)
         FAIL(XENBE_STEP_EVTCHN_OPEN);
-    port = xenbe_hdr_port(&b->ring);
     errno = 0;
-    if (port != 0) {
-        rc = o->bind_interdomain(b->xce, 0, (evtchn_port_t)port);
-        b->interdomain = 1;
-    } else {
-        rc = o->bind_virq(b->xce, VIRQ_IOMAP);
-    }
+    rc = o->bind_virq(b->xce, VIRQ_IOMAP);
     if (rc < 0)
         FAIL(XENBE_STEP_BIND);
     b->lport = (evtchn_port_t)rc;
@@ -471,9 +509,9 @@ xen_open(struct iomapd *io, char *err, size_t errlen)
     io->notify_fd = b->efd;
     io->d.ring = &b->ring;
     io->d.kick_shim = xen_kick_shim;
-    log_debug("xen: shim ring of %lu pages (%u events, %u commands), %s port %u",
-              b->nr_frames, b->ring.ev_slots, b->ring.cmd_slots,
-              b->interdomain ? "interdomain" : "VIRQ_IOMAP", b->lport);
+    log_debug("xen: shim ring of %lu pages (%u events, %u commands), "
+              "VIRQ_IOMAP on port %u", b->nr_frames, b->ring.ev_slots,
+              b->ring.cmd_slots, b->lport);
     return 0;
 
 fail:

@@ -5,16 +5,17 @@
  *   ring         XENMEM_acquire_resource of type XENMEM_resource_iomap,
  *                id IOMAP_RESOURCE_RING, owned by DOMID_XEN, mapped with
  *                xenforeignmemory_map_resource();
- *   notification either an interdomain event channel whose Xen-side port
- *                the shim publishes in the ring header (both directions),
- *                or, when it publishes none, the global VIRQ_IOMAP for
- *                shim -> daemon (the shim then polls its command ring);
+ *   shim->daemon the global VIRQ_IOMAP (14), bound with libxenevtchn;
+ *   daemon->shim the __HYPERVISOR_iommu_op hypercall (43), sub-op
+ *                XEN_IOMMUOP_kick, NULL, 0 (libxencall), after cmd_prod;
  *   domains      libxenctrl: the daemon checks it runs in a privileged
  *                domain and can tell whether a domid exists.
  *
  * Everything that talks to Xen goes through struct xenbe_ops so that the
  * decoding and every error path can be tested without a hypervisor
- * (tests/test_xen_backend.c).  See docs/XEN.md, "The daemon's Xen backend".
+ * (tests/test_xen_backend.c).  The numbers are those of the shim's patch
+ * series (shim/xen/patches/0001, public/iommu_op.h and public/xen.h there);
+ * docs/XEN.md, "ABI" and "Running iomapd on a real host".
  */
 #ifndef IOMAPD_BACKEND_XEN_H
 #define IOMAPD_BACKEND_XEN_H
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <xencall.h>
 #include <xenctrl.h>
 #include <xenevtchn.h>
 #include <xenforeignmemory.h>
@@ -36,20 +38,19 @@ struct iomapd;
 #define XENBE_RESOURCE_DOMID   DOMID_XEN
 #define XENBE_RESOURCE_TYPE    XENMEM_resource_iomap
 #define XENBE_RESOURCE_ID      IOMAP_RESOURCE_RING
-/* A global VIRQ number that Xen 4.17 leaves unused (public/xen.h). */
+/* From the shim's public headers (not in Debian's libxen-dev). */
 #ifndef VIRQ_IOMAP
 #define VIRQ_IOMAP             14
+#endif
+#ifndef __HYPERVISOR_iommu_op
+#define __HYPERVISOR_iommu_op  43
+#endif
+#ifndef XEN_IOMMUOP_kick
+#define XEN_IOMMUOP_kick       0
 #endif
 #define XENBE_PAGE_SIZE        4096u
 /* The shim's region is small; refuse to map anything absurd. */
 #define XENBE_MAX_FRAMES       1024u
-
-/*
- * Byte offset, in the ring header page, of the little-endian uint32 where
- * the shim publishes the Xen-side port of its event channel with dom0
- * (0: none, use VIRQ_IOMAP).  It is the first word of iomap_ring_hdr.pad0.
- */
-#define XENBE_HDR_EVTCHN_OFF   32u
 
 /* Each step of open that can fail; the message names what is missing. */
 enum xenbe_step {
@@ -59,8 +60,10 @@ enum xenbe_step {
     XENBE_STEP_FMEM_OPEN,       /* xenforeignmemory_open                */
     XENBE_STEP_RES_SIZE,        /* xenforeignmemory_resource_size       */
     XENBE_STEP_RES_MAP,         /* xenforeignmemory_map_resource        */
+    XENBE_STEP_XCALL_OPEN,      /* xencall_open                         */
+    XENBE_STEP_KICK,            /* iommu_op(XEN_IOMMUOP_kick)           */
     XENBE_STEP_EVTCHN_OPEN,     /* xenevtchn_open                       */
-    XENBE_STEP_BIND,            /* xenevtchn_bind_interdomain / _virq   */
+    XENBE_STEP_BIND,            /* xenevtchn_bind_virq(VIRQ_IOMAP)      */
     XENBE_STEP_NOTIFY_FD,       /* eventfd / helper thread              */
     XENBE_STEP_MAX
 };
@@ -82,14 +85,14 @@ struct xenbe_ops {
         int prot, int flags);
     int  (*unmap_resource)(xenforeignmemory_handle *fmem,
                            xenforeignmemory_resource_handle *fres);
+    xencall_handle *(*xcall_open)(void);
+    int  (*xcall_close)(xencall_handle *xcall);
+    int  (*kick)(xencall_handle *xcall);     /* iommu_op(kick, NULL, 0) */
     xenevtchn_handle *(*evtchn_open)(void);
     int  (*evtchn_close)(xenevtchn_handle *xce);
     int  (*evtchn_fd)(xenevtchn_handle *xce);
-    int  (*bind_interdomain)(xenevtchn_handle *xce, uint32_t domid,
-                             evtchn_port_t port);
     int  (*bind_virq)(xenevtchn_handle *xce, unsigned virq);
     int  (*unbind)(xenevtchn_handle *xce, evtchn_port_t port);
-    int  (*notify)(xenevtchn_handle *xce, evtchn_port_t port);
     int  (*pending)(xenevtchn_handle *xce);
     int  (*unmask)(xenevtchn_handle *xce, evtchn_port_t port);
 };
@@ -114,8 +117,6 @@ int  xenbe_attach_region(struct iomap_ring *r, void *mem, unsigned long nr_frame
                          char *err, size_t errlen);
 /* The resource size in bytes -> frames; 0 and err set if unusable. */
 unsigned long xenbe_size_to_frames(size_t size, char *err, size_t errlen);
-/* The shim's published event channel port (0: none; use VIRQ_IOMAP). */
-uint32_t xenbe_hdr_port(const struct iomap_ring *r);
 
 /*
  * Does domid exist?  1 yes, 0 no, -errno if it cannot be told (backend

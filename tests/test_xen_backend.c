@@ -20,7 +20,7 @@
 /* ---- fake libxen ----------------------------------------------------------- */
 
 enum { F_PRIVCMD, F_XC_OPEN, F_DOMINFO, F_FMEM_OPEN, F_RES_SIZE, F_RES_MAP,
-       F_EVTCHN_OPEN, F_BIND, F_MAX };
+       F_XCALL_OPEN, F_KICK, F_EVTCHN_OPEN, F_BIND, F_MAX };
 
 static struct {
     int   fail_at;              /* F_* to fail, or -1 */
@@ -30,14 +30,14 @@ static struct {
     void *region;               /* what map_resource hands out */
     int   pipe[2];              /* the fake event channel device */
     int   opened, closed;       /* handles + mappings + bindings */
-    int   notified, unmasked;
-    unsigned last_notify_port, last_unmask_port;
-    uint32_t bind_domid, bind_port, bind_virq;
+    int   kicks, unmasked;
+    unsigned last_unmask_port;
+    uint32_t bind_virq;
     unsigned map_type, map_id, map_domid;
     unsigned long map_nr;
 } fk;
 
-static int h_xch, h_fmem, h_fres, h_xce;
+static int h_xch, h_fmem, h_fres, h_xcall, h_xce;
 
 #define MAYBE_FAIL(step, ret) do {                                      \
         if (fk.fail_at == (step)) { errno = fk.fail_errno; return ret; } \
@@ -107,6 +107,24 @@ f_unmap_resource(xenforeignmemory_handle *f, xenforeignmemory_resource_handle *r
     return 0;
 }
 
+static xencall_handle *
+f_xcall_open(void)
+{
+    MAYBE_FAIL(F_XCALL_OPEN, NULL);
+    fk.opened++;
+    return (xencall_handle *)&h_xcall;
+}
+
+static int f_xcall_close(xencall_handle *x) { fk.closed++; return 0; }
+
+static int
+f_kick(xencall_handle *x)
+{
+    MAYBE_FAIL(F_KICK, -1);
+    fk.kicks++;
+    return 0;
+}
+
 static xenevtchn_handle *
 f_evtchn_open(void)
 {
@@ -119,16 +137,6 @@ static int f_evtchn_close(xenevtchn_handle *x) { fk.closed++; return 0; }
 static int f_evtchn_fd(xenevtchn_handle *x) { return fk.pipe[0]; }
 
 static int
-f_bind_interdomain(xenevtchn_handle *x, uint32_t domid, evtchn_port_t port)
-{
-    MAYBE_FAIL(F_BIND, -1);
-    fk.bind_domid = domid;
-    fk.bind_port = port;
-    fk.opened++;
-    return 42;
-}
-
-static int
 f_bind_virq(xenevtchn_handle *x, unsigned virq)
 {
     MAYBE_FAIL(F_BIND, -1);
@@ -138,14 +146,6 @@ f_bind_virq(xenevtchn_handle *x, unsigned virq)
 }
 
 static int f_unbind(xenevtchn_handle *x, evtchn_port_t p) { fk.closed++; return 0; }
-
-static int
-f_notify(xenevtchn_handle *x, evtchn_port_t p)
-{
-    __atomic_add_fetch(&fk.notified, 1, __ATOMIC_SEQ_CST);
-    fk.last_notify_port = p;
-    return 0;
-}
 
 static int
 f_pending(xenevtchn_handle *x)
@@ -175,25 +175,25 @@ static const struct xenbe_ops fake_ops = {
     .resource_size = f_resource_size,
     .map_resource = f_map_resource,
     .unmap_resource = f_unmap_resource,
+    .xcall_open = f_xcall_open,
+    .xcall_close = f_xcall_close,
+    .kick = f_kick,
     .evtchn_open = f_evtchn_open,
     .evtchn_close = f_evtchn_close,
     .evtchn_fd = f_evtchn_fd,
-    .bind_interdomain = f_bind_interdomain,
     .bind_virq = f_bind_virq,
     .unbind = f_unbind,
-    .notify = f_notify,
     .pending = f_pending,
     .unmask = f_unmask,
 };
 
 #define FRAMES 4
 
-/* A shim-formatted region of FRAMES pages, publishing port (0: none). */
+/* A shim-formatted region of FRAMES pages, as the Xen shim lays it out. */
 static void
-fake_reset(uint32_t port)
+fake_reset(void)
 {
     struct iomap_ring shim;
-    unsigned char *p;
 
     if (fk.region)
         free(fk.region);
@@ -204,11 +204,6 @@ fake_reset(uint32_t port)
     CU_ASSERT_EQUAL_FATAL(posix_memalign(&fk.region, 4096, fk.res_size), 0);
     memset(fk.region, 0, fk.res_size);
     CU_ASSERT_EQUAL(iomap_ring_format(&shim, fk.region, fk.res_size, 64, 32), 0);
-    p = (unsigned char *)fk.region + XENBE_HDR_EVTCHN_OFF;
-    p[0] = port & 0xff;
-    p[1] = (port >> 8) & 0xff;
-    p[2] = (port >> 16) & 0xff;
-    p[3] = port >> 24;
     CU_ASSERT_EQUAL_FATAL(pipe(fk.pipe), 0);
     xenbe_ops = &fake_ops;
 }
@@ -296,6 +291,7 @@ test_size_to_frames(void)
     char err[256];
 
     CU_ASSERT_EQUAL(xenbe_size_to_frames(0, err, sizeof(err)), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "iomap=0"));
     CU_ASSERT_EQUAL(xenbe_size_to_frames(4095, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(xenbe_size_to_frames(4097, err, sizeof(err)), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "4097-byte"));
@@ -312,7 +308,7 @@ test_attach_region(void)
     char err[256];
     struct iomap_ring_hdr *h;
 
-    fake_reset(0);
+    fake_reset();
     h = fk.region;
     CU_ASSERT_EQUAL(xenbe_attach_region(&r, fk.region, FRAMES, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(r.ev_slots, 64);
@@ -338,22 +334,6 @@ test_attach_region(void)
     fake_done();
 }
 
-static void
-test_hdr_port(void)
-{
-    struct iomap_ring r;
-    char err[256];
-
-    fake_reset(0);
-    CU_ASSERT_EQUAL(xenbe_attach_region(&r, fk.region, FRAMES, err, sizeof(err)), 0);
-    CU_ASSERT_EQUAL(xenbe_hdr_port(&r), 0);
-    fake_done();
-    fake_reset(0x01020304);
-    CU_ASSERT_EQUAL(xenbe_attach_region(&r, fk.region, FRAMES, err, sizeof(err)), 0);
-    CU_ASSERT_EQUAL(xenbe_hdr_port(&r), 0x01020304);
-    fake_done();
-}
-
 /* ---- open / close through fakes ----------------------------------------------- */
 
 static int
@@ -365,38 +345,45 @@ readable(int fd, int ms)
 }
 
 static void
-test_open_interdomain(void)
+test_open_kick_relay_close(void)
 {
     struct iomapd io;
     char err[256] = "";
-    uint32_t port = 42;
+    uint32_t port = 43;
     uint64_t v;
 
-    fake_reset(77);
+    fake_reset();
     io_init(&io);
     CU_ASSERT_EQUAL_FATAL(backend_xen.open(&io, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(fk.map_domid, DOMID_XEN);
     CU_ASSERT_EQUAL(fk.map_type, XENMEM_resource_iomap);
     CU_ASSERT_EQUAL(fk.map_id, IOMAP_RESOURCE_RING);
     CU_ASSERT_EQUAL(fk.map_nr, FRAMES);
-    CU_ASSERT_EQUAL(fk.bind_domid, 0);
-    CU_ASSERT_EQUAL(fk.bind_port, 77);
+    CU_ASSERT_EQUAL(fk.bind_virq, VIRQ_IOMAP);
+    CU_ASSERT_EQUAL(fk.kicks, 1);   /* the probe at open */
     CU_ASSERT_PTR_NOT_NULL(io.d.ring);
     CU_ASSERT_EQUAL(io.d.ring->ev_slots, 64);
     CU_ASSERT(io.notify_fd >= 0);
     CU_ASSERT_FALSE(readable(io.notify_fd, 0));
 
-    /* daemon -> shim: notify our end of the channel. */
+    /* daemon -> shim: the iommu_op kick. */
     io.d.kick_shim(&io.d);
-    CU_ASSERT_EQUAL(fk.notified, 1);
-    CU_ASSERT_EQUAL(fk.last_notify_port, 42);
+    CU_ASSERT_EQUAL(fk.kicks, 2);
+    /* A failing kick is logged once and does not stop the daemon. */
+    fk.fail_at = F_KICK;
+    fk.fail_errno = EIO;
+    io.d.kick_shim(&io.d);
+    io.d.kick_shim(&io.d);
+    fk.fail_at = -1;
+    io.d.kick_shim(&io.d);
+    CU_ASSERT_EQUAL(fk.kicks, 3);
 
-    /* shim -> daemon: the port fires; notify_fd wakes, the port is unmasked. */
+    /* shim -> daemon: VIRQ_IOMAP fires; notify_fd wakes, the port is unmasked. */
     CU_ASSERT_EQUAL(write(fk.pipe[1], &port, sizeof(port)), sizeof(port));
     CU_ASSERT(readable(io.notify_fd, 2000));
     CU_ASSERT_EQUAL(read(io.notify_fd, &v, sizeof(v)), sizeof(v));
     CU_ASSERT_EQUAL(__atomic_load_n(&fk.unmasked, __ATOMIC_SEQ_CST), 1);
-    CU_ASSERT_EQUAL(fk.last_unmask_port, 42);
+    CU_ASSERT_EQUAL(fk.last_unmask_port, 43);
     /* ... and again: the relay keeps going. */
     CU_ASSERT_EQUAL(write(fk.pipe[1], &port, sizeof(port)), sizeof(port));
     CU_ASSERT(readable(io.notify_fd, 2000));
@@ -407,27 +394,10 @@ test_open_interdomain(void)
     backend_xen.close(&io);
     CU_ASSERT_PTR_NULL(io.be_priv);
     CU_ASSERT_PTR_NULL(io.d.ring);
-    CU_ASSERT_EQUAL(fk.opened, 5);  /* xc, fmem, resource, evtchn, binding */
+    /* xc, fmem, resource, xencall, evtchn, binding */
+    CU_ASSERT_EQUAL(fk.opened, 6);
     CU_ASSERT_EQUAL(fk.closed, fk.opened);
     CU_ASSERT_EQUAL(xenbe_domain_exists(&io, 2), -ENODEV);
-    fake_done();
-}
-
-static void
-test_open_virq(void)
-{
-    struct iomapd io;
-    char err[256] = "";
-
-    fake_reset(0);
-    io_init(&io);
-    CU_ASSERT_EQUAL_FATAL(backend_xen.open(&io, err, sizeof(err)), 0);
-    CU_ASSERT_EQUAL(fk.bind_virq, VIRQ_IOMAP);
-    /* No channel to the shim: kicks are dropped, the shim polls. */
-    io.d.kick_shim(&io.d);
-    CU_ASSERT_EQUAL(fk.notified, 0);
-    backend_xen.close(&io);
-    CU_ASSERT_EQUAL(fk.closed, fk.opened);
     fake_done();
 }
 
@@ -442,14 +412,18 @@ test_open_fails_cleanly(void)
         { F_FMEM_OPEN, ENOMEM, XENBE_STEP_FMEM_OPEN, "libxenforeignmemory" },
         { F_RES_SIZE, EOPNOTSUPP, XENBE_STEP_RES_SIZE, "no iomap shim" },
         { F_RES_MAP, ESRCH, XENBE_STEP_RES_MAP, "no iomap shim" },
+        { F_RES_SIZE, EINVAL, XENBE_STEP_RES_SIZE, "iomap=0" },
+        { F_XCALL_OPEN, ENOMEM, XENBE_STEP_XCALL_OPEN, "libxencall" },
+        { F_KICK, ENOSYS, XENBE_STEP_KICK, "no iommu_op" },
+        { F_KICK, EOPNOTSUPP, XENBE_STEP_KICK, "iomap=0" },
         { F_EVTCHN_OPEN, ENOENT, XENBE_STEP_EVTCHN_OPEN, "/dev/xen/evtchn" },
-        { F_BIND, EINVAL, XENBE_STEP_BIND, "event channel" },
+        { F_BIND, EINVAL, XENBE_STEP_BIND, "VIRQ_IOMAP" },
     };
     char err[256], want[256];
     struct iomapd io;
 
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-        fake_reset(i % 2 ? 5 : 0);
+        fake_reset();
         fk.fail_at = c[i].at;
         fk.fail_errno = c[i].err;
         io_init(&io);
@@ -472,7 +446,7 @@ test_open_rejects_bad_region(void)
     char err[256];
 
     /* No domain 0 in the list. */
-    fake_reset(0);
+    fake_reset();
     fk.ndoms = 0;
     io_init(&io);
     CU_ASSERT(backend_xen.open(&io, err, sizeof(err)) < 0);
@@ -481,7 +455,7 @@ test_open_rejects_bad_region(void)
     fake_done();
 
     /* A resource of an odd size. */
-    fake_reset(0);
+    fake_reset();
     fk.res_size = 100;
     io_init(&io);
     CU_ASSERT_EQUAL(backend_xen.open(&io, err, sizeof(err)), -EPROTO);
@@ -490,7 +464,7 @@ test_open_rejects_bad_region(void)
     fake_done();
 
     /* A region that is not the shim's. */
-    fake_reset(0);
+    fake_reset();
     ((struct iomap_ring_hdr *)fk.region)->magic = htole32(0xdeadbeef);
     io_init(&io);
     CU_ASSERT_EQUAL(backend_xen.open(&io, err, sizeof(err)), -EINVAL);
@@ -500,7 +474,7 @@ test_open_rejects_bad_region(void)
     fake_done();
 
     /* Another ABI major. */
-    fake_reset(0);
+    fake_reset();
     ((struct iomap_ring_hdr *)fk.region)->version = htole32(7u << 16);
     io_init(&io);
     CU_ASSERT_EQUAL(backend_xen.open(&io, err, sizeof(err)), -EPROTO);
@@ -532,9 +506,7 @@ main(void)
         { "messages are one line", test_messages_one_line },
         { "resource size to frames", test_size_to_frames },
         { "attach the mapped region", test_attach_region },
-        { "published event channel port", test_hdr_port },
-        { "open: interdomain channel, kick, relay, close", test_open_interdomain },
-        { "open: VIRQ_IOMAP without a published port", test_open_virq },
+        { "open, kick, relay VIRQ_IOMAP, close", test_open_kick_relay_close },
         { "open fails cleanly at every step", test_open_fails_cleanly },
         { "open rejects a bad region", test_open_rejects_bad_region },
         { "real libxen without a hypervisor", test_real_libxen_without_xen },
