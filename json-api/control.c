@@ -225,7 +225,7 @@ handle_line(struct ctl_client *c, const char *line, size_t n)
                     json_pack("{s:i}", "max_depth", CTL_MAX_DEPTH));
         return;
     }
-    req = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
+    req = json_loadb(line, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (req == NULL) {
         ctl_respond(c, NULL, NULL, RPC_PARSE_ERROR, "parse error",
                     json_pack("{s:s, s:i}", "detail", jerr.text,
