@@ -25,6 +25,7 @@
 #include "daemon/iomapd.h"
 #include "daemon/log.h"
 #include "json-api/ctl.h"
+#include "policy/policy.h"
 
 static struct iomapd iomapd;
 
@@ -120,12 +121,34 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+int
+iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
+{
+    char buf[POLICY_ERRLEN];
+    struct policy *p = NULL;
+
+    if (access(io->opt.config, F_OK) < 0 && errno == ENOENT) {
+        daemon_set_policy(&io->d, NULL);
+        log_info("policy: no %s: built-in defaults", io->opt.config);
+        return 1;
+    }
+    if (policy_load(io->opt.config, &p, buf) < 0) {
+        snprintf(err, errlen, "%s", buf);
+        return -1;
+    }
+    daemon_set_policy(&io->d, p);
+    log_info("policy loaded from %s", io->opt.config);
+    return 0;
+}
+
 static void
 reload(struct iomapd *io)
 {
+    char err[POLICY_ERRLEN];
+
     notify("RELOADING=1");
-    log_info("SIGHUP: this iomapd has no policy engine: nothing to reload (%s)",
-             io->opt.config);
+    if (iomapd_load_policy(io, err, sizeof(err)) < 0)
+        log_warnx("SIGHUP: policy refused, the old one stays: %s", err);
     notify("READY=1");
     notify_status(io);
 }
@@ -298,6 +321,10 @@ main(int argc, char **argv)
     daemon_init(&io->d, NULL, NULL, daemon_clock);
     io->d.backend = io;
     io->started_ns = iomapd_now_ns();
+    if (iomapd_load_policy(io, err, sizeof(err)) < 0) {
+        fprintf(stderr, "iomapd: policy: %s\n", err);
+        return 1;
+    }
     rc = io->be->open(io, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "iomapd: %s backend: %s\n", io->be->name, err);

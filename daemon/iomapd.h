@@ -54,6 +54,11 @@ struct iomapd {
 };
 
 uint64_t iomapd_now_ns(void);
+/*
+ * (Re)load the policy from opt.config: 0 loaded, 1 no file (built-in
+ * defaults), -1 refused (err says "path:line: why"; the old one stays).
+ */
+int      iomapd_load_policy(struct iomapd *io, char *err, size_t errlen);
 /* Run the books after anything happened (ring, ioreq answers, sockets). */
 void     iomapd_process(struct iomapd *io);
 

@@ -21,6 +21,7 @@
 #include "daemon/iomapd.h"
 #include "daemon/log.h"
 #include "json-api/ctl.h"
+#include "policy/policy.h"
 
 #define API_VERSION 1
 
@@ -732,20 +733,50 @@ m_emulator_drain(struct ctl_call *call, json_t *params, json_t **result)
 
 /* ---- policy -------------------------------------------------------------------- */
 
+static json_t *
+policy_timeout_json(const struct policy_timeout *t)
+{
+    json_t *steps = json_array();
+
+    for (unsigned i = 0; i < t->nsteps; i++)
+        json_array_append_new(steps, json_string(policy_action_name(t->steps[i])));
+    return json_pack("{s:I, s:o}", "ms", (json_int_t)(t->timeout_ns / 1000000), "steps", steps);
+}
+
 static int
 m_policy_get(struct ctl_call *call, json_t *params, json_t **result)
 {
-    call->data = json_pack("{s:s}", "config", call->ctl->io->opt.config);
-    return ctl_err(call, APP_NO_POLICY,
-                   "this iomapd has no policy engine: nothing to show");
+    const struct policy *p = call->ctl->io->d.policy;
+
+    if (p == NULL)
+        return ctl_err(call, APP_NO_POLICY, "no policy in force");
+    *result = json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:{s:I, s:I, s:I, s:I}, s:{s:o, s:o}}",
+        "source", p->source, "config", call->ctl->io->opt.config,
+        "enforce_rules", p->enforce_rules, "rules", (int)p->nrules,
+        "reserved_ranges", (int)p->nrmrr, "readonly_ranges", (int)p->nro,
+        "quotas", "mappings_per_emulator", (json_int_t)p->max_maps_per_emu,
+        "mappings_per_domain", (json_int_t)p->max_maps_per_dom,
+        "pending_per_emulator", (json_int_t)p->max_pending_per_emu,
+        "pending_per_domain", (json_int_t)p->max_pending_per_dom,
+        "timeouts", "invalidating", policy_timeout_json(&p->inval),
+        "flushing", policy_timeout_json(&p->flush));
+    return *result ? 0 : RPC_INTERNAL_ERROR;
 }
 
 static int
 m_policy_reload(struct ctl_call *call, json_t *params, json_t **result)
 {
-    call->data = json_pack("{s:s}", "config", call->ctl->io->opt.config);
-    return ctl_err(call, APP_NO_POLICY,
-                   "this iomapd has no policy engine: nothing was reloaded");
+    struct iomapd *io = call->ctl->io;
+    char err[POLICY_ERRLEN];
+    int rc = iomapd_load_policy(io, err, sizeof(err));
+
+    if (rc < 0) {
+        call->data = json_pack("{s:s}", "config", io->opt.config);
+        return ctl_err(call, APP_POLICY_INVALID, "policy refused, the old one stays: %s", err);
+    }
+    *result = json_pack("{s:s, s:s}", "config", io->opt.config,
+                        "source", rc == 1 ? "built-in" : io->d.policy->source);
+    return *result ? 0 : RPC_INTERNAL_ERROR;
 }
 
 /* ---- subscribe ----------------------------------------------------------------- */

@@ -820,7 +820,7 @@ cmd_reload(void)
     if (opt_json)
         print_json(r);
     else
-        printf("policy reloaded from %s\n", js(r, "config"));
+        printf("policy reloaded: %s\n", js(r, "source"));
     json_decref(r);
     return EX_OK;
 }

@@ -208,13 +208,15 @@ def main():
     ctl = T + "/ctl.sock"
     sock_gid = 65534        # nogroup: the "may query" group of this test
     daemon = None
+    with open(T + "/iomapd.conf", "w") as fh:
+        fh.write("emulators = ( { domid = 0; targets = \"any\"; } );\nquotas = { pending_per_emulator = 1048576; };\n")
     try:
         start([BUILD + "/iomap-sim", "-s", T + "/sim.sock", "-H", T + "/hc.sock", "-g", "2",
                "-G", "16384", "-l", "200"], log)
         check(wait_for(lambda: os.path.exists(T + "/hc.sock")), "iomap-sim up")
         daemon = start([BUILD + "/iomapd", "--backend", "sim", "--sim-socket", T + "/sim.sock",
                         "-e", T + "/emu.sock", "-s", ctl, "--socket-group", str(sock_gid),
-                        "--stop-timeout", "3000"], log)
+                        "--stop-timeout", "3000", "-c", T + "/iomapd.conf"], log)
         check(wait_for(lambda: os.path.exists(ctl)), "iomapd up, control socket created")
         st = os.stat(ctl)
         check(st.st_mode & 0o777 == 0o660 and st.st_gid == sock_gid,
@@ -374,13 +376,20 @@ def main():
         check(m and not bad and "# TYPE iomapd_release_latency_seconds histogram" in lines and
               any(ln.startswith("iomapd_pages_released_total ") for ln in lines) and
               m.endswith("\n"), "metrics: Prometheus text format", repr(bad[:3]))
-        for meth in ("policy.get", "policy.reload"):
-            r = c.call(meth)
-            if "error" in r:
-                check(r["error"]["code"] == -32030, "%s: documented 'no policy support' error -32030"
-                      % meth, repr(r))
-            else:
-                check(not validate(r["result"], SCHEMAS[meth]["result"]), "%s succeeds" % meth)
+        pg = ok(c, "policy.get")
+        check(pg and pg["quotas"]["pending_per_emulator"] == 1048576,
+              "policy.get shows the file's quota", repr(pg))
+        with open(T + "/iomapd.conf", "w") as fh:
+            fh.write("quotas = { pending_per_emulator = ; };\n")
+        e = err(c, "policy.reload", None, -32031, "policy.reload of a broken file")
+        check("iomapd.conf:1" in e.get("message", ""), "the error names file and line", repr(e))
+        pg2 = ok(c, "policy.get")
+        check(pg2 == pg, "the old policy stays in force after a refused reload")
+        with open(T + "/iomapd.conf", "w") as fh:
+            fh.write("emulators = ( { domid = 0; targets = \"any\"; } );\nquotas = { pending_per_emulator = 4096; };\n")
+        ok(c, "policy.reload")
+        pg = ok(c, "policy.get")
+        check(pg and pg["quotas"]["pending_per_emulator"] == 4096, "policy.reload takes the new file")
 
         # ---- bad input ------------------------------------------------------
         b = Client(ctl)
