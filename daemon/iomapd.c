@@ -321,13 +321,15 @@ main(int argc, char **argv)
     daemon_init(&io->d, NULL, NULL, daemon_clock);
     io->d.backend = io;
     io->started_ns = iomapd_now_ns();
-    if (iomapd_load_policy(io, err, sizeof(err)) < 0) {
-        fprintf(stderr, "iomapd: policy: %s\n", err);
-        return 1;
-    }
+    /* The backend first: without a shim there is nothing to say but why. */
     rc = io->be->open(io, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "iomapd: %s backend: %s\n", io->be->name, err);
+        return 1;
+    }
+    if (iomapd_load_policy(io, err, sizeof(err)) < 0) {
+        fprintf(stderr, "iomapd: policy: %s\n", err);
+        io->be->close(io);
         return 1;
     }
     io->base = event_base_new();
