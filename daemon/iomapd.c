@@ -46,7 +46,7 @@ daemon_clock(struct daemon *d)
 }
 
 /* sd_notify(3) when running under systemd; a no-op otherwise. */
-static void
+static void __attribute__((format(printf, 1, 2)))
 notify(const char *fmt, ...)
 {
 #ifdef HAVE_SYSTEMD

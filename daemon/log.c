@@ -49,7 +49,7 @@ log_parse_level(const char *s)
     return -1;
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 vlog(int level, const char *fmt, va_list ap, const char *suffix)
 {
     static const int prio[] = { 3, 4, 6, 7 };
