@@ -23,13 +23,15 @@ cd "$build"
 if [ ! -f Makefile ]; then
     [ -x "$src/configure" ] || (cd "$src" && autoreconf -fi)
     "$src/configure" -q CC="$CC" \
-        CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $san"
+        CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $san -Wno-error"
 fi
 make -s -j"$(nproc)" libiomapcore.a libiomappolicy.a
 
 inc="-I. -I$src -I$src/shim/public"
 libs="libiomapcore.a $(pkg-config --libs libevent jansson) -lm"
 status=0
+LSAN_OPTIONS="suppressions=$src/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
 for t in $targets; do
     case $t in
     ring)   extra="" ;;
