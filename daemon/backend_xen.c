@@ -124,6 +124,12 @@ lx_pending(xenevtchn_handle *xce)
     return xenevtchn_pending(xce);
 }
 
+static int
+lx_crash_domain(xc_interface *xch, uint32_t domid)
+{
+    return xc_domain_shutdown(xch, domid, SHUTDOWN_crash);
+}
+
 const struct xenbe_ops xenbe_libxen_ops = {
     .privcmd_present = lx_privcmd_present,
     .xc_open = lx_xc_open,
@@ -144,6 +150,7 @@ const struct xenbe_ops xenbe_libxen_ops = {
     .unbind = xenevtchn_unbind,
     .pending = lx_pending,
     .unmask = xenevtchn_unmask,
+    .crash_domain = lx_crash_domain,
 };
 
 const struct xenbe_ops *xenbe_ops = &xenbe_libxen_ops;
@@ -349,6 +356,21 @@ xen_kick_shim(struct daemon *d)
 }
 
 /* Wait on the event channel, unmask, and bump the eventfd. */
+/* The policy gave up on a guest whose pages stay stuck: crash it. */
+static void
+xen_crash_guest(struct daemon *d, uint16_t domid)
+{
+    struct xen_be *b = ((struct iomapd *)d->backend)->be_priv;
+
+    if (domid == 0) {
+        log_warnx("policy: refusing to crash dom0");
+        return;
+    }
+    if (xenbe_ops->crash_domain == NULL ||
+        xenbe_ops->crash_domain(b->xch, domid) < 0)
+        log_warn("policy: cannot crash d%u", domid);
+}
+
 static void *
 relay_thread(void *arg)
 {
@@ -509,6 +531,7 @@ xen_open(struct iomapd *io, char *err, size_t errlen)
     io->notify_fd = b->efd;
     io->d.ring = &b->ring;
     io->d.kick_shim = xen_kick_shim;
+    io->d.crash_guest = xen_crash_guest;
     log_debug("xen: shim ring of %lu pages (%u events, %u commands), "
               "VIRQ_IOMAP on port %u", b->nr_frames, b->ring.ev_slots,
               b->ring.cmd_slots, b->lport);

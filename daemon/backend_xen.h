@@ -95,6 +95,8 @@ struct xenbe_ops {
     int  (*unbind)(xenevtchn_handle *xce, evtchn_port_t port);
     int  (*pending)(xenevtchn_handle *xce);
     int  (*unmask)(xenevtchn_handle *xce, evtchn_port_t port);
+    /* The policy's last escalation step: SHUTDOWN_crash the guest. */
+    int  (*crash_domain)(xc_interface *xch, uint32_t domid);
 };
 
 /* The real libxen calls (quiet: libxen's own logging is discarded). */

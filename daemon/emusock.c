@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,31 @@ struct emu_conn {
     struct iomapd *io;
     struct event  *ev;
     int            fd;
+    pid_t          pid;     /* the peer, from SO_PEERCRED */
     struct emu    *emu;     /* once registered */
 };
+
+/*
+ * The policy's "kill the emulator" step (daemon_tick): the process that
+ * registered this identity gets SIGKILL.  Its mappings are force-unmapped
+ * by the caller whatever happens to it.
+ */
+static void
+kill_registered(struct daemon *d, uint16_t emu_domid, uint16_t ioservid)
+{
+    struct emu *e = emu_get(d, emu_domid, ioservid, 0);
+    struct emu_conn *c = e ? e->conn : NULL;
+
+    if (c == NULL || c->pid <= 1) {
+        log_warnx("emulator %u:%u has no registered process to kill",
+                  emu_domid, ioservid);
+        return;
+    }
+    log_warnx("sending SIGKILL to emulator %u:%u (pid %ld)", emu_domid, ioservid,
+              (long)c->pid);
+    if (kill(c->pid, SIGKILL) < 0)
+        log_warn("%s: kill %ld", __func__, (long)c->pid);
+}
 
 static void
 on_answer_kick(evutil_socket_t fd, short what, void *arg)
@@ -184,6 +208,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
     }
     c->io = io;
     c->fd = fd;
+    c->pid = cred.pid;
     c->ev = event_new(io->base, fd, EV_READ | EV_PERSIST, on_conn, c);
     event_add(c->ev, NULL);
 }
@@ -224,6 +249,7 @@ emusock_init(struct iomapd *io, const char *path, char *err, size_t errlen)
     }
     umask(old);
     io->emu_lfd = fd;
+    io->d.kill_emulator = kill_registered;
     io->ev_emu_accept = event_new(io->base, fd, EV_READ | EV_PERSIST, on_accept, io);
     event_add(io->ev_emu_accept, NULL);
     return 0;

@@ -98,6 +98,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     struct iomapd *io = arg;
     uint64_t now = iomapd_now_ns();
 
+    daemon_tick(&io->d);        /* the policy's timeouts */
     iomapd_process(io);
     ctl_tick(io);
     /* The watchdog is fed from the loop: a stuck loop gets restarted. */
