@@ -12,7 +12,7 @@
  *
  * usage: example-emulator --iomapd SOCK --sim SOCK --domid D --ioservid N
  *                         [--emu-domid D] [--map GFN:NR]... [--legacy]
- *                         [--answer-delay-ms N] [--no-unmap]
+ *                         [--answer-delay-ms N] [--no-unmap] [--never-answer]
  */
 #include "config.h"
 
@@ -91,19 +91,20 @@ main(int argc, char **argv)
         { "legacy", no_argument, NULL, 'L' },
         { "answer-delay-ms", required_argument, NULL, 'a' },
         { "no-unmap", no_argument, NULL, 'U' },
+        { "never-answer", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *iomapd_path = NULL, *sim_path = NULL;
     uint16_t domid = 1, emu_domid = 0, ioservid = 1;
     uint64_t maps[16][2];
-    int nmaps = 0, legacy = 0, no_unmap = 0, c, simfd, err = 0;
+    int nmaps = 0, legacy = 0, no_unmap = 0, never = 0, c, simfd, err = 0;
     unsigned delay_ms = 0;
     struct iomap_emu *e;
     struct simhc_req q = { .op = SIMHC_EMU_CREATE };
     struct simhc_resp r;
 
-    while ((c = getopt_long(argc, argv, "i:s:d:E:n:m:La:Uh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "i:s:d:E:n:m:La:UNh", opts, NULL)) != -1) {
         switch (c) {
         case 'i': iomapd_path = optarg; break;
         case 's': sim_path = optarg; break;
@@ -125,10 +126,11 @@ main(int argc, char **argv)
         case 'L': legacy = 1; break;
         case 'a': delay_ms = (unsigned)strtoul(optarg, NULL, 0); break;
         case 'U': no_unmap = 1; break;
+        case 'N': never = 1; break;     /* a hung emulator, for tests */
         case 'h':
             printf("usage: example-emulator --iomapd SOCK --sim SOCK [--domid D] "
                    "[--ioservid N] [--emu-domid D] [--map GFN:NR]... [--legacy] "
-                   "[--answer-delay-ms N] [--no-unmap]\n");
+                   "[--answer-delay-ms N] [--no-unmap] [--never-answer]\n");
             return 0;
         default:
             return 2;
@@ -185,6 +187,8 @@ main(int argc, char **argv)
             break;
         while (iomap_emu_next(e, &req) > 0) {
             n_requests++;
+            if (never)
+                continue;
             if (delay_ms)
                 usleep(delay_ms * 1000u);
             if (!no_unmap) {
