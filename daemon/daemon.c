@@ -25,6 +25,7 @@ daemon_init(struct daemon *d, struct iomap_ring *ring, daemon_kick_fn *kick,
     d->clock = clock;
     d->pages_free = PAGE_NONE;
     d->fl_head = d->fl_tail = PAGE_NONE;
+    d->inv_head = d->inv_tail = PAGE_NONE;
     d->policy = policy_default();
     return d->policy ? 0 : -ENOMEM;
 }
@@ -61,7 +62,7 @@ dom_free(struct daemon *d, struct dom *dm)
     pages_drop_domain(d, dm);
     while ((em = LIST_FIRST(&dm->maps)) != NULL)
         emu_map_free(em);
-    hmap_free(&dm->pending);
+    pidx_free(d, dm);
     d->doms[dm->domid] = NULL;
     free(dm);
 }
@@ -78,7 +79,8 @@ daemon_fini(struct daemon *d)
             free(d->emus[i]->q);
             free(d->emus[i]);
         }
-    free(d->pages);
+    pages_fini(d);
+    free(d->rs_new);
     free(d->out);
     free(d->ans);
     policy_free(d->policy);
@@ -100,7 +102,7 @@ dom_get(struct daemon *d, uint16_t domid, int create)
         return NULL;
     dm->domid = domid;
     LIST_INIT(&dm->maps);
-    hmap_init(&dm->pending);
+    hmap_init(&dm->pidx_top);
     d->doms[domid] = dm;
     return dm;
 }
@@ -229,6 +231,22 @@ rs_prefix(const struct daemon *d, uint16_t domid, uint64_t gfn, uint32_t nr)
     return d->rs_gfn - gfn < nr ? (uint32_t)(d->rs_gfn - gfn) : nr;
 }
 
+/* A page of the current dump chunk, evaluated at its end (rs_dump_end). */
+static void
+rs_note_new(struct daemon *d, uint32_t pi)
+{
+    if (d->rs_nnew == d->rs_capnew) {
+        uint32_t ncap = d->rs_capnew ? d->rs_capnew * 2 : 256;
+        uint32_t *n = realloc(d->rs_new, ncap * sizeof(*n));
+
+        if (n == NULL)
+            fatalx("%s: out of memory rebuilding pages in flight", __func__);
+        d->rs_new = n;
+        d->rs_capnew = ncap;
+    }
+    d->rs_new[d->rs_nnew++] = pi;
+}
+
 static void
 rs_dump_end(struct daemon *d, const struct iomap_event *ev)
 {
@@ -237,9 +255,13 @@ rs_dump_end(struct daemon *d, const struct iomap_event *ev)
     if (ev->arg > d->max_done && ev->arg <= UINT32_MAX)
         d->max_done = (uint32_t)ev->arg;
     /* Pages of this chunk: decide now that all their holders are known. */
-    for (uint32_t pi = 0; pi < d->pages_cap; pi++)
+    for (uint32_t i = 0; i < d->rs_nnew; i++) {
+        uint32_t pi = d->rs_new[i];
+
         if (d->pages[pi].state == PAGE_NEW && d->pages[pi].resync_new)
             page_evaluate(d, pi);
+    }
+    d->rs_nnew = 0;
     if (ev->nr) {
         struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1,
                                   .domid = ev->domid, .gfn = ev->gfn };
@@ -396,12 +418,15 @@ ev_domain_destroyed(struct daemon *d, uint16_t domid)
             next = LIST_NEXT(em, emu_link);
             emu_map_free(em);
         }
-        /* Its holds on pages in flight went with the domain (the shim dropped them). */
-        for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
+        /*
+         * Its holds on pages in flight went with the domain (the shim
+         * dropped them).  Only INVALIDATING pages have holders.
+         */
+        for (uint32_t pi = d->inv_head, pnext; pi != PAGE_NONE; pi = pnext) {
             struct page *p = &d->pages[pi];
 
-            while (p->state != PAGE_FREE && p->state != PAGE_NEW &&
-                   page_has_holder(p, e->idx)) {
+            pnext = p->fl_next;      /* pi may move to FLUSHING or be released */
+            while (p->state == PAGE_INVALIDATING && page_has_holder(p, e->idx)) {
                 struct dom *pd = d->doms[p->domid];
 
                 if (page_unmapped(d, pd, pi, e, 0) < 0)
@@ -512,6 +537,7 @@ apply(struct daemon *d, const struct iomap_event *ev)
                     fatalx("%s: out of memory rebuilding pages in flight", __func__);
                 d->pages[pi].cover_seq = ev->seq;
                 d->pages[pi].resync_new = 1;
+                rs_note_new(d, pi);
             }
         } else {
             struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 1);

@@ -48,7 +48,7 @@ struct page {
     uint64_t t_removed;     /* ns, daemon clock */
     uint32_t cover_seq;     /* flush that must complete before release */
     uint32_t next;          /* same (domid, gfn) chain, or free list */
-    uint32_t fl_prev, fl_next;  /* FLUSHING list */
+    uint32_t fl_prev, fl_next;  /* INVALIDATING or FLUSHING list, by state */
     uint16_t domid;
     uint8_t  state;
     uint8_t  nholders;
@@ -72,10 +72,35 @@ struct emu_map {
     LIST_ENTRY(emu_map) emu_link;
 };
 
+/*
+ * The pages in flight of one domain, indexed by gfn: a radix like the
+ * tracker's (daemon/tracker.h), so that consecutive gfns share a leaf.
+ *   top     hmap: gfn >> 21 -> index in l2v        (one per 8 GiB of gfns)
+ *   L2      4096 pointers -> leaf                  (32 KiB)
+ *   leaf    512 page indexes (PAGE_NONE if none)   (2 KiB per 2 MiB of gfns)
+ * A slot holds the first page of the gfn's chain (struct page.next).
+ * Empty leaves go to a stash in struct daemon, to be reused warm.
+ */
+#define PIDX_LEAF_BITS  9
+#define PIDX_L2_BITS    12
+
+struct pidx_leaf {
+    uint32_t used;                          /* slots != PAGE_NONE */
+    uint32_t slot[1u << PIDX_LEAF_BITS];
+};
+
+struct pidx_l2 {
+    struct pidx_leaf *leaf[1u << PIDX_L2_BITS];
+};
+
 struct dom {
     uint16_t  domid;
     LIST_HEAD(, emu_map) maps;
-    struct hmap pending;    /* gfn -> first struct page of the chain */
+    struct hmap pidx_top;   /* gfn >> 21 -> index in pidx_l2v */
+    struct pidx_l2 **pidx_l2v;
+    uint32_t  pidx_nl2, pidx_capl2;
+    uint64_t  pidx_last_key;            /* one-entry cache: gfn >> 9 + 1 */
+    struct pidx_leaf *pidx_last_leaf;
     uint64_t  npending;
 };
 
@@ -166,10 +191,20 @@ struct daemon {
     struct emu        *emus[IOMAPD_MAX_EMUS];
     uint32_t           nemus;       /* high-water index */
 
+    /*
+     * The page pool: an anonymous mapping grown with mremap (no copy).
+     * Slots below pages_cap have been used (scanners stop there); the
+     * ones up to pages_alloc are mapped, not yet touched.
+     */
     struct page       *pages;
     uint32_t           pages_cap, pages_free;
+    uint32_t           pages_alloc, pages_nfree;
     uint64_t           n_invalidating, n_flushing;
-    uint32_t           fl_head, fl_tail;    /* FLUSHING list */
+    uint32_t           fl_head, fl_tail;    /* FLUSHING list, by cover_seq */
+    uint32_t           inv_head, inv_tail;  /* INVALIDATING list */
+    /* Empty pending-index leaves kept for reuse (struct dom). */
+    struct pidx_leaf **leaf_stash;
+    uint32_t           leaf_nstash;
 
     uint32_t           max_queued, max_done;
     int                flush_wanted;
@@ -188,6 +223,8 @@ struct daemon {
     enum { RS_NONE, RS_AWAIT, RS_CHUNKS } resync;
     uint16_t           rs_domid;
     uint64_t           rs_gfn;
+    uint32_t          *rs_new;      /* pages of the current dump chunk */
+    uint32_t           rs_nnew, rs_capnew;
 
     struct daemon_stats st;
 
@@ -238,6 +275,10 @@ void  emu_force_unmap_gfn(struct daemon *d, struct emu *e, uint16_t domid,
 
 /* Pages (daemon/pages.c). */
 uint32_t page_find(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
+/* The first page of gfn's chain (through struct page.next), or PAGE_NONE. */
+uint32_t page_head(struct dom *dm, uint64_t gfn);
+/* Room for nr more pages in the pool; 0 or -ENOMEM. */
+int   pages_reserve(struct daemon *d, uint32_t nr);
 void  pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn,
                     uint64_t mfn, uint32_t nr, uint32_t seq);
 int   page_unmapped(struct daemon *d, struct dom *dm, uint32_t pi, struct emu *e,
@@ -248,6 +289,8 @@ void  page_add_holder(struct daemon *d, uint32_t pi, struct emu *e, uint32_t cou
 int   page_has_holder(const struct page *p, uint16_t emu);
 void  pages_drop_domain(struct daemon *d, struct dom *dm);
 void  pages_drop_all(struct daemon *d);
+void  pages_fini(struct daemon *d);
+void  pidx_free(struct daemon *d, struct dom *dm);
 uint32_t page_alloc(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
 
 /* Commands (daemon/daemon.c). */

@@ -94,10 +94,11 @@ emu_unregister(struct daemon *d, struct emu *e)
         return;
     log_info("emulator %u:%u left with %llu pages to drop: force-unmapping them",
              e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
-    for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
+    /* Only INVALIDATING pages have holders: walk those, not the pool. */
+    for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
         const struct page *p = &d->pages[pi];
 
-        if (p->state == PAGE_INVALIDATING && page_has_holder(p, e->idx))
+        if (page_has_holder(p, e->idx))
             emu_force_unmap_gfn(d, e, p->domid, p->gfn, 1);
     }
 }
@@ -213,9 +214,9 @@ on_answer(struct daemon *d, struct emu *e, const struct iomap_ioreq *req)
         uint32_t left = 0;
 
         for (uint32_t i = 0; dm && i < req->count; i++) {
-            uint32_t pi = dm->npending ? hmap_get(&dm->pending, gfn + i) : HMAP_NONE;
+            uint32_t pi = page_head(dm, gfn + i);
 
-            for (; pi != HMAP_NONE && pi != PAGE_NONE; pi = d->pages[pi].next)
+            for (; pi != PAGE_NONE; pi = d->pages[pi].next)
                 if (page_has_holder(&d->pages[pi], e->idx))
                     left++;
         }
@@ -236,11 +237,10 @@ on_answer(struct daemon *d, struct emu *e, const struct iomap_ioreq *req)
         /* A legacy emulator dropped its whole mapcache, or should have. */
         uint64_t sent_at = e->global_sent_at;
 
-        for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
+        for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
             const struct page *p = &d->pages[pi];
 
-            if (p->state == PAGE_INVALIDATING && p->t_removed <= sent_at &&
-                page_has_holder(p, e->idx)) {
+            if (p->t_removed <= sent_at && page_has_holder(p, e->idx)) {
                 struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP,
                                        .domid = p->domid, .emu_domid = e->emu_domid,
                                        .ioservid = e->ioservid, .nr = 1,

@@ -79,10 +79,10 @@ conn_close(struct emu_conn *c)
         e->conn = NULL;
         DAEMON_HOOK(&io->d, emu_gone, e, "closed its channel");
         /* Invalidates it will never answer: the shim takes those back. */
-        for (uint32_t pi = 0; pi < io->d.pages_cap; pi++) {
+        for (uint32_t pi = io->d.inv_head; pi != PAGE_NONE; pi = io->d.pages[pi].fl_next) {
             const struct page *p = &io->d.pages[pi];
 
-            if (p->state == PAGE_INVALIDATING && page_has_holder(p, e->idx))
+            if (page_has_holder(p, e->idx))
                 emu_queue_invalidate(&io->d, e, p->domid, p->gfn);
         }
         e->qlen = e->qhead = 0;
@@ -174,10 +174,10 @@ on_conn(evutil_socket_t fd, short what, void *arg)
                            on_answer_kick, io);
     event_add(e->loop_ev, NULL);
     /* Pages it holds that wait for it get their invalidates now. */
-    for (uint32_t pi = 0; pi < io->d.pages_cap; pi++) {
+    for (uint32_t pi = io->d.inv_head; pi != PAGE_NONE; pi = io->d.pages[pi].fl_next) {
         const struct page *p = &io->d.pages[pi];
 
-        if (p->state == PAGE_INVALIDATING && page_has_holder(p, e->idx))
+        if (page_has_holder(p, e->idx))
             emu_queue_invalidate(&io->d, e, p->domid, p->gfn);
     }
     iomapd_process(io);

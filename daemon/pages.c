@@ -3,86 +3,300 @@
  * The lifecycle of removed pages: INVALIDATING -> FLUSHING -> RELEASED.
  *
  * Pages live in one array (d->pages) with a free list, so that removing a
- * million pages allocates nothing per page once the array has grown.  A
- * (domid, gfn) may have more than one page in flight (the gfn was
- * repopulated and removed again while the old frame was still held): they
- * are chained through 'next' from dom->pending and told apart by mfn.
+ * million pages allocates nothing per page once the array has grown; it
+ * grows geometrically, by one mremap per removed range at most.  Each
+ * domain indexes its pages by gfn in a radix (struct dom, pidx_*), whose
+ * leaves keep consecutive gfns together.  A (domid, gfn) may have more
+ * than one page in flight (the gfn was repopulated and removed again while
+ * the old frame was still held): they are chained through 'next' from the
+ * index slot and told apart by mfn.
+ *
+ * INVALIDATING pages are on one list and FLUSHING pages (in cover_seq
+ * order) on another, through fl_prev/fl_next: walks over the pages with
+ * holders or over releasable pages never scan the pool.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "policy/policy.h"
 
+/* ---- the pending index (struct dom, pidx_*) ------------------------------------ */
+
+#define PIDX_LEAF_N     (1u << PIDX_LEAF_BITS)
+#define PIDX_L2_N       (1u << PIDX_L2_BITS)
+#define LEAF_STASH_MAX  1024u           /* 2 MiB of leaves kept warm */
+
+static struct pidx_leaf *
+pidx_leaf(struct dom *dm, uint64_t gfn)
+{
+    uint64_t key = gfn >> PIDX_LEAF_BITS;
+    uint32_t l2i;
+
+    if (dm->pidx_last_key == key + 1)
+        return dm->pidx_last_leaf;
+    l2i = hmap_get(&dm->pidx_top, gfn >> (PIDX_LEAF_BITS + PIDX_L2_BITS));
+    if (l2i == HMAP_NONE)
+        return NULL;
+    dm->pidx_last_key = key + 1;
+    dm->pidx_last_leaf = dm->pidx_l2v[l2i]->leaf[key & (PIDX_L2_N - 1)];
+    return dm->pidx_last_leaf;
+}
+
+static struct pidx_leaf *
+pidx_leaf_make(struct daemon *d, struct dom *dm, uint64_t gfn)
+{
+    uint64_t key = gfn >> PIDX_LEAF_BITS, top = gfn >> (PIDX_LEAF_BITS + PIDX_L2_BITS);
+    struct pidx_leaf *lf = pidx_leaf(dm, gfn);
+    struct pidx_l2 *l2;
+    uint32_t l2i;
+
+    if (lf)
+        return lf;
+    l2i = hmap_get(&dm->pidx_top, top);
+    if (l2i == HMAP_NONE) {
+        if (dm->pidx_nl2 == dm->pidx_capl2) {
+            uint32_t ncap = dm->pidx_capl2 ? dm->pidx_capl2 * 2 : 4;
+            struct pidx_l2 **nv = realloc(dm->pidx_l2v, ncap * sizeof(*nv));
+
+            if (nv == NULL)
+                return NULL;
+            dm->pidx_l2v = nv;
+            dm->pidx_capl2 = ncap;
+        }
+        l2 = calloc(1, sizeof(*l2));
+        if (l2 == NULL)
+            return NULL;
+        if (hmap_put(&dm->pidx_top, top, dm->pidx_nl2) < 0) {
+            free(l2);
+            return NULL;
+        }
+        l2i = dm->pidx_nl2++;
+        dm->pidx_l2v[l2i] = l2;
+    }
+    l2 = dm->pidx_l2v[l2i];
+    if (d->leaf_nstash) {
+        lf = d->leaf_stash[--d->leaf_nstash];   /* empty: all PAGE_NONE */
+    } else {
+        lf = malloc(sizeof(*lf));
+        if (lf == NULL)
+            return NULL;
+        lf->used = 0;
+        memset(lf->slot, 0xff, sizeof(lf->slot));
+    }
+    l2->leaf[key & (PIDX_L2_N - 1)] = lf;
+    dm->pidx_last_key = key + 1;
+    dm->pidx_last_leaf = lf;
+    return lf;
+}
+
+/* A leaf became empty: stash it (warm) or free it. */
 static void
-fl_insert(struct daemon *d, uint32_t pi)
+pidx_leaf_drop(struct daemon *d, struct dom *dm, uint64_t gfn)
+{
+    uint64_t key = gfn >> PIDX_LEAF_BITS;
+    uint32_t l2i = hmap_get(&dm->pidx_top, gfn >> (PIDX_LEAF_BITS + PIDX_L2_BITS));
+    struct pidx_l2 *l2 = dm->pidx_l2v[l2i];
+    struct pidx_leaf *lf = l2->leaf[key & (PIDX_L2_N - 1)];
+
+    l2->leaf[key & (PIDX_L2_N - 1)] = NULL;
+    if (dm->pidx_last_key == key + 1)
+        dm->pidx_last_leaf = NULL;
+    if (d->leaf_nstash < LEAF_STASH_MAX) {
+        if (d->leaf_stash == NULL) {
+            d->leaf_stash = malloc(LEAF_STASH_MAX * sizeof(*d->leaf_stash));
+            if (d->leaf_stash == NULL) {
+                free(lf);
+                return;
+            }
+        }
+        d->leaf_stash[d->leaf_nstash++] = lf;
+        return;
+    }
+    free(lf);
+}
+
+void
+pidx_free(struct daemon *d, struct dom *dm)
+{
+    for (uint32_t i = 0; i < dm->pidx_nl2; i++) {
+        for (uint32_t j = 0; j < PIDX_L2_N; j++)
+            free(dm->pidx_l2v[i]->leaf[j]);     /* empty by now, or dropped */
+        free(dm->pidx_l2v[i]);
+    }
+    free(dm->pidx_l2v);
+    hmap_free(&dm->pidx_top);
+    dm->pidx_l2v = NULL;
+    dm->pidx_nl2 = dm->pidx_capl2 = 0;
+    dm->pidx_last_key = 0;
+    dm->pidx_last_leaf = NULL;
+    (void)d;
+}
+
+uint32_t
+page_head(struct dom *dm, uint64_t gfn)
+{
+    struct pidx_leaf *lf;
+
+    if (dm->npending == 0 || (lf = pidx_leaf(dm, gfn)) == NULL)
+        return PAGE_NONE;
+    return lf->slot[gfn & (PIDX_LEAF_N - 1)];
+}
+
+/* ---- the INVALIDATING and FLUSHING lists ------------------------------------------ */
+
+static void
+list_insert_after(struct daemon *d, uint32_t *head, uint32_t *tail, uint32_t after,
+                  uint32_t pi)
 {
     struct page *p = &d->pages[pi];
 
-    p->fl_next = PAGE_NONE;
-    p->fl_prev = d->fl_tail;
-    if (d->fl_tail != PAGE_NONE)
-        d->pages[d->fl_tail].fl_next = pi;
+    p->fl_prev = after;
+    p->fl_next = after == PAGE_NONE ? *head : d->pages[after].fl_next;
+    if (after == PAGE_NONE)
+        *head = pi;
     else
-        d->fl_head = pi;
-    d->fl_tail = pi;
+        d->pages[after].fl_next = pi;
+    if (p->fl_next == PAGE_NONE)
+        *tail = pi;
+    else
+        d->pages[p->fl_next].fl_prev = pi;
 }
 
 static void
-fl_remove(struct daemon *d, uint32_t pi)
+list_remove(struct daemon *d, uint32_t *head, uint32_t *tail, uint32_t pi)
 {
     struct page *p = &d->pages[pi];
 
     if (p->fl_prev != PAGE_NONE)
         d->pages[p->fl_prev].fl_next = p->fl_next;
     else
-        d->fl_head = p->fl_next;
+        *head = p->fl_next;
     if (p->fl_next != PAGE_NONE)
         d->pages[p->fl_next].fl_prev = p->fl_prev;
     else
-        d->fl_tail = p->fl_prev;
+        *tail = p->fl_prev;
+    p->fl_prev = p->fl_next = PAGE_NONE;
+}
+
+/*
+ * FLUSHING is kept in cover_seq order, so that a completed flush releases
+ * from the head and touches only what it releases.  Pages enter it in
+ * nearly ascending cover_seq: the walk back from the tail is short.
+ */
+static void
+fl_insert(struct daemon *d, uint32_t pi)
+{
+    uint32_t seq = d->pages[pi].cover_seq, after = d->fl_tail;
+
+    while (after != PAGE_NONE && d->pages[after].cover_seq > seq)
+        after = d->pages[after].fl_prev;
+    list_insert_after(d, &d->fl_head, &d->fl_tail, after, pi);
+}
+
+static void
+fl_remove(struct daemon *d, uint32_t pi)
+{
+    list_remove(d, &d->fl_head, &d->fl_tail, pi);
+}
+
+/* ---- the page pool --------------------------------------------------------------- */
+
+int
+pages_reserve(struct daemon *d, uint32_t nr)
+{
+    uint64_t avail = (uint64_t)d->pages_nfree + (d->pages_alloc - d->pages_cap);
+    uint64_t ncap, need;
+    size_t olen, nlen, pg = (size_t)sysconf(_SC_PAGESIZE);
+    void *np;
+
+    if (avail >= nr)
+        return 0;
+    need = (uint64_t)d->pages_alloc + (nr - avail);
+    ncap = d->pages_alloc ? (uint64_t)d->pages_alloc * 2 : 4096;
+    if (ncap < need)
+        ncap = need;
+    if (ncap > PAGE_NONE - 1)
+        ncap = PAGE_NONE - 1;
+    if (ncap < need)
+        return -ENOMEM;
+    olen = ((size_t)d->pages_alloc * sizeof(struct page) + pg - 1) & ~(pg - 1);
+    nlen = ((size_t)ncap * sizeof(struct page) + pg - 1) & ~(pg - 1);
+    /* mremap moves the page tables, not the data: no copy, no first touch. */
+    if (d->pages == NULL)
+        np = mmap(NULL, nlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                  -1, 0);
+    else
+        np = mremap(d->pages, olen, nlen, MREMAP_MAYMOVE);
+    if (np == MAP_FAILED)
+        return -ENOMEM;
+    d->pages = np;
+    d->pages_alloc = (uint32_t)(nlen / sizeof(struct page));
+    return 0;
+}
+
+void
+pages_fini(struct daemon *d)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+    if (d->pages)
+        munmap(d->pages, ((size_t)d->pages_alloc * sizeof(struct page) + pg - 1) &
+               ~(pg - 1));
+    for (uint32_t i = 0; i < d->leaf_nstash; i++)
+        free(d->leaf_stash[i]);
+    free(d->leaf_stash);
+    d->leaf_stash = NULL;
+    d->leaf_nstash = 0;
+    d->pages = NULL;
+    d->pages_alloc = d->pages_cap = d->pages_nfree = 0;
+    d->pages_free = PAGE_NONE;
+}
+
+static uint32_t
+page_alloc_at(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn,
+              uint64_t now)
+{
+    struct pidx_leaf *lf;
+    uint32_t pi, *slot;
+    struct page *p;
+
+    if (pages_reserve(d, 1) < 0 || (lf = pidx_leaf_make(d, dm, gfn)) == NULL)
+        return PAGE_NONE;
+    if (d->pages_free != PAGE_NONE) {
+        pi = d->pages_free;
+        d->pages_free = d->pages[pi].next;
+        d->pages_nfree--;
+    } else {
+        pi = d->pages_cap++;
+    }
+    slot = &lf->slot[gfn & (PIDX_LEAF_N - 1)];
+    p = &d->pages[pi];
+    memset(p, 0, sizeof(*p));
+    p->gfn = gfn;
+    p->mfn = mfn;
+    p->domid = dm->domid;
+    p->next = *slot;
+    p->fl_prev = p->fl_next = PAGE_NONE;
+    p->t_removed = now;
+    p->state = PAGE_NEW;
+    if (*slot == PAGE_NONE)
+        lf->used++;
+    *slot = pi;
+    dm->npending++;
+    return pi;
 }
 
 uint32_t
 page_alloc(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn)
 {
-    uint32_t pi, head;
-    struct page *p;
-
-    if (d->pages_free == PAGE_NONE) {
-        uint32_t ncap = d->pages_cap ? d->pages_cap * 2 : 4096;
-        struct page *np = realloc(d->pages, (size_t)ncap * sizeof(*np));
-
-        if (np == NULL)
-            return PAGE_NONE;
-        d->pages = np;
-        for (uint32_t i = d->pages_cap; i < ncap; i++) {
-            np[i].state = PAGE_FREE;
-            np[i].next = i + 1 < ncap ? i + 1 : PAGE_NONE;
-        }
-        d->pages_free = d->pages_cap;
-        d->pages_cap = ncap;
-    }
-    head = hmap_get(&dm->pending, gfn);
-    pi = d->pages_free;
-    if (hmap_put(&dm->pending, gfn, pi) < 0)
-        return PAGE_NONE;
-    p = &d->pages[pi];
-    d->pages_free = p->next;
-    memset(p, 0, sizeof(*p));
-    p->gfn = gfn;
-    p->mfn = mfn;
-    p->domid = dm->domid;
-    p->next = head;
-    p->fl_prev = p->fl_next = PAGE_NONE;
-    p->t_removed = d->clock(d);
-    p->state = PAGE_NEW;
-    dm->npending++;
-    return pi;
+    return page_alloc_at(d, dm, gfn, mfn, d->clock(d));
 }
 
 static void
@@ -90,16 +304,16 @@ page_free(struct daemon *d, uint32_t pi)
 {
     struct page *p = &d->pages[pi];
     struct dom *dm = d->doms[p->domid];
-    uint32_t head = hmap_get(&dm->pending, p->gfn);
+    struct pidx_leaf *lf = pidx_leaf(dm, p->gfn);
+    uint32_t *slot = &lf->slot[p->gfn & (PIDX_LEAF_N - 1)];
 
     /* Unlink from the (domid, gfn) chain. */
-    if (head == pi) {
-        if (p->next == PAGE_NONE)
-            hmap_del(&dm->pending, p->gfn);
-        else
-            hmap_put(&dm->pending, p->gfn, p->next);
+    if (*slot == pi) {
+        *slot = p->next;
+        if (*slot == PAGE_NONE && --lf->used == 0)
+            pidx_leaf_drop(d, dm, p->gfn);
     } else {
-        for (uint32_t q = head; q != PAGE_NONE; q = d->pages[q].next)
+        for (uint32_t q = *slot; q != PAGE_NONE; q = d->pages[q].next)
             if (d->pages[q].next == pi) {
                 d->pages[q].next = p->next;
                 break;
@@ -109,6 +323,7 @@ page_free(struct daemon *d, uint32_t pi)
         fl_remove(d, pi);
         d->n_flushing--;
     } else if (p->state == PAGE_INVALIDATING) {
+        list_remove(d, &d->inv_head, &d->inv_tail, pi);
         d->n_invalidating--;
     }
     for (unsigned i = 0; i < p->nholders; i++) {
@@ -123,14 +338,15 @@ page_free(struct daemon *d, uint32_t pi)
     p->more = NULL;
     p->next = d->pages_free;
     d->pages_free = pi;
+    d->pages_nfree++;
 }
 
 uint32_t
 page_find(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn)
 {
-    uint32_t pi = dm->npending ? hmap_get(&dm->pending, gfn) : HMAP_NONE;
+    uint32_t pi = page_head(dm, gfn);
 
-    for (; pi != PAGE_NONE && pi != HMAP_NONE; pi = d->pages[pi].next)
+    for (; pi != PAGE_NONE; pi = d->pages[pi].next)
         if (d->pages[pi].mfn == mfn)
             return pi;
     return PAGE_NONE;
@@ -223,17 +439,13 @@ to_flushing(struct daemon *d, uint32_t pi)
 {
     struct page *p = &d->pages[pi];
 
-    if (p->state == PAGE_INVALIDATING)
+    if (p->state == PAGE_INVALIDATING) {
+        list_remove(d, &d->inv_head, &d->inv_tail, pi);
         d->n_invalidating--;
+        p->state = PAGE_NEW;
+    }
     if (p->cover_seq == 0 || p->cover_seq <= d->max_done) {
-        if (p->state == PAGE_FLUSHING) {
-            fl_remove(d, pi);
-            d->n_flushing--;
-        }
-        p->state = PAGE_FLUSHING;   /* so page_free's accounting matches */
-        fl_insert(d, pi);
-        d->n_flushing++;
-        release(d, pi);
+        release(d, pi);         /* straight to RELEASED (from FLUSHING or not) */
         return;
     }
     if (p->state != PAGE_FLUSHING) {
@@ -261,7 +473,12 @@ page_evaluate(struct daemon *d, uint32_t pi)
         return;
     }
     if (p->state != PAGE_INVALIDATING) {
+        if (p->state == PAGE_FLUSHING) {
+            fl_remove(d, pi);
+            d->n_flushing--;
+        }
         p->state = PAGE_INVALIDATING;
+        list_insert_after(d, &d->inv_head, &d->inv_tail, d->inv_tail, pi);
         d->n_invalidating++;
     }
     for (unsigned i = 0; i < p->nholders; i++) {
@@ -288,13 +505,17 @@ pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
               uint32_t nr, uint32_t seq)
 {
     struct dom *dm = dom_get(d, domid, 1);
+    uint64_t now;
 
     if (dm == NULL) {
         log_warnx("%s: out of memory for domain %u", __func__, domid);
         return;
     }
+    /* One allocation (if any) for the whole range, one clock read. */
+    (void)pages_reserve(d, nr);
+    now = d->clock(d);
     for (uint32_t i = 0; i < nr; i++) {
-        uint32_t pi = page_alloc(d, dm, gfn + i, mfn + i);
+        uint32_t pi = page_alloc_at(d, dm, gfn + i, mfn + i, now);
         struct emu_map *em;
         struct page *p;
 
@@ -347,29 +568,30 @@ page_unmapped(struct daemon *d, struct dom *dm, uint32_t pi, struct emu *e,
 void
 pages_flush_done(struct daemon *d)
 {
-    uint32_t pi = d->fl_head;
-
-    while (pi != PAGE_NONE) {
-        uint32_t next = d->pages[pi].fl_next;
-
-        if (d->pages[pi].cover_seq <= d->max_done)
-            release(d, pi);
-        pi = next;
-    }
+    /* In cover_seq order: stop at the first page whose flush is not done. */
+    while (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done)
+        release(d, d->fl_head);
 }
 
+/* Every page in flight of dm, through its index: O(pages + leaves). */
 void
 pages_drop_domain(struct daemon *d, struct dom *dm)
 {
-    for (uint32_t pi = 0; pi < d->pages_cap && dm->npending; pi++)
-        if (d->pages[pi].state != PAGE_FREE && d->pages[pi].domid == dm->domid)
-            page_free(d, pi);
+    for (uint32_t i = 0; i < dm->pidx_nl2 && dm->npending; i++) {
+        struct pidx_l2 *l2 = dm->pidx_l2v[i];
+
+        for (uint32_t j = 0; j < PIDX_L2_N && dm->npending; j++)
+            for (uint32_t k = 0; l2->leaf[j] && k < PIDX_LEAF_N; k++)
+                while (l2->leaf[j] && l2->leaf[j]->slot[k] != PAGE_NONE)
+                    page_free(d, l2->leaf[j]->slot[k]);
+    }
 }
 
 void
 pages_drop_all(struct daemon *d)
 {
-    for (uint32_t pi = 0; pi < d->pages_cap; pi++)
-        if (d->pages[pi].state != PAGE_FREE)
-            page_free(d, pi);
+    for (uint32_t i = 0; i < IOMAPD_MAX_DOMID; i++)
+        if (d->doms[i] && d->doms[i]->npending)
+            pages_drop_domain(d, d->doms[i]);
+    d->rs_nnew = 0;
 }
