@@ -454,7 +454,7 @@ cmd_mappings(int argc, char **argv)
         switch (c) {
         case 'd':
             if (parse_num(optarg, 0x7fef, &x) < 0)
-                return die_usage("bad --domid '%s'", optarg);
+                { json_decref(params); return die_usage("bad --domid '%s'", optarg); }
             json_object_set_new(params, "domid", json_integer((json_int_t)x));
             break;
         case 'e':
@@ -468,7 +468,7 @@ cmd_mappings(int argc, char **argv)
                 *dash = '\0';
             if (parse_num(optarg, UINT64_MAX >> 12, &x) < 0 ||
                 (dash && parse_num(dash + 1, UINT64_MAX >> 12, &hi) < 0))
-                return die_usage("bad --gfn '%s' (GFN or FIRST-LAST)", optarg);
+                { json_decref(params); return die_usage("bad --gfn '%s' (GFN or FIRST-LAST)", optarg); }
             json_object_set_new(params, "gfn_start", json_integer((json_int_t)x));
             json_object_set_new(params, "gfn_end",
                                 json_integer((json_int_t)(dash ? hi : x)));
@@ -476,15 +476,15 @@ cmd_mappings(int argc, char **argv)
         }
         case 'n':
             if (parse_num(optarg, 100000000, &x) < 0 || x == 0)
-                return die_usage("bad --limit '%s'", optarg);
+                { json_decref(params); return die_usage("bad --limit '%s'", optarg); }
             limit = (long)x;
             break;
         default:
-            return EX_USAGE;
+            { json_decref(params); return EX_USAGE; }
         }
     }
     if (optind != argc)
-        return die_usage("unexpected argument '%s'", argv[optind]);
+        { json_decref(params); return die_usage("unexpected argument '%s'", argv[optind]); }
     all = fetch_all("mapping.list", params, "mappings", limit, &ex);
     json_decref(params);
     if (all == NULL)
@@ -543,25 +543,25 @@ cmd_pending(int argc, char **argv)
         switch (c) {
         case 'd':
             if (parse_num(optarg, 0x7fef, &x) < 0)
-                return die_usage("bad --domid '%s'", optarg);
+                { json_decref(params); return die_usage("bad --domid '%s'", optarg); }
             json_object_set_new(params, "domid", json_integer((json_int_t)x));
             break;
         case 's':
             if (strcmp(optarg, "invalidating") && strcmp(optarg, "flushing"))
-                return die_usage("bad --state '%s' (invalidating or flushing)", optarg);
+                { json_decref(params); return die_usage("bad --state '%s' (invalidating or flushing)", optarg); }
             json_object_set_new(params, "state", json_string(optarg));
             break;
         case 'n':
             if (parse_num(optarg, 100000000, &x) < 0 || x == 0)
-                return die_usage("bad --limit '%s'", optarg);
+                { json_decref(params); return die_usage("bad --limit '%s'", optarg); }
             limit = (long)x;
             break;
         default:
-            return EX_USAGE;
+            { json_decref(params); return EX_USAGE; }
         }
     }
     if (optind != argc)
-        return die_usage("unexpected argument '%s'", argv[optind]);
+        { json_decref(params); return die_usage("unexpected argument '%s'", argv[optind]); }
     all = fetch_all("page.list", params, "pages", limit, &ex);
     json_decref(params);
     if (all == NULL)
