@@ -10,6 +10,11 @@
  * and at the end, after everything settled:
  *   I2  no page held, every reference accounted for.
  *
+ * The second run also injects faults: emulators crash and come back,
+ * stall (slow answers) or hang (never answer), device-TLB flushes stop
+ * completing for a while, bursts overflow a small event ring (the daemon
+ * resyncs with a dump), and the daemon itself is restarted from scratch.
+ *
  * IOMAPD_TEST_SEED=N reruns one seed; IOMAPD_TEST_OPS=N sets the length.
  * The seed is printed first, and again with any failure.
  */
@@ -46,20 +51,74 @@ fail_report(unsigned run_seed, unsigned long step, const char *what, const char 
             run_seed, step, what, why);
 }
 
+struct faults {
+    uint64_t crashes, restarts, stalls, hangs, stuck_flushes, bursts, daemon_restarts;
+};
+
 static int
-one_run(unsigned run_seed, int out_of_order)
+alive(struct world *w, int me)
 {
+    return w->sim.emus[w->emus[me].sim_idx].alive;
+}
+
+/* One fault, chosen at random; returns 1 if one was injected. */
+static void
+inject(struct world *w, struct faults *f, uint32_t what)
+{
+    int me = (int)rnd(3);
+    struct model_emu *m = &w->emus[me];
+
+    if (what < 30) {                        /* crash, or come back */
+        if (alive(w, me)) {
+            if (world_crash_emu(w, me) == 0)
+                f->crashes++;
+        } else if (world_restart_emu(w, me) == 0) {
+            m->misbehave = 0;
+            f->restarts++;
+        }
+    } else if (what < 50) {                 /* stall: slow answers, or not */
+        m->answer_delay_ns = m->answer_delay_ns >= 20000 * US ? 20 * US : 20000 * US;
+        f->stalls++;
+    } else if (what < 55) {                 /* hang until it is restarted */
+        if (alive(w, me) && !(m->misbehave & ME_IGNORE_INVALIDATES)) {
+            m->misbehave |= ME_IGNORE_INVALIDATES;
+            f->hangs++;
+        }
+    } else if (what < 75) {                 /* device-TLB flushes stop, or resume */
+        w->sim.flush_stuck = !w->sim.flush_stuck;
+        f->stuck_flushes += w->sim.flush_stuck;
+    } else if (what < 95) {                 /* a burst the small ring cannot hold */
+        if (alive(w, me)) {
+            for (int i = 0; i < 300; i++) {
+                uint16_t domid = m->targets[rnd((uint32_t)m->ntargets)];
+
+                world_map(w, me, domid, rnd(GUEST * 2), 1);
+            }
+            f->bursts++;
+        }
+    } else {                                /* the daemon dies and restarts */
+        if (world_restart_daemon(w) == 0)
+            f->daemon_restarts++;
+    }
+}
+
+static int
+one_run(unsigned run_seed, int out_of_order, int faults)
+{
+    struct faults fl = { 0 };
     static struct world w;
     char why[256] = "";
     unsigned long step;
     uint64_t released_before_end;
 
     seed = run_seed;
-    printf("test_random: seed %u, %lu operations, flushes %s\n", run_seed, nops,
-           out_of_order ? "completed out of order" : "timed");
-    /* A big ring; out-of-order runs complete flushes by hand. */
+    printf("test_random: seed %u, %lu operations, flushes %s%s\n", run_seed, nops,
+           out_of_order ? "completed out of order" : "timed",
+           faults ? ", with faults" : "");
+    /* Out-of-order runs complete flushes by hand; fault runs get a ring
+     * small enough for bursts to overflow it. */
     if (world_init(&w, 4 * GUEST + 1024, out_of_order ? UINT64_MAX / 4 : 30 * US,
-                   16384) < 0)
+                   faults ? 256 : 16384) < 0)
         return 1;
     sim_domain_create(&w.sim, 1, GUEST);
     sim_domain_create(&w.sim, 2, GUEST);
@@ -78,7 +137,15 @@ one_run(unsigned run_seed, int out_of_order)
         uint64_t gfn = rnd(GUEST * 2);
         uint32_t op = rnd(100);
 
-        if (op < 35) {
+        if (faults && rnd(100) == 0) {
+            inject(&w, &fl, rnd(100));
+            op = 100;       /* nothing else this step */
+        } else if (!alive(&w, me) && op < 50) {
+            op = 100;       /* a dead emulator makes no hypercalls */
+        }
+        if (op == 100) {
+            ;
+        } else if (op < 35) {
             world_map(&w, me, domid, gfn, 1 + rnd(8));
         } else if (op < 50) {
             world_unmap(&w, me, domid, gfn, 1 + rnd(8));
@@ -134,6 +201,22 @@ one_run(unsigned run_seed, int out_of_order)
     }
     /* Let everything finish: answers, flushes (all of them, if by hand). */
     released_before_end = w.d.st.pages_released;
+    if (faults) {
+        /* Faults heal: flushes resume, hung emulators are restarted, and
+         * the policy's timeouts get the virtual time they need. */
+        w.sim.flush_stuck = 0;
+        for (int i = 0; i < 3; i++) {
+            w.emus[i].answer_delay_ns = 20 * US;
+            if (w.emus[i].misbehave) {
+                world_crash_emu(&w, i);
+                world_settle(&w);
+                world_restart_emu(&w, i);
+                w.emus[i].misbehave = 0;
+            }
+        }
+        for (int i = 0; i < 60; i++)
+            world_advance(&w, 500000 * US);
+    }
     for (int i = 0; i < 50; i++) {
         while (out_of_order && w.sim.nflush)
             sim_complete_flush(&w.sim, w.sim.flushq[w.sim.nflush - 1].seq);
@@ -144,14 +227,26 @@ one_run(unsigned run_seed, int out_of_order)
         CU_FAIL("I2: not everything was released");
     }
     CU_ASSERT_EQUAL(sim_violations(&w.sim), 0);
-    CU_ASSERT_EQUAL(w.d.st.pages_released, w.d.st.pages_removed);
-    CU_ASSERT_EQUAL(w.d.st.unmatched_unmaps, 0);
+    /* Ground truth: every page the shim held was released by a command. */
+    CU_ASSERT_EQUAL(w.sim.st.pages_released, w.sim.st.pages_held);
+    if (!faults) {
+        /* Without restarts the daemon's own counters agree. */
+        CU_ASSERT_EQUAL(w.d.st.pages_released, w.d.st.pages_removed);
+        CU_ASSERT_EQUAL(w.d.st.unmatched_unmaps, 0);
+    }
     printf("test_random: seed %u: %" PRIu64 " maps, %" PRIu64 " unmaps, %" PRIu64
            " pages removed while mapped, %" PRIu64 " released (%" PRIu64
            " at the end), %" PRIu64 " refused bogus unmaps, %" PRIu64 " flushes\n",
-           run_seed, w.sim.st.maps, w.sim.st.unmaps, w.d.st.pages_removed,
-           w.d.st.pages_released, w.d.st.pages_released - released_before_end,
+           run_seed, w.sim.st.maps, w.sim.st.unmaps, w.sim.st.pages_held,
+           w.sim.st.pages_released, w.d.st.pages_released - released_before_end,
            w.sim.st.unmaps_refused, w.sim.st.flushes_done);
+    if (faults)
+        printf("test_random: seed %u faults: %" PRIu64 " emulator crashes, %" PRIu64
+               " restarts, %" PRIu64 " stalls, %" PRIu64 " hangs, %" PRIu64
+               " flush outages, %" PRIu64 " bursts (%" PRIu64 " resyncs, %" PRIu64
+               " events lost), %" PRIu64 " daemon restarts\n", run_seed, fl.crashes,
+               fl.restarts, fl.stalls, fl.hangs, fl.stuck_flushes, fl.bursts,
+               w.d.st.resyncs, w.sim.st.events_lost, fl.daemon_restarts);
     world_fini(&w);
     return 0;
 }
@@ -162,13 +257,19 @@ static unsigned fresh_seed;
 static void
 test_fixed_seed(void)
 {
-    one_run(fixed_seed, 0);
+    one_run(fixed_seed, 0, 0);
 }
 
 static void
 test_fresh_seed_out_of_order(void)
 {
-    one_run(fresh_seed, 1);
+    one_run(fresh_seed, 1, 0);
+}
+
+static void
+test_faults(void)
+{
+    one_run(fresh_seed + 1, 0, 1);
 }
 
 int
@@ -177,6 +278,7 @@ main(void)
     static const struct test_case tests[] = {
         { "fixed seed, timed flushes", test_fixed_seed },
         { "fresh seed, flushes out of order", test_fresh_seed_out_of_order },
+        { "fresh seed, with faults injected", test_faults },
         { NULL, NULL },
     };
     const char *s = getenv("IOMAPD_TEST_SEED"), *n = getenv("IOMAPD_TEST_OPS");

@@ -360,6 +360,39 @@ world_advance(struct world *w, uint64_t dt_ns)
 }
 
 int
+world_crash_emu(struct world *w, int me)
+{
+    struct model_emu *m = &w->emus[me];
+
+    if (!w->sim.emus[m->sim_idx].alive)
+        return -ESRCH;
+    /* The process is gone: its view of the channel with it. */
+    iomap_emu_close(m->client);
+    m->client = NULL;
+    m->npend = 0;
+    return sim_emu_crash(&w->sim, m->sim_idx);
+}
+
+int
+world_restart_emu(struct world *w, int me)
+{
+    struct model_emu *m = &w->emus[me];
+    int rc;
+
+    if (w->sim.emus[m->sim_idx].alive)
+        return -EEXIST;
+    world_settle(w);    /* the daemon has seen EMULATOR_GONE */
+    rc = sim_emu_create(&w->sim, m->emu_domid, m->ioservid);
+    if (rc < 0)
+        return rc;
+    /* A new process: it maps nothing yet (the old mappings were taken back
+     * or will be); forget what the dead one had. */
+    hmap_free(&m->mapped);
+    hmap_init(&m->mapped);
+    return connect_client(w, m);
+}
+
+int
 world_restart_daemon(struct world *w)
 {
     daemon_fini(&w->d);

@@ -69,6 +69,11 @@ int  world_is_mapped(const struct world *w, int me, uint16_t domid, uint64_t gfn
 void world_settle(struct world *w);
 /* Advance the clock by dt (completing due flushes and answers). */
 void world_advance(struct world *w, uint64_t dt_ns);
+/* The emulator process dies (its ioreq server goes; the shim keeps its
+ * mappings until the daemon force-unmaps them). */
+int  world_crash_emu(struct world *w, int me);
+/* A new process takes the same identity and registers again. */
+int  world_restart_emu(struct world *w, int me);
 /* Restart the daemon's books from scratch (as after SIGKILL + restart). */
 int  world_restart_daemon(struct world *w);
 /* I5: the daemon's tracker equals the sim's truth; returns mismatches. */
