@@ -131,10 +131,17 @@ emu_map_get(struct daemon *d, struct emu *e, struct dom *dm, int create)
 
 /* ---- commands ---------------------------------------------------------------- */
 
+/* The command queued last (still ours to coalesce into), or NULL. */
+struct iomap_cmd *
+cmd_last(struct daemon *d)
+{
+    return d->out_len ? &d->out[(d->out_head + d->out_len - 1) & (d->out_cap - 1)] : NULL;
+}
+
 void
 cmd_post(struct daemon *d, const struct iomap_cmd *c)
 {
-    struct iomap_cmd *last = d->out_len ? &d->out[d->out_len - 1] : NULL;
+    struct iomap_cmd *last = cmd_last(d), *slot;
 
     /* Coalesce releases of frames contiguous in gfn and mfn. */
     if (last && c->type == IOMAP_CMD_RELEASE && last->type == IOMAP_CMD_RELEASE &&
@@ -144,16 +151,20 @@ cmd_post(struct daemon *d, const struct iomap_cmd *c)
         return;
     }
     if (d->out_len == d->out_cap) {
+        /* A ring of a power of two; it keeps its size once grown. */
         uint32_t ncap = d->out_cap ? d->out_cap * 2 : 256;
         struct iomap_cmd *n = realloc(d->out, ncap * sizeof(*n));
 
         if (n == NULL)
             fatalx("%s: out of memory queueing a command", __func__);
+        /* The wrapped part [0, head) moves after the old end. */
+        memcpy(n + d->out_cap, n, d->out_head * sizeof(*n));
         d->out = n;
         d->out_cap = ncap;
     }
-    d->out[d->out_len] = *c;
-    d->out[d->out_len].id = ++d->cmd_id;
+    slot = &d->out[(d->out_head + d->out_len) & (d->out_cap - 1)];
+    *slot = *c;
+    slot->id = ++d->cmd_id;
     d->out_len++;
     if (c->type == IOMAP_CMD_RELEASE)
         d->st.release_cmds++;
@@ -171,13 +182,16 @@ cmd_flush_out(struct daemon *d)
         d->st.flush_cmds++;
         cmd_post(d, &c);
     }
-    while (i < d->out_len && iomap_ring_post_cmd(d->ring, &d->out[i]) == 0)
+    while (d->out_len &&
+           iomap_ring_post_cmd(d->ring, &d->out[d->out_head]) == 0) {
+        d->out_head = (d->out_head + 1) & (d->out_cap - 1);
+        d->out_len--;
         i++;
-    if (i) {
-        memmove(d->out, d->out + i, (d->out_len - i) * sizeof(*d->out));
-        d->out_len -= i;
-        d->kick_shim(d);
     }
+    if (d->out_len == 0)
+        d->out_head = 0;
+    if (i)
+        d->kick_shim(d);
 }
 
 /* ---- resync --------------------------------------------------------------- */

@@ -210,9 +210,9 @@ struct daemon {
     int                flush_wanted;
     uint32_t           cmd_id;
 
-    /* Commands waiting for room on the command ring. */
+    /* Commands waiting for room on the command ring (a ring itself). */
     struct iomap_cmd  *out;
-    uint32_t           out_len, out_cap;
+    uint32_t           out_head, out_len, out_cap;
     int                shim_kick_pending;
 
     /* Answered ioreqs, judged once the ring is drained. */
@@ -296,6 +296,7 @@ uint32_t page_alloc(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn
 /* Commands (daemon/daemon.c). */
 void  cmd_post(struct daemon *d, const struct iomap_cmd *c);
 void  cmd_flush_out(struct daemon *d);
+struct iomap_cmd *cmd_last(struct daemon *d);
 struct dom *dom_get(struct daemon *d, uint16_t domid, int create);
 struct emu_map *emu_map_get(struct daemon *d, struct emu *e, struct dom *dm,
                             int create);

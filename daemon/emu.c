@@ -110,7 +110,7 @@ emu_force_unmap_gfn(struct daemon *d, struct emu *e, uint16_t domid,
     struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = domid,
                            .emu_domid = e->emu_domid,
                            .ioservid = e->ioservid, .nr = nr, .gfn = gfn };
-    struct iomap_cmd *prev = d->out_len ? &d->out[d->out_len - 1] : NULL;
+    struct iomap_cmd *prev = cmd_last(d);
 
     if (prev && prev->type == IOMAP_CMD_FORCE_UNMAP && prev->domid == domid &&
         prev->emu_domid == e->emu_domid && prev->ioservid == e->ioservid &&

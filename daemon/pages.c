@@ -213,11 +213,12 @@ pages_reserve(struct daemon *d, uint32_t nr)
 {
     uint64_t avail = (uint64_t)d->pages_nfree + (d->pages_alloc - d->pages_cap);
     uint64_t ncap, need;
-    size_t olen, nlen, pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t olen, nlen, pg;
     void *np;
 
     if (avail >= nr)
         return 0;
+    pg = (size_t)sysconf(_SC_PAGESIZE);
     need = (uint64_t)d->pages_alloc + (nr - avail);
     ncap = d->pages_alloc ? (uint64_t)d->pages_alloc * 2 : 4096;
     if (ncap < need)
