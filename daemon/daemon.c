@@ -306,8 +306,8 @@ valid_frames(uint64_t gfn, uint64_t mfn, uint32_t nr)
            mfn <= IOMAP_MAX_FRAME - nr;
 }
 
-static uint64_t
-emu_total(const struct emu *e)
+uint64_t
+emu_mappings(const struct emu *e)
 {
     const struct emu_map *em;
     uint64_t n = 0;
@@ -317,8 +317,8 @@ emu_total(const struct emu *e)
     return n;
 }
 
-static uint64_t
-dom_total(const struct dom *dm)
+uint64_t
+dom_mappings(const struct dom *dm)
 {
     const struct emu_map *em;
     uint64_t n = 0;
@@ -343,8 +343,8 @@ map_enforce(struct daemon *d, const struct iomap_event *ev, struct emu *e,
     v = policy_check_map(p, ev->emu_domid, ev->ioservid, ev->domid, ev->gfn, n,
                          (ev->flags & IOMAP_F_READONLY) != 0);
     if (v == POLICY_OK &&
-        ((p->max_maps_per_emu && emu_total(e) > p->max_maps_per_emu) ||
-         (p->max_maps_per_dom && dom_total(dm) > p->max_maps_per_dom)))
+        ((p->max_maps_per_emu && emu_mappings(e) > p->max_maps_per_emu) ||
+         (p->max_maps_per_dom && dom_mappings(dm) > p->max_maps_per_dom)))
         v = POLICY_E_QUOTA;
     if (v == POLICY_OK)
         return;
@@ -626,6 +626,9 @@ daemon_process(struct daemon *d)
     }
     emu_judge(d);
     emu_send_ioreqs(d);
+    /* Releases that waited for room on the command ring. */
+    if (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done)
+        pages_flush_done(d);
     cmd_flush_out(d);
     return total;
 }
@@ -635,14 +638,9 @@ daemon_mappings(const struct daemon *d)
 {
     uint64_t n = 0;
 
-    for (uint32_t i = 0; i < d->nemus; i++) {
-        const struct emu_map *em;
-
-        if (d->emus[i] == NULL)
-            continue;
-        LIST_FOREACH(em, &d->emus[i]->maps, emu_link)
-            n += em->fs.total;
-    }
+    for (uint32_t i = 0; i < d->nemus; i++)
+        if (d->emus[i])
+            n += emu_mappings(d->emus[i]);
     return n;
 }
 

@@ -301,6 +301,9 @@ struct dom *dom_get(struct daemon *d, uint16_t domid, int create);
 struct emu_map *emu_map_get(struct daemon *d, struct emu *e, struct dom *dm,
                             int create);
 
+/* Mappings of one emulator, of one domain (counting multiplicity). */
+uint64_t emu_mappings(const struct emu *e);
+uint64_t dom_mappings(const struct dom *dm);
 /* Totals for status output. */
 uint64_t daemon_mappings(const struct daemon *d);
 uint32_t daemon_domains(const struct daemon *d);

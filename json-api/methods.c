@@ -581,17 +581,6 @@ struct ctl_drain {
     LIST_ENTRY(ctl_drain) link;
 };
 
-static uint64_t
-emu_mappings(const struct emu *e)
-{
-    const struct emu_map *em;
-    uint64_t n = 0;
-
-    LIST_FOREACH(em, &e->maps, emu_link)
-        n += em->fs.total;
-    return n;
-}
-
 static void
 drain_reply(struct ctl_drain *dr, const char *outcome, uint64_t forced,
             uint64_t maps_left)
