@@ -566,12 +566,27 @@ page_unmapped(struct daemon *d, struct dom *dm, uint32_t pi, struct emu *e,
     return -ENOENT;
 }
 
+/*
+ * Release what the completed flushes cover, in cover_seq order: stop at the
+ * first page whose flush is not done.  Releases go out as the command ring
+ * has room for them: a page whose flush is done stays FLUSHING (at the
+ * head of the list) until the shim has taken the commands before it, so
+ * the out-queue stays short however many pages one flush covers.  The rest
+ * goes at the next daemon_process().
+ */
+#define RELEASE_BATCH 256u
+
 void
 pages_flush_done(struct daemon *d)
 {
-    /* In cover_seq order: stop at the first page whose flush is not done. */
-    while (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done)
+    while (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done) {
+        if (d->out_len >= RELEASE_BATCH) {
+            cmd_flush_out(d);
+            if (d->out_len >= RELEASE_BATCH)
+                return;         /* the command ring is full */
+        }
         release(d, d->fl_head);
+    }
 }
 
 /* Every page in flight of dm, through its index: O(pages + leaves). */

@@ -137,6 +137,8 @@ daemon_tick(struct daemon *d)
             t = &pol->inval;
             start = p->t_removed;
         } else if (p->state == PAGE_FLUSHING) {
+            if (p->cover_seq <= d->max_done)
+                continue;       /* flushed: waits for room on the command ring */
             t = &pol->flush;
             start = p->t_removed + (uint64_t)p->flushing_ms * MS;
         } else {
