@@ -97,3 +97,101 @@ policy_seeds = {
 }
 for name, data in policy_seeds.items():
     write('policy', name, data)
+
+# JSON-RPC: first byte = caller (bit 0 root, bit 1 stopping, high nibble
+# picks the policy.reload outcome), then request lines.
+import json
+
+def rq(method, params=None, rid=1, **extra):
+    r = {"jsonrpc": "2.0", "method": method, "id": rid}
+    if params is not None:
+        r["params"] = params
+    r.update(extra)
+    return json.dumps(r).encode()
+
+def lines(*ls, caller=1):
+    return bytes([caller]) + b'\n'.join(ls) + b'\n'
+
+rpc_seeds = {
+    'version': lines(rq('version')),
+    'status': lines(rq('status'), caller=0),
+    'domain-list': lines(rq('domain.list')),
+    'emulator-list': lines(rq('emulator.list', rid="e")),
+    'mapping-list': lines(rq('mapping.list', {"limit": 10}),
+                          rq('mapping.list', {"cursor": "m1.0.1.10a", "limit": 5}, 2),
+                          rq('mapping.list', {"emulator": "0:1", "domid": 1, "gfn_start": 0x100,
+                                              "gfn_end": 0x1ff}, 3),
+                          rq('mapping.list', {"emulator": {"emu_domid": 3, "ioservid": 1}}, 4)),
+    'page-list': lines(rq('page.list', {"limit": 3}), rq('page.list', {"cursor": "p1.3"}, 2),
+                       rq('page.list', {"state": "flushing", "domid": 1}, 3),
+                       rq('page.list', {"state": "invalidating"}, 4)),
+    'stats': lines(rq('stats')),
+    'metrics': lines(rq('metrics')),
+    'drain': lines(rq('emulator.drain', {"emulator": "0:1", "timeout_ms": 300}),
+                   rq('emulator.drain', {"emulator": "0:1"}, 2), rq('status', None, 3),
+                   rq('status', None, 4), rq('status', None, 5), rq('page.list', None, 6)),
+    'drain-unmap-all': lines(rq('emulator.drain', {"emulator": "3:1", "unmap_all": True,
+                                                    "timeout_ms": 0})),
+    'drain-denied': lines(rq('emulator.drain', {"emulator": "0:1"}), caller=0),
+    'drain-stopping': lines(rq('emulator.drain', {"emulator": "0:2"}), caller=3),
+    'policy': lines(rq('policy.get'), rq('policy.reload', None, 2), rq('policy.get', None, 3),
+                    rq('policy.reload', None, 4), rq('policy.reload', None, 5),
+                    rq('policy.get', None, 6), rq('policy.reload', None, 7),
+                    rq('mapping.list', None, 8), rq('stats', None, 9)),
+    'subscribe': lines(rq('subscribe', {"events": ["page.released", "page.timeout",
+                                                   "emulator.gone"]}),
+                       rq('subscribe', {"events": []}, 2),
+                       rq('subscribe', {"events": ["page.exploded"]}, 3)),
+    'notification': lines(b'{"jsonrpc":"2.0","method":"status"}',
+                          b'{"jsonrpc":"2.0","method":"emulator.drain","params":{"emulator":"0:1"}}'),
+    'malformed': lines(b'{"jsonrpc":"2.0","method":"status","id":1', b'this is not json',
+                       b'', b'   \r', b'{"jsonrpc":"2.0","method":"status","id":9,"id":10}',
+                       b'{"jsonrpc":"2.0","method":"st\\u0000atus","id":"\\ud800"}',
+                       b'\xff\xfe{}'),
+    'invalid-request': lines(b'42', b'[{"jsonrpc":"2.0","method":"status","id":1}]', b'null',
+                             b'{"method":"status","id":2}', b'{"jsonrpc":"1.0","method":"status","id":3}',
+                             b'{"jsonrpc":"2.0","method":7,"id":4}',
+                             b'{"jsonrpc":"2.0","method":"status","id":[1]}',
+                             b'{"jsonrpc":"2.0","method":"status","id":5,"extra":1}',
+                             b'{"jsonrpc":"2.0","method":"no.such","id":6}',
+                             b'{"jsonrpc":"2.0","method":"status","params":[1],"id":7}',
+                             b'{"jsonrpc":"2.0","method":"status","params":{"x":1},"id":8}'),
+    'nested': lines(b'{"jsonrpc":"2.0","method":"status","id":11,"params":{"a":' + b'[' * 40 +
+                    b']' * 40 + b'}}',
+                    b'{"jsonrpc":"2.0","method":"status","id":12,"params":{"a":' + b'[' * 5000 +
+                    b']' * 5000 + b'}}',
+                    b'{"jsonrpc":"2.0","method":"subscribe","id":13,"params":{"events":[[[["x"]]]]}}',
+                    b'{"jsonrpc":"2.0","method":"status","id":"[{\\"","params":{}}'),
+    'huge-ids': lines(b'{"jsonrpc":"2.0","method":"status","id":9223372036854775807}',
+                      b'{"jsonrpc":"2.0","method":"status","id":-9223372036854775808}',
+                      b'{"jsonrpc":"2.0","method":"status","id":99999999999999999999999}',
+                      b'{"jsonrpc":"2.0","method":"status","id":1.5}',
+                      b'{"jsonrpc":"2.0","method":"status","id":1e400}',
+                      b'{"jsonrpc":"2.0","method":"status","id":"' + b'i' * 4000 + b'"}',
+                      b'{"jsonrpc":"2.0","method":"status","id":null}',
+                      b'{"jsonrpc":"2.0","method":"status","id":true}'),
+    'wrong-types': lines(rq('mapping.list', {"domid": "one"}), rq('mapping.list', {"limit": 0}, 2),
+                         rq('mapping.list', {"limit": 10001}, 3),
+                         rq('mapping.list', {"emulator": "zero"}, 4),
+                         rq('mapping.list', {"emulator": "4294967296:1"}, 5),
+                         rq('mapping.list', {"gfn_start": 9, "gfn_end": 1}, 6),
+                         rq('mapping.list', {"cursor": 5}, 7),
+                         rq('mapping.list', {"cursor": "m1.99999.0.0"}, 8),
+                         rq('mapping.list', {"domid": -1}, 9),
+                         rq('mapping.list', {"domid": 1.0}, 10),
+                         rq('page.list', {"limit": "10"}, 11), rq('page.list', {"state": 1}, 12),
+                         rq('page.list', {"cursor": "p1.18446744073709551615"}, 13),
+                         rq('emulator.drain', {"emulator": 5}, 14),
+                         rq('emulator.drain', {"emulator": "0:1", "unmap_all": "yes"}, 15),
+                         rq('emulator.drain', {"emulator": "0:1", "timeout_ms": -5}, 16),
+                         rq('emulator.drain', {"emulator": "9:9"}, 17),
+                         rq('emulator.drain', {}, 18),
+                         rq('subscribe', {}, 19), rq('subscribe', {"events": "page.released"}, 20),
+                         rq('status', "x", 21), rq('version', {"a": 1}, 22)),
+    'long-names': lines(rq('\u00e9' * 200), rq('status', {"\u00e9" * 300: 1}, 2),
+                        rq('status', None, 3, **{"\u00e9" * 300: 1})),
+    'escapes': lines(b'{"jsonrpc":"2.0","method":"no\\nsuch","id":"a\\nb"}',
+                     b'{"jsonrpc":"2.0","method":"status","id":"\\"\\\\\\/\\b\\f\\n\\r\\t"}'),
+}
+for name, data in rpc_seeds.items():
+    write('rpc', name, data)

@@ -13,7 +13,7 @@ set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"ring policy"}
+targets=${*:-"ring policy rpc"}
 build=${FUZZ_BUILD:-/tmp/iomapd-fuzz}
 CC=${CC:-clang}
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"
@@ -36,6 +36,11 @@ for t in $targets; do
     case $t in
     ring)   extra="" ;;
     policy) extra="libiomappolicy.a $(pkg-config --libs libconfig)" ;;
+    rpc)    extra="$src/json-api/control.c $src/json-api/methods.c libiomappolicy.a
+                   $(pkg-config --libs libconfig)"
+            if grep -q '^#define HAVE_SYSTEMD 1' config.h; then
+                extra="$extra $(pkg-config --libs libsystemd)"
+            fi ;;
     *)      echo "run.sh: unknown target $t" >&2; exit 2 ;;
     esac
     $CC -g -O1 -fsanitize=fuzzer $san $inc -include config.h \

@@ -45,14 +45,40 @@
 static void client_close(struct ctl_client *c, const char *why);
 static void client_process(struct ctl_client *c);
 
+/*
+ * Cut s (NUL-terminated, at most cap - 1 bytes) back to its last complete
+ * UTF-8 sequence: a message that quotes a client's string and was
+ * truncated must stay valid UTF-8, or jansson cannot encode the response.
+ */
+static void
+utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n, need;
+    unsigned char lead;
+
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && n - i < 3)
+        i--;
+    if (i == 0)
+        return;
+    lead = (unsigned char)s[i - 1];
+    if (lead < 0x80)
+        return;
+    need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (n - (i - 1) < need)
+        s[i - 1] = 0;
+}
+
 int
 ctl_err(struct ctl_call *call, int code, const char *fmt, ...)
 {
     va_list ap;
+    int n;
 
     va_start(ap, fmt);
-    vsnprintf(call->msg, sizeof(call->msg), fmt, ap);
+    n = vsnprintf(call->msg, sizeof(call->msg), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(call->msg))
+        utf8_trim(call->msg);
     return code;
 }
 
@@ -61,7 +87,7 @@ ctl_err(struct ctl_call *call, int code, const char *fmt, ...)
 static size_t
 out_len(const struct ctl_client *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return evbuffer_get_length(c->out);
 }
 
 /* Queue one message (stolen); 0, or -1 if the client was dropped. */
@@ -88,8 +114,7 @@ client_send(struct ctl_client *c, json_t *msg)
         client_close(c, "does not read its responses (output limit)");
         return -1;
     }
-    if (evbuffer_add(bufferevent_get_output(c->bev), s, strlen(s)) < 0 ||
-        evbuffer_add(bufferevent_get_output(c->bev), "\n", 1) < 0)
+    if (evbuffer_add(c->out, s, strlen(s)) < 0 || evbuffer_add(c->out, "\n", 1) < 0)
         rc = -1;
     free(s);
     if (rc < 0)
@@ -116,6 +141,10 @@ ctl_respond(struct ctl_client *c, json_t *id, json_t *result, int code,
     } else {
         json_t *err = json_pack("{s:i, s:s}", "code", code,
                                 "message", msg && *msg ? msg : "error");
+
+        if (err == NULL)        /* not UTF-8: say what it was, not why */
+            err = json_pack("{s:i, s:s}", "code", code,
+                            "message", "error (message not encodable)");
 
         c->ctl->errors++;
         if (err && data)
@@ -202,8 +231,14 @@ param_allowed(const char *list, const char *key)
     return 0;
 }
 
-static void
-handle_line(struct ctl_client *c, const char *line, size_t n)
+/*
+ * Parse, validate and dispatch one request line (without its newline) as
+ * client c; the response, if one is due, is queued on c->out.  Everything
+ * a request line can do goes through here, for a connected client
+ * (client_process) and for ctl_request() alike.
+ */
+void
+ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
 {
     struct ctl *ctl = c->ctl;
     struct ctl_call call = { .ctl = ctl, .c = c };
@@ -215,6 +250,11 @@ handle_line(struct ctl_client *c, const char *line, size_t n)
     int code, notification;
 
     ctl->requests++;
+    if (n > CTL_MAX_REQUEST) {
+        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST, "request too large",
+                    json_pack("{s:i}", "max_bytes", CTL_MAX_REQUEST));
+        return;
+    }
     while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
         n--;
     if (n == 0)
@@ -332,6 +372,37 @@ out:
     json_decref(req);
 }
 
+/*
+ * One request line without a connection: as a client of uid 0 (admin) or
+ * of an unprivileged uid, whose output is a plain buffer.  Returns what a
+ * connected client would have read (zero or more newline-terminated
+ * messages; "" when nothing is due), malloc'd, or NULL if out of memory.
+ * A drain the request starts keeps running but answers nobody once this
+ * returns, as for a client that hung up.
+ */
+char *
+ctl_request(struct ctl *ctl, const char *line, size_t n, int admin)
+{
+    struct ctl_client c = { .ctl = ctl, .cid = 0, .uid = admin ? 0 : 65534,
+                            .gid = admin ? 0 : 65534, .pid = 0, .admin = admin };
+    size_t len;
+    char *out = NULL;
+
+    c.out = evbuffer_new();
+    if (c.out == NULL)
+        return NULL;
+    ctl_handle_line(&c, line, n);
+    ctl_drains_forget(ctl, &c);
+    len = evbuffer_get_length(c.out);
+    out = malloc(len + 1);
+    if (out) {
+        evbuffer_remove(c.out, out, len);
+        out[len] = 0;
+    }
+    evbuffer_free(c.out);
+    return out;
+}
+
 /* ---- clients ---------------------------------------------------------------- */
 
 static void
@@ -360,6 +431,8 @@ client_close(struct ctl_client *c, const char *why)
     }
     c->dead = 1;
     ctl_drains_forget(ctl, c);
+    if (c->bev == NULL)
+        return;                 /* ctl_request's: not listed, freed by it */
     LIST_REMOVE(c, link);
     ctl->nclients--;
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
@@ -405,12 +478,7 @@ client_process(struct ctl_client *c)
             }
             return;
         }
-        if (n > CTL_MAX_REQUEST) {
-            ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST, "request too large",
-                        json_pack("{s:i}", "max_bytes", CTL_MAX_REQUEST));
-        } else {
-            handle_line(c, line, n);
-        }
+        ctl_handle_line(c, line, n);
         free(line);
         done++;
     }
@@ -543,6 +611,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
         free(c);
         return;
     }
+    c->out = bufferevent_get_output(c->bev);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* on_write at half the soft limit, to resume a paused reader. */
     bufferevent_setwatermark(c->bev, EV_WRITE, CTL_OUT_SOFT / 2, 0);
@@ -769,20 +838,33 @@ listen_socket(struct ctl *ctl, const char *path, char *err, size_t errlen)
     return fd;
 }
 
+struct ctl *
+ctl_create(struct iomapd *io)
+{
+    struct ctl *ctl = calloc(1, sizeof(*ctl));
+
+    if (ctl == NULL)
+        return NULL;
+    ctl->io = io;
+    ctl->lfd = -1;
+    LIST_INIT(&ctl->clients);
+    LIST_INIT(&ctl->drains);
+    io->ctl = ctl;
+    io->d.hooks = &ctl_hooks;
+    io->d.hooks_arg = ctl;
+    return ctl;
+}
+
 int
 ctl_init(struct iomapd *io, char *err, size_t errlen)
 {
-    struct ctl *ctl = calloc(1, sizeof(*ctl));
+    struct ctl *ctl = ctl_create(io);
     int fd;
 
     if (ctl == NULL) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    ctl->io = io;
-    ctl->lfd = -1;
-    LIST_INIT(&ctl->clients);
-    LIST_INIT(&ctl->drains);
     if (io->opt.ctl_group) {
         if (lookup_group(io->opt.ctl_group, &ctl->sock_gid, err, errlen) < 0)
             goto fail;
@@ -799,11 +881,10 @@ ctl_init(struct iomapd *io, char *err, size_t errlen)
     ctl->lfd = fd;
     ctl->ev_accept = event_new(io->base, fd, EV_READ | EV_PERSIST, on_accept, ctl);
     event_add(ctl->ev_accept, NULL);
-    io->ctl = ctl;
-    io->d.hooks = &ctl_hooks;
-    io->d.hooks_arg = ctl;
     return 0;
 fail:
+    io->ctl = NULL;
+    io->d.hooks = NULL;
     free(ctl);
     return -1;
 }

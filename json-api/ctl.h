@@ -20,6 +20,7 @@
 
 struct iomapd;
 struct bufferevent;
+struct evbuffer;
 struct event;
 
 /* Limits (documented in iomapd-api(7)). */
@@ -69,7 +70,8 @@ struct ctl;
 
 struct ctl_client {
     struct ctl         *ctl;
-    struct bufferevent *bev;
+    struct bufferevent *bev;        /* NULL: ctl_request's, not connected */
+    struct evbuffer    *out;        /* responses not yet written */
     struct event       *ev_more;    /* continue after a burst */
     uint64_t            cid;
     uid_t               uid;
@@ -119,6 +121,16 @@ struct ctl_call {
 /* control.c */
 int   ctl_init(struct iomapd *io, char *err, size_t errlen);
 void  ctl_fini(struct iomapd *io);
+/* The control state without a socket (ctl_init's first half; the fuzzer). */
+struct ctl *ctl_create(struct iomapd *io);
+/* Parse, validate and dispatch one request line as client c. */
+void  ctl_handle_line(struct ctl_client *c, const char *line, size_t n);
+/*
+ * One request line without a connection (admin: as root, else as an
+ * unprivileged member of the socket group): what a client would read,
+ * malloc'd ("" if nothing), or NULL if out of memory.
+ */
+char *ctl_request(struct ctl *ctl, const char *line, size_t n, int admin);
 /* Send notifications gathered while the books were run. */
 void  ctl_flush_notes(struct iomapd *io);
 /* Every loop tick: deadlines of drains. */
