@@ -603,15 +603,19 @@ daemon_process(struct daemon *d)
     struct iomap_event batch[BATCH];
     int n, total = 0;
 
+    d->now_valid = 0;
     emu_collect(d);
     for (;;) {
         n = iomap_ring_take_events(d->ring, batch, BATCH);
         if (n < 0) {
             log_warnx("%s: event ring indices are corrupt", __func__);
+            d->now_valid = 0;
             return n;
         }
         if (n == 0)
             break;
+        d->now_ns = d->clock(d);
+        d->now_valid = 1;
         d->st.event_batches++;
         d->st.events += (uint64_t)n;
         for (int i = 0; i < n; i++)
@@ -627,8 +631,12 @@ daemon_process(struct daemon *d)
     emu_judge(d);
     emu_send_ioreqs(d);
     /* Releases that waited for room on the command ring. */
-    if (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done)
+    if (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done) {
+        d->now_ns = d->clock(d);
+        d->now_valid = 1;
         pages_flush_done(d);
+    }
+    d->now_valid = 0;
     cmd_flush_out(d);
     return total;
 }

@@ -207,6 +207,12 @@ struct daemon {
     uint32_t           leaf_nstash;
 
     uint32_t           max_queued, max_done;
+    /*
+     * The clock read once per batch of work (events, releases) while
+     * daemon_process() runs (now_valid), instead of once per page.
+     */
+    uint64_t           now_ns;
+    int                now_valid;
     int                flush_wanted;
     uint32_t           cmd_id;
 
@@ -241,6 +247,12 @@ void  daemon_fini(struct daemon *d);
  * the ring is broken.
  */
 int   daemon_process(struct daemon *d);
+/* d->clock(d), or the reading of the current batch inside daemon_process(). */
+static inline uint64_t
+daemon_now(struct daemon *d)
+{
+    return d->now_valid ? d->now_ns : d->clock(d);
+}
 /* Start a resync (at start-up, after an overflow). */
 void  daemon_resync(struct daemon *d);
 /*

@@ -137,7 +137,7 @@ emu_queue_invalidate(struct daemon *d, struct emu *e, uint16_t domid,
         e->need_global = 1;
         return;
     }
-    last = e->qlen ? &e->q[(e->qhead + e->qlen - 1) % e->qcap] : NULL;
+    last = e->qlen ? &e->q[(e->qhead + e->qlen - 1) & (e->qcap - 1)] : NULL;
     if (last && last->domid == domid && last->gfn + last->nr == gfn &&
         last->nr < IOMAP_MAX_NR) {
         last->nr++;
@@ -154,13 +154,13 @@ emu_queue_invalidate(struct daemon *d, struct emu *e, uint16_t domid,
             return;
         }
         for (uint32_t i = 0; i < e->qlen; i++)
-            nq[i] = e->q[(e->qhead + i) % e->qcap];
+            nq[i] = e->q[(e->qhead + i) & (e->qcap - 1)];
         free(e->q);
         e->q = nq;
         e->qcap = ncap;
         e->qhead = 0;
     }
-    e->q[(e->qhead + e->qlen) % e->qcap] = (struct range){ .gfn = gfn, .nr = 1,
+    e->q[(e->qhead + e->qlen) & (e->qcap - 1)] = (struct range){ .gfn = gfn, .nr = 1,
                                                           .domid = domid };
     e->qlen++;
 }
@@ -188,7 +188,7 @@ emu_send_ioreqs(struct daemon *d)
             if (ioreq_chan_send(&e->chan, IOMAP_IOREQ_TYPE_INVALIDATE_PAGE,
                                 r->domid, r->gfn, r->nr) < 0)
                 break;
-            e->qhead = (e->qhead + 1) % e->qcap;
+            e->qhead = (e->qhead + 1) & (e->qcap - 1);
             e->qlen--;
             e->invalidates_sent++;
             d->st.invalidates_sent++;

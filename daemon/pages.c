@@ -297,7 +297,7 @@ page_alloc_at(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn,
 uint32_t
 page_alloc(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn)
 {
-    return page_alloc_at(d, dm, gfn, mfn, d->clock(d));
+    return page_alloc_at(d, dm, gfn, mfn, daemon_now(d));
 }
 
 static void
@@ -333,7 +333,8 @@ page_free(struct daemon *d, uint32_t pi)
         if (d->emus[h->emu])
             d->emus[h->emu]->held_pages--;
     }
-    free(p->more);
+    if (p->more)
+        free(p->more);
     dm->npending--;
     p->state = PAGE_FREE;
     p->more = NULL;
@@ -417,7 +418,7 @@ release(struct daemon *d, uint32_t pi)
     struct page *p = &d->pages[pi];
     struct iomap_cmd c = { .type = IOMAP_CMD_RELEASE, .domid = p->domid,
                            .nr = 1, .gfn = p->gfn, .mfn = p->mfn };
-    uint64_t lat = d->clock(d) - p->t_removed;
+    uint64_t lat = daemon_now(d) - p->t_removed;
 
     cmd_post(d, &c);
     d->st.pages_released++;
@@ -450,7 +451,7 @@ to_flushing(struct daemon *d, uint32_t pi)
         return;
     }
     if (p->state != PAGE_FLUSHING) {
-        uint64_t age = d->clock(d) - p->t_removed;
+        uint64_t age = daemon_now(d) - p->t_removed;
 
         p->state = PAGE_FLUSHING;
         p->esc = 0;             /* the flush timeout starts now */
@@ -514,7 +515,7 @@ pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
     }
     /* One allocation (if any) for the whole range, one clock read. */
     (void)pages_reserve(d, nr);
-    now = d->clock(d);
+    now = daemon_now(d);
     for (uint32_t i = 0; i < nr; i++) {
         uint32_t pi = page_alloc_at(d, dm, gfn + i, mfn + i, now);
         struct emu_map *em;
@@ -584,6 +585,8 @@ pages_flush_done(struct daemon *d)
             cmd_flush_out(d);
             if (d->out_len >= RELEASE_BATCH)
                 return;         /* the command ring is full */
+            if (d->now_valid)
+                d->now_ns = d->clock(d);
         }
         release(d, d->fl_head);
     }
