@@ -185,12 +185,15 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: iomapd --backend sim|xen [options]\n"
+        "usage: iomapd --backend sim|sim-embedded|xen [options]\n"
         "Tracks which emulator maps which guest page and releases removed pages\n"
         "only once every emulator has unmapped them and their flush completed.\n"
         "\n"
-        "  -b, --backend NAME       sim (a running iomap-sim) or xen (the hypervisor shim)\n"
-        "      --sim-socket PATH    iomap-sim's daemon socket (default %s/iomapd/sim.sock)\n"
+        "  -b, --backend NAME       sim (a running iomap-sim), sim-embedded (the\n"
+        "                           simulated hypervisor in this process) or xen\n"
+        "      --sim-socket PATH    sim: iomap-sim's daemon socket (default\n"
+        "                           %s/iomapd/sim.sock); sim-embedded: the simulated\n"
+        "                           hypercall socket for emulators and iomap-sim ctl\n"
         "  -e, --emu-socket PATH    emulator registration socket\n"
         "                           (default %s/iomapd/emulators.sock)\n"
         "  -s, --socket PATH        JSON-RPC control socket (default %s/iomapd/iomapd.sock)\n"
@@ -213,6 +216,8 @@ find_backend(const char *name)
 {
     if (strcmp(name, "sim") == 0)
         return &backend_sim;
+    if (strcmp(name, "sim-embedded") == 0)
+        return &backend_sim_embedded;
 #ifdef HAVE_XEN_BACKEND
     if (strcmp(name, "xen") == 0)
         return &backend_xen;
@@ -257,7 +262,7 @@ main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":b:e:s:c:l:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 'b': io->opt.backend = optarg; break;
-        case 'S': io->opt.sim_socket = optarg; break;
+        case 'S': io->opt.sim_socket = optarg; io->opt.sim_socket_set = 1; break;
         case 'e': io->opt.emu_socket = optarg; break;
         case 's': io->opt.ctl_socket = optarg; break;
         case 'G': io->opt.ctl_group = optarg; break;
@@ -312,7 +317,7 @@ main(int argc, char **argv)
             fprintf(stderr, "iomapd: this iomapd was built without the Xen backend "
                     "(configure --with-xen and libxen-dev)\n");
         else
-            fprintf(stderr, "iomapd: unknown backend '%s' (sim or xen)\n",
+            fprintf(stderr, "iomapd: unknown backend '%s' (sim, sim-embedded or xen)\n",
                     io->opt.backend);
         return 2;
     }
@@ -322,6 +327,9 @@ main(int argc, char **argv)
     daemon_init(&io->d, NULL, NULL, daemon_clock);
     io->d.backend = io;
     io->started_ns = iomapd_now_ns();
+    io->base = event_base_new();
+    if (io->base == NULL)
+        fatalx("cannot create the event loop");
     /* The backend first: without a shim there is nothing to say but why. */
     rc = io->be->open(io, err, sizeof(err));
     if (rc < 0) {
@@ -333,9 +341,6 @@ main(int argc, char **argv)
         io->be->close(io);
         return 1;
     }
-    io->base = event_base_new();
-    if (io->base == NULL)
-        fatalx("cannot create the event loop");
     if (emusock_init(io, io->opt.emu_socket, err, sizeof(err)) < 0) {
         fprintf(stderr, "iomapd: %s\n", err);
         return 1;

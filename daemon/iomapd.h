@@ -25,6 +25,7 @@ struct iomapd_backend {
 struct iomapd_opts {
     const char *backend;
     const char *sim_socket;
+    int         sim_socket_set;     /* given on the command line */
     const char *emu_socket;
     const char *ctl_socket;
     const char *ctl_group;          /* --socket-group: may read */
@@ -67,6 +68,7 @@ int      emusock_init(struct iomapd *io, const char *path, char *err, size_t err
 void     emusock_fini(struct iomapd *io);
 
 extern const struct iomapd_backend backend_sim;
+extern const struct iomapd_backend backend_sim_embedded;
 #ifdef HAVE_XEN_BACKEND
 extern const struct iomapd_backend backend_xen;
 #endif

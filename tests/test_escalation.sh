@@ -6,12 +6,7 @@
 set -u
 B=${builddir:-.}
 T=$(mktemp -d /tmp/iomapd-esc.XXXXXX)
-fail() { echo "FAIL: $*"; for f in "$T"/*.log; do echo "== $f"; cat "$f"; done; exit 1; }
-cleanup() { kill $EMU $DMN $SIM 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-EMU=""; DMN=""; SIM=""
-trap cleanup EXIT
-ctl() { "$B/iomap-sim" ctl "$T/hc.sock" "$@"; }
-field() { sed -n "s/.*\"$1\":\([0-9-]*\).*/\1/p"; }
+. "${srcdir:-$(dirname "$0")/..}/tests/simlib.sh"
 
 cat >"$T/iomapd.conf" <<'CONF'
 emulators = ( { domid = 0; ioservid = 7; targets = [ 1 ]; } );
@@ -21,11 +16,11 @@ timeouts = {
 CONF
 "$B/iomap-sim" -s "$T/sim.sock" -H "$T/hc.sock" -g 1 -G 4096 -l 200 2>"$T/sim.log" &
 SIM=$!
-for _ in $(seq 50); do [ -S "$T/hc.sock" ] && break; sleep 0.1; done
+wait_sock "$T/hc.sock" || fail "iomap-sim did not come up"
 "$B/iomapd" --backend sim --sim-socket "$T/sim.sock" -e "$T/emu.sock" \
     -s "$T/ctl.sock" -c "$T/iomapd.conf" 2>"$T/iomapd.log" &
 DMN=$!
-for _ in $(seq 50); do [ -S "$T/emu.sock" ] && break; sleep 0.1; done
+wait_sock "$T/emu.sock" || fail "iomapd did not come up"
 "$B/example-emulator" --iomapd "$T/emu.sock" --sim "$T/hc.sock" --domid 1 \
     --ioservid 7 --map 0x100:64 --never-answer >"$T/emu.log" 2>&1 &
 EMU=$!

@@ -8,29 +8,15 @@
 set -u
 B=${builddir:-.}
 T=$(mktemp -d /tmp/iomapd-it.XXXXXX)
-fail() { echo "FAIL: $*"; for f in "$T"/*.log; do echo "== $f"; cat "$f"; done; exit 1; }
-cleanup() { kill $EMU $DMN $SIM 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-EMU=""; DMN=""; SIM=""
-trap cleanup EXIT
-
-ctl() { "$B/iomap-sim" ctl "$T/hc.sock" "$@"; }
-field() { sed -n "s/.*\"$1\":\([0-9-]*\).*/\1/p"; }
-wait_for() {    # wait_for FIELD VALUE: poll the sim's report (5 s)
-    for _ in $(seq 50); do
-        [ "$(ctl report | field "$1")" = "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+. "${srcdir:-$(dirname "$0")/..}/tests/simlib.sh"
 
 "$B/iomap-sim" -s "$T/sim.sock" -H "$T/hc.sock" -g 1 -G 16384 -l 500 2>"$T/sim.log" &
 SIM=$!
-for _ in $(seq 50); do [ -S "$T/hc.sock" ] && break; sleep 0.1; done
+wait_sock "$T/hc.sock" || fail "iomap-sim did not come up"
 "$B/iomapd" --backend sim --sim-socket "$T/sim.sock" -e "$T/emu.sock" \
     -s "$T/ctl.sock" 2>"$T/iomapd.log" &
 DMN=$!
-for _ in $(seq 50); do [ -S "$T/emu.sock" ] && break; sleep 0.1; done
-[ -S "$T/emu.sock" ] || fail "iomapd did not come up"
+wait_sock "$T/emu.sock" || fail "iomapd did not come up"
 "$B/example-emulator" --iomapd "$T/emu.sock" --sim "$T/hc.sock" --domid 1 \
     --ioservid 1 --map 0x1000:1024 --map 0x3000:64 >"$T/emu.log" 2>&1 &
 EMU=$!

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The simulated hypervisor's sockets and timers on a libevent loop.
+ */
+#ifndef IOMAP_SIMSERVER_H
+#define IOMAP_SIMSERVER_H
+
+#include "shim/sim/sim.h"
+#include "shim/sim/simhc.h"
+
+struct event_base;
+struct event;
+
+struct simserver {
+    struct sim        *sim;
+    struct event_base *base;
+    struct event      *flush_timer;
+    struct event      *ev_attach;   /* NULL when embedded */
+    struct event      *ev_hc;
+    struct event      *ev_cmd;
+    int                attach_fd, hc_fd;
+    const char        *attach_path, *hc_path;
+};
+
+/*
+ * Listen for emulators and drivers on hc_path and, unless attach_path is
+ * NULL (embedded: the daemon shares the sim's memory), for daemons on
+ * attach_path.  0 or -errno with err set.
+ */
+int  simserver_init(struct simserver *ss, struct event_base *base,
+                    struct sim *sim, const char *attach_path,
+                    const char *hc_path, char *err, size_t errlen);
+void simserver_fini(struct simserver *ss);
+void simserver_report(const struct sim *sim, struct simhc_report *r);
+
+#endif
