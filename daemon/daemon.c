@@ -42,6 +42,7 @@ daemon_set_policy(struct daemon *d, struct policy *p)
     d->next_tick = 0;
     policy_free(old);
     log_info("policy from %s in force", p->source);
+    daemon_recheck_policy(d);   /* mappings made under the old one */
     return 0;
 }
 
@@ -294,6 +295,7 @@ rs_dump_end(struct daemon *d, const struct iomap_event *ev)
     for (uint32_t i = 0; i < d->nemus; i++)
         if (d->emus[i] && !d->emus[i]->alive && !LIST_EMPTY(&d->emus[i]->maps))
             emu_force_unmap_all(d, d->emus[i]);
+    daemon_recheck_policy(d);   /* dumped mappings never met the map check */
     pages_flush_done(d);
 }
 

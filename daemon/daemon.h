@@ -267,6 +267,12 @@ int   daemon_set_policy(struct daemon *d, struct policy *p);
  * number of steps taken.
  */
 int   daemon_tick(struct daemon *d);
+/*
+ * Existing mappings against the policy's map rules (daemon/tick.c): what
+ * it forbids is force-unmapped and counted as for a new map.  Called by
+ * daemon_set_policy() and at the end of a resync; returns gfns forced.
+ */
+uint64_t daemon_recheck_policy(struct daemon *d);
 
 /* Emulators (daemon/emu.c). */
 struct emu *emu_get(struct daemon *d, uint16_t emu_domid, uint16_t ioservid,

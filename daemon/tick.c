@@ -7,6 +7,9 @@
  * report the device broken, ask for another flush, ...).  Whatever the
  * policy says, a page is never released before its flush completed (I1):
  * the FLUSHING steps only report, retry and escalate.
+ *
+ * daemon_recheck_policy(): existing mappings against a new policy's map
+ * rules (after a reload, after a resync).
  */
 #include "config.h"
 
@@ -177,4 +180,73 @@ daemon_tick(struct daemon *d)
         cmd_flush_out(d);
     }
     return steps;
+}
+
+/*
+ * Existing mappings against the map rules of the policy in force.  Called
+ * when a policy is swapped in (daemon_set_policy: SIGHUP, policy.reload)
+ * and when a resync has rebuilt the books from a dump (DUMP_MAP records
+ * never went through ev_map's check).  A mapping the policy forbids (its
+ * emulator may not map that domain, or it lies in a reserved range) is
+ * force-unmapped through the shim and counted by its verdict, as for a
+ * new map.  The tracker does not keep whether a mapping is read-only, so
+ * existing mappings are taken as read-only: read-only rules and quotas
+ * apply to new maps only.  Pages in flight are not looked at: they are on
+ * their way out already.  Returns the number of gfns force-unmapped.
+ */
+uint64_t
+daemon_recheck_policy(struct daemon *d)
+{
+    const struct policy *pol = d->policy;
+    uint64_t forced = 0, checked = 0;
+
+    if (pol == NULL || (!pol->enforce_rules && pol->nrmrr == 0))
+        return 0;               /* nothing an existing mapping can break */
+    if (d->resync != RS_NONE)
+        return 0;               /* the books are partial: done at its end */
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        struct emu *e = d->emus[i];
+        struct emu_map *em;
+
+        if (e == NULL || !e->alive)
+            continue;           /* its mappings are being taken back */
+        LIST_FOREACH(em, &e->maps, emu_link) {
+            uint16_t domid = em->dom->domid;
+            uint64_t g = fset_next(&em->fs, 0);
+
+            while (g != UINT64_MAX) {
+                uint64_t end = g + 1;
+
+                /* A run of consecutive gfns: one check if it is allowed. */
+                while (end - g < IOMAP_MAX_NR && fset_next(&em->fs, end) == end)
+                    end++;
+                checked += end - g;
+                if (policy_check_map(pol, e->emu_domid, e->ioservid, domid, g,
+                                     (uint32_t)(end - g), 1) != POLICY_OK) {
+                    for (uint64_t x = g; x < end; x++) {
+                        enum policy_verdict v = policy_check_map(pol, e->emu_domid,
+                                                                 e->ioservid, domid,
+                                                                 x, 1, 1);
+
+                        if (v == POLICY_OK)
+                            continue;
+                        if (v == POLICY_E_RMRR)
+                            d->st.rmrr_maps++;
+                        else
+                            d->st.policy_denials++;
+                        emu_force_unmap_gfn(d, e, domid, x, 1);    /* coalesced */
+                        forced++;
+                    }
+                }
+                g = fset_next(&em->fs, end);
+            }
+        }
+    }
+    if (forced) {
+        log_warnx("policy (%s): %llu of %llu existing mappings are not allowed: "
+                  "force-unmapping them", pol->source, (unsigned long long)forced,
+                  (unsigned long long)checked);
+        cmd_flush_out(d);
+    }
+    return forced;
 }

@@ -225,6 +225,127 @@ test_enforce(void)
     world_fini(&W);
 }
 
+/* ---- existing mappings checked again (reload, resync) ------------------------ */
+
+/* The sim's live mappings of emulator me in domid, gfns [lo, hi). */
+static uint64_t
+sim_live(struct world *w, int me, uint16_t domid, uint64_t lo, uint64_t hi)
+{
+    const struct sim_emu *se = &w->sim.emus[w->emus[me].sim_idx];
+    uint64_t n = 0;
+
+    for (uint32_t i = 0; i < se->nmaps; i++)
+        if (se->maps[i].live && se->maps[i].domid == domid &&
+            se->maps[i].gfn >= lo && se->maps[i].gfn < hi)
+            n++;
+    return n;
+}
+
+static const char strict[] =
+    "emulators = ( { domid = 0; ioservid = 1; targets = [ 1 ]; } );\n"
+    "reserved = ( { domid = 1; gfn = 0x800; nr = 16; } );\n";
+
+/*
+ * Mappings made under the built-in default (no rules) and then forbidden
+ * by a reloaded policy are force-unmapped at the reload, and counted by
+ * verdict; the allowed ones stay.  Judged from the sim's mappings.
+ */
+static void
+test_recheck_on_reload(void)
+{
+    struct policy *p = NULL;
+    char err[POLICY_ERRLEN], why[256];
+    int a, b;
+
+    CU_ASSERT_FATAL(world_init(&W, 1u << 15, 20 * US, 4096) == 0);
+    CU_ASSERT_FATAL(sim_domain_create(&W.sim, 1, 4096) == 0);
+    CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
+    a = world_add_emu(&W, 0, 1, 0, 10 * US);
+    b = world_add_emu(&W, 0, 2, 0, 10 * US);
+    world_emu_serves(&W, a, 1);
+    world_emu_serves(&W, a, 2);
+    world_emu_serves(&W, b, 1);
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 64), 64);
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 0x7f0, 32), 32);  /* half in the RMRR-to-be */
+    CU_ASSERT_EQUAL(world_map(&W, a, 2, 0, 32), 32);
+    CU_ASSERT_EQUAL(world_map(&W, b, 1, 0x100, 16), 16);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 128);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 16);
+    CU_ASSERT_EQUAL(W.d.st.policy_denials + W.d.st.rmrr_maps, 0);
+
+    /* Reload: a may map d1 only, b nothing; 0x800-0x80f of d1 reserved. */
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
+    CU_ASSERT_EQUAL(daemon_set_policy(&W.d, p), 0);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0, 64), 64);           /* allowed: kept */
+    CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x7f0, 0x800), 16);    /* allowed: kept */
+    CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x800, 0x810), 0);     /* now reserved */
+    CU_ASSERT_EQUAL(sim_live(&W, a, 2, 0, 4096), 0);          /* now denied */
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 80);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 0);   /* now denied */
+    CU_ASSERT_EQUAL(W.d.st.policy_denials, 32 + 16);
+    CU_ASSERT_EQUAL(W.d.st.rmrr_maps, 16);
+    CU_ASSERT_EQUAL(world_check_views(&W, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(sim_violations(&W.sim), 0);
+    /* The same policy again changes nothing. */
+    p = NULL;
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
+    CU_ASSERT_EQUAL(daemon_set_policy(&W.d, p), 0);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 80);
+    CU_ASSERT_EQUAL(W.d.st.policy_denials, 32 + 16);
+    /* Removed pages still go the usual way. */
+    for (int g = 0; g < 64; g++)
+        sim_decrease_reservation(&W.sim, 1, (uint64_t)g, 0);
+    world_advance(&W, 5 * MS);
+    CU_ASSERT_EQUAL(sim_check_quiescent(&W.sim), 0);
+    CU_ASSERT_EQUAL(sim_violations(&W.sim), 0);
+    world_fini(&W);
+}
+
+/*
+ * Maps the daemon only learns of from a dump (the event ring overflowed
+ * while an emulator the policy denies kept mapping) are checked when the
+ * resync ends: none of them survives.
+ */
+static void
+test_recheck_after_resync(void)
+{
+    struct policy *p = NULL;
+    char err[POLICY_ERRLEN], why[256];
+    uint64_t overflows;
+    int a, c, n = 0;
+
+    CU_ASSERT_FATAL(world_init(&W, 1u << 15, 20 * US, 64) == 0);
+    CU_ASSERT_FATAL(sim_domain_create(&W.sim, 1, 4096) == 0);
+    CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
+    CU_ASSERT_EQUAL(daemon_set_policy(&W.d, p), 0);
+    a = world_add_emu(&W, 0, 1, 0, 10 * US);
+    c = world_add_emu(&W, 0, 3, 0, 10 * US);      /* in no rule */
+    world_emu_serves(&W, a, 1);
+    world_emu_serves(&W, c, 2);
+    world_settle(&W);
+    overflows = W.d.st.overflows;
+    /* 300 single-page maps by c and 8 by a, with nobody reading the ring. */
+    for (int g = 0; g < 600; g += 2)
+        n += world_map(&W, c, 2, (uint64_t)g, 1);
+    CU_ASSERT_EQUAL(n, 300);
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 0x10, 8), 8);
+    CU_ASSERT(iomap_ring_overflowed(&W.sim.ring));
+    world_settle(&W);
+    CU_ASSERT(W.d.st.overflows > overflows);
+    CU_ASSERT_EQUAL(W.d.resync, RS_NONE);
+    CU_ASSERT_EQUAL(W.sim.emus[W.emus[c].sim_idx].live, 0);   /* every one taken back */
+    CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x10, 0x18), 8);       /* allowed: kept */
+    CU_ASSERT_EQUAL(W.d.st.policy_denials, 300);
+    CU_ASSERT_EQUAL(world_check_views(&W, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(sim_violations(&W.sim), 0);
+    CU_ASSERT_EQUAL(sim_check(&W.sim), 0);
+    world_fini(&W);
+}
+
 int
 main(void)
 {
@@ -239,6 +360,8 @@ main(void)
     CU_add_test(s, "bad files name the line", test_parse_bad);
     CU_add_test(s, "load, reload, keep the old on error", test_load_file_and_reload);
     CU_add_test(s, "enforced on the simulated host", test_enforce);
+    CU_add_test(s, "existing mappings checked after a reload", test_recheck_on_reload);
+    CU_add_test(s, "mappings from a dump checked after a resync", test_recheck_after_resync);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     failures = CU_get_number_of_failures();
