@@ -19,11 +19,17 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +40,11 @@
 #include "daemon/baseline.h"
 #include "daemon/log.h"
 #include "daemon/tracker.h"
+#include "daemon/iomapd.h"
+#include "json-api/ctl.h"
+#include "policy/policy.h"
+
+#include <jansson.h>
 
 #define US UINT64_C(1000)
 #define MS UINT64_C(1000000)
@@ -196,7 +207,7 @@ enum {
     M_SEQ, M_SEQ_MAP, M_SEQ_UNMAP, M_RAND, M_RAND_MAP, M_RAND_UNMAP,
     M_B1G, M_B1G_COLD, M_B1G_NS_PAGE, M_P99, M_P99_BEST, M_P50, M_PMAX,
     M_BPM, M_BPM_RSS, M_BPM_RAND, M_BPM_SPARSE,
-    M_API_RPS, M_API_STALL,
+    M_API_RPS, M_API_STALL, M_API_STALL_WALL, M_API_FLOOR, M_API_LIST_P999, M_API_LIST_P50, M_API_LIST_RATE, M_API_LIST_PAGE,
     M_BASE_NEEDLESS, M_BASE_BLOCKED, M_BASE_RATIO,
     M_COUNT
 };
@@ -219,8 +230,14 @@ static struct metric M[M_COUNT] = {
     [M_BPM_RSS] = { "bytes_per_mapping_rss", "B", "", 0, 1 },
     [M_BPM_RAND] = { "bytes_per_mapping_random_pages", "B", "", 0, 1 },
     [M_BPM_SPARSE] = { "bytes_per_mapping_sparse_worst", "B", "", 0, 1 },
-    [M_API_RPS] = { "api_rps", "req/s", "(pending)", 0, 0, .is_null = 1 },
-    [M_API_STALL] = { "api_max_stall_ms", "ms", "(pending)", 0, 1, .is_null = 1 },
+    [M_API_RPS] = { "api_rps", "req/s", ">= 50,000", 50000, 0 },
+    [M_API_STALL] = { "api_max_stall_ms", "ms", "<= 1", 1, 1 },
+    [M_API_STALL_WALL] = { "api_max_stall_wall_ms", "ms", "", 0, 1 },
+    [M_API_FLOOR] = { "api_socket_floor_rps", "rt/s", "", 0, 0 },
+    [M_API_LIST_P999] = { "api_list_call_p999_ms", "ms", "", 0, 1 },
+    [M_API_LIST_P50] = { "api_list_call_p50_ms", "ms", "", 0, 1 },
+    [M_API_LIST_RATE] = { "api_list_mappings_per_s", "map/s", "", 0, 0 },
+    [M_API_LIST_PAGE] = { "api_list_mappings_per_call", "maps", "", 0, 0 },
     [M_BASE_NEEDLESS] = { "baseline_needless_unmaps", "pages", "(iomapd: 0)", 0, 1 },
     [M_BASE_BLOCKED] = { "baseline_vcpu_blocked_ms", "ms", "(iomapd: 0)", 0, 1 },
     [M_BASE_RATIO] = { "baseline_ratio", "x", "> 1", 1, 0 },
@@ -958,6 +975,347 @@ bench_compare(void)
         }
 }
 
+/* ---- the JSON-RPC API ---------------------------------------------------------------- */
+
+/*
+ * What iomapd.c gives json-api/control.c and methods.c, for the calls made
+ * in-process (ctl_request(): a request line without a connection).
+ */
+static struct iomap_ring api_shim;
+
+uint64_t
+iomapd_now_ns(void)
+{
+    return now_ns();
+}
+
+void
+iomapd_process(struct iomapd *io)
+{
+    struct iomap_cmd c[64];
+
+    daemon_process(&io->d);
+    while (iomap_ring_take_cmds(&api_shim, c, 64) > 0)
+        ;
+    ctl_flush_notes(io);
+}
+
+int
+iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    daemon_set_policy(&io->d, NULL);
+    return 1;
+}
+
+/*
+ * api_max_stall_ms: a daemon holding 10,000,000 mappings (4 emulators x 2
+ * guests, DMA buffers, fed through a real ring) and one client paging
+ * through mapping.list at the largest page size (limit 10,000).  Paging
+ * is sequential (each call needs the previous cursor), so the loop runs
+ * one call per pass: the time of one call -- parse, method, JSON out --
+ * is a pause of event processing.  The figure is the longest call, in
+ * thread CPU time (what the call costs the loop; preemption of the bench
+ * by other jobs is not the daemon's); the wall-clock maximum is reported
+ * next to it (api_max_stall_wall_ms).
+ */
+static int
+dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The thread's CPU time: what the call cost, without preemption by others. */
+static uint64_t
+cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+api_stall_child(double *v)
+{
+    uint64_t n = small ? 200000 : 10000000, done = 0, listed = 0;
+    uint32_t slots = 1u << 16, calls = 0, cap = 4096;
+    size_t len = IOMAP_REGION_SIZE((size_t)slots, (size_t)4096);
+    void *mem = aligned_alloc(4096, (len + 4095) & ~(size_t)4095);
+    uint64_t *k;
+    double *t = malloc(cap * sizeof(double)), total = 0, wall_max = 0;
+    static struct iomapd io;
+    struct iomap_ring r;
+    struct ctl *ctl;
+    char err[128], *cursor = NULL;
+
+    rng_state = 0x5eed;
+    k = gen_keys(LAYOUT_BUFFERS, n);
+    if (mem == NULL || t == NULL)
+        fatalx("out of memory");
+    memset(mem, 0, len);
+    memset(&io, 0, sizeof(io));
+    io.opt.config = "/nonexistent/iomapd.conf";
+    io.opt.ctl_socket = "/nonexistent/iomapd.sock";
+    io.emu_lfd = io.notify_fd = -1;
+    io.started_ns = now_ns();
+    if (iomap_ring_format(&api_shim, mem, len, slots, 4096) < 0 ||
+        iomap_ring_attach(&r, mem, len, err, sizeof(err)) < 0 ||
+        daemon_init(&io.d, &r, kick_noop, clock_real) < 0)
+        fatalx("api: cannot set up the daemon");
+    io.d.backend = &io;
+    if ((ctl = ctl_create(&io)) == NULL)
+        fatalx("api: ctl_create failed");
+    while (done < n) {
+        uint32_t m = n - done < slots ? (uint32_t)(n - done) : slots;
+
+        for (uint32_t i = 0; i < m; i++) {
+            uint64_t key = k[done + i];
+            struct iomap_event ev = mk(IOMAP_EV_MAP, (key >> 40) % NEMU,
+                                       key & ((UINT64_C(1) << 40) - 1));
+
+            ev.domid = (uint16_t)(1 + (key >> 40) / NEMU);
+            if (iomap_ring_post_event(&api_shim, &ev) < 0)
+                fatalx("api: ring full");
+        }
+        iomapd_process(&io);
+        done += m;
+    }
+    free(k);
+    if (daemon_mappings(&io.d) != n)
+        fatalx("api: %" PRIu64 " mappings tracked, %" PRIu64 " made",
+               daemon_mappings(&io.d), n);
+    for (;;) {
+        char req[256], *out;
+        json_t *resp, *res, *nc;
+        json_error_t jerr;
+        uint64_t t0, t1, c0, c1;
+        int l;
+
+        l = snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":%u,\"method\":"
+                     "\"mapping.list\",\"params\":{\"limit\":%d%s%s%s}}", calls,
+                     CTL_MAX_LIMIT, cursor ? ",\"cursor\":\"" : "",
+                     cursor ? cursor : "", cursor ? "\"" : "");
+        c0 = cpu_ns();
+        t0 = now_ns();
+        out = ctl_request(ctl, req, (size_t)l, 1);
+        t1 = now_ns();
+        c1 = cpu_ns();
+        if (out == NULL)
+            fatalx("api: ctl_request failed");
+        if (calls == cap) {
+            cap *= 2;
+            if ((t = realloc(t, cap * sizeof(double))) == NULL)
+                fatalx("out of memory");
+        }
+        if ((double)(t1 - t0) / 1e6 > wall_max)
+            wall_max = (double)(t1 - t0) / 1e6;
+        t[calls++] = (double)(c1 - c0) / 1e6;
+        total += (double)(t1 - t0) / 1e9;
+        resp = json_loads(out, 0, &jerr);
+        res = resp ? json_object_get(resp, "result") : NULL;
+        if (res == NULL)
+            fatalx("api: mapping.list failed: %.200s", out);
+        listed += json_array_size(json_object_get(res, "mappings"));
+        nc = json_object_get(res, "next_cursor");
+        free(cursor);
+        cursor = json_is_string(nc) ? strdup(json_string_value(nc)) : NULL;
+        json_decref(resp);
+        free(out);
+        if (cursor == NULL)
+            break;
+    }
+    qsort(t, calls, sizeof(double), dbl_cmp);
+    v[0] = t[calls - 1];
+    v[1] = t[calls / 2];
+    v[2] = (double)listed / total;
+    v[3] = (double)listed / calls;
+    v[4] = wall_max;
+    v[5] = t[(calls * 999) / 1000];
+    ctl_fini(&io);
+    daemon_fini(&io.d);
+    free(t);
+    free(mem);
+}
+
+/* ---- api_rps: the real iomapd (--backend sim, iomap-sim) over its socket ---- */
+
+static pid_t
+spawn_quiet(char *const argv[])
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawn(&pid, argv[0], &fa, NULL, argv, NULL) != 0)
+        fatalx("cannot start %s", argv[0]);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+static int
+wait_path(const char *path)
+{
+    struct stat st;
+
+    for (int i = 0; i < 500; i++) {
+        if (stat(path, &st) == 0)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+/* One request, one response line; returns the response length. */
+static ssize_t
+rpc_round(int fd, const char *req, size_t reqlen, char *buf, size_t buflen)
+{
+    size_t got = 0;
+
+    if (write(fd, req, reqlen) != (ssize_t)reqlen)
+        return -1;
+    for (;;) {
+        ssize_t k = read(fd, buf + got, buflen - got);
+
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+        if (buf[got - 1] == '\n')
+            return (ssize_t)got;
+        if (got == buflen)
+            return -1;
+    }
+}
+
+static void
+bench_api_rps(void)
+{
+    const char *bd = getenv("top_builddir") ? getenv("top_builddir") : ".";
+    char dir[] = "/tmp/iomap-bench-api.XXXXXX", sim[256], iomapd[256], simsock[300],
+         hcsock[300], emusock[300], ctlsock[300], conf[300], buf[65536];
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    uint32_t n = small ? 5000 : 50000;
+    pid_t psim, pd;
+    int fd;
+
+    if (mkdtemp(dir) == NULL)
+        fatalx("mkdtemp: %s", strerror(errno));
+    snprintf(sim, sizeof(sim), "%s/iomap-sim", bd);
+    snprintf(iomapd, sizeof(iomapd), "%s/iomapd", bd);
+    snprintf(simsock, sizeof(simsock), "%s/sim.sock", dir);
+    snprintf(hcsock, sizeof(hcsock), "%s/hc.sock", dir);
+    snprintf(emusock, sizeof(emusock), "%s/emu.sock", dir);
+    snprintf(ctlsock, sizeof(ctlsock), "%s/ctl.sock", dir);
+    snprintf(conf, sizeof(conf), "%s/none.conf", dir);
+    {
+        char *a[] = { sim, "-s", simsock, "-H", hcsock, "-g", "1", NULL };
+
+        psim = spawn_quiet(a);
+    }
+    if (wait_path(hcsock) < 0)
+        fatalx("api: %s did not come up", sim);
+    {
+        char *a[] = { iomapd, "--backend", "sim", "--sim-socket", simsock, "-e", emusock,
+                      "-s", ctlsock, "-c", conf, "-l", "error", NULL };
+
+        pd = spawn_quiet(a);
+    }
+    if (wait_path(ctlsock) < 0)
+        fatalx("api: %s did not come up", iomapd);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (strlen(ctlsock) >= sizeof(sun.sun_path))
+        fatalx("api: socket path too long: %s", ctlsock);
+    memcpy(sun.sun_path, ctlsock, strlen(ctlsock) + 1);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+        fatalx("api: cannot connect to %s: %s", ctlsock, strerror(errno));
+    for (int r = -1; r < reps; r++) {
+        static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}\n";
+        uint64_t t0 = now_ns();
+
+        for (uint32_t i = 0; i < (r < 0 ? n / 10 : n); i++) {
+            ssize_t k = rpc_round(fd, req, sizeof(req) - 1, buf, sizeof(buf));
+
+            if (k < 0 || memmem(buf, (size_t)k, "\"result\"", 8) == NULL)
+                fatalx("api: status failed");
+        }
+        if (r >= 0)
+            add(&M[M_API_RPS], (double)n / ((double)(now_ns() - t0) / 1e9));
+    }
+    close(fd);
+    kill(pd, SIGTERM);
+    waitpid(pd, NULL, 0);
+    kill(psim, SIGTERM);
+    waitpid(psim, NULL, 0);
+    unlink(simsock);
+    unlink(hcsock);
+    unlink(emusock);
+    unlink(ctlsock);
+    rmdir(dir);
+}
+
+/*
+ * The machine's floor for one round trip over a UNIX stream socket: a
+ * child that echoes 64 bytes, no JSON, no event loop.
+ */
+static void
+bench_socket_floor(void)
+{
+    uint32_t n = small ? 5000 : 50000;
+    char buf[256];
+    int sv[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        fatalx("socketpair: %s", strerror(errno));
+    pid = fork();
+    if (pid == 0) {
+        ssize_t k;
+
+        close(sv[0]);
+        while ((k = read(sv[1], buf, sizeof(buf))) > 0)
+            if (write(sv[1], buf, (size_t)k) != k)
+                _exit(1);
+        _exit(0);
+    }
+    close(sv[1]);
+    memset(buf, 'x', 64);
+    for (int r = -1; r < reps; r++) {
+        uint64_t t0 = now_ns();
+
+        for (uint32_t i = 0; i < n; i++)
+            if (write(sv[0], buf, 64) != 64 || read(sv[0], buf, sizeof(buf)) != 64)
+                fatalx("socket floor: short round trip");
+        if (r >= 0)
+            add(&M[M_API_FLOOR], (double)n / ((double)(now_ns() - t0) / 1e9));
+    }
+    close(sv[0]);
+    waitpid(pid, NULL, 0);
+}
+
+static void
+bench_api(void)
+{
+    for (int r = 0; r < (reps < 3 ? reps : 3); r++) {
+        double v[6];
+
+        if (in_child(api_stall_child, v, 6) < 0)
+            fatalx("api: the mapping.list workload failed");
+        add(&M[M_API_STALL], v[0]);
+        add(&M[M_API_STALL_WALL], v[4]);
+        add(&M[M_API_LIST_P999], v[5]);
+        add(&M[M_API_LIST_P50], v[1]);
+        add(&M[M_API_LIST_RATE], v[2]);
+        add(&M[M_API_LIST_PAGE], v[3]);
+    }
+    bench_api_rps();
+    bench_socket_floor();
+}
+
 /* ---- output ------------------------------------------------------------------------ */
 
 static void
@@ -1025,9 +1383,6 @@ write_json(const char *path, const char *only)
             json_num(f, median(&M[i]));
         fprintf(f, ",\n");
     }
-    fprintf(f, "  \"api_note\": \"pending: the JSON-RPC socket server (json-api/control.c) "
-            "landed while this bench was written; api_rps and api_max_stall_ms are not "
-            "measured by make bench yet (see docs/PERFORMANCE.md)\",\n");
     fprintf(f, "  \"detail\": {\n");
     for (int i = 0, first = 1; i < M_COUNT; i++) {
         if (M[i].n == 0)
@@ -1067,7 +1422,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: iomap-bench [--small] [--reps N] [--out FILE] "
-            "[--only ingest_seq|ingest_rand|balloon_1g|balloon_paced|memory|compare]\n");
+            "[--only ingest_seq|ingest_rand|balloon_1g|balloon_paced|memory|compare|api]\n");
     exit(2);
 }
 
@@ -1085,6 +1440,7 @@ main(int argc, char **argv)
         { "balloon_paced", bench_balloon_paced },
         { "memory", bench_memory },
         { "compare", bench_compare },
+        { "api", bench_api },
     };
     int rc, explicit_reps = 0;
 

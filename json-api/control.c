@@ -119,7 +119,31 @@ client_send(struct ctl_client *c, json_t *msg)
     free(s);
     if (rc < 0)
         client_close(c, "out of memory for its output");
+    else if (c->bev && !c->in_process)
+        bufferevent_enable(c->bev, EV_WRITE);   /* notifications, late replies */
     return rc;
+}
+
+/*
+ * After a client's requests: write the responses at once, in the same
+ * loop pass (no round through epoll for a writable socket); only what
+ * the socket does not take waits for the write event.
+ */
+static void
+client_flush(struct ctl_client *c)
+{
+    if (c->bev == NULL || c->dead)
+        return;
+    if (out_len(c)) {
+        /* The bufferevent keeps its output's front frozen but for itself. */
+        evbuffer_unfreeze(c->out, 1);
+        (void)evbuffer_write(c->out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(c->out, 1);
+    }
+    if (out_len(c))
+        bufferevent_enable(c->bev, EV_WRITE);
+    else if (c->closing)
+        client_close(c, "request too large");
 }
 
 void
@@ -440,8 +464,19 @@ client_close(struct ctl_client *c, const char *why)
     event_active(c->ev_more, EV_TIMEOUT, 0);
 }
 
+static void client_process_lines(struct ctl_client *c);
+
 static void
 client_process(struct ctl_client *c)
+{
+    c->in_process = 1;
+    client_process_lines(c);
+    c->in_process = 0;
+    client_flush(c);
+}
+
+static void
+client_process_lines(struct ctl_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     int done = 0;
@@ -511,6 +546,8 @@ on_write(struct bufferevent *bev, void *arg)
             client_close(c, "request too large");
         return;
     }
+    if (out_len(c) == 0)
+        bufferevent_disable(c->bev, EV_WRITE);  /* until output waits again */
     if (c->paused && out_len(c) <= CTL_OUT_SOFT / 2) {
         c->paused = 0;
         bufferevent_enable(c->bev, EV_READ);
@@ -615,7 +652,9 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* on_write at half the soft limit, to resume a paused reader. */
     bufferevent_setwatermark(c->bev, EV_WRITE, CTL_OUT_SOFT / 2, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* EV_WRITE (on by default) only while output waits for the socket. */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
     LIST_INSERT_HEAD(&ctl->clients, c, link);
     ctl->nclients++;
     log_debug("control: client %llu: uid %u gid %u pid %d%s",
@@ -901,7 +940,9 @@ ctl_fini(struct iomapd *io)
     ctl_drains_free(ctl);
     while ((c = LIST_FIRST(&ctl->clients)) != NULL) {
         /* Last words, without waiting for slow readers. */
-        evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+        evbuffer_unfreeze(c->out, 1);
+        evbuffer_write(c->out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(c->out, 1);
         client_close(c, NULL);
         event_del(c->ev_more);
         client_free(c);

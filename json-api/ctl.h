@@ -33,6 +33,7 @@ struct event;
 #define CTL_MAX_LIMIT       10000           /* mapping.list/page.list page size */
 #define CTL_DEFAULT_LIMIT   1000
 #define CTL_PAGE_SCAN       65536           /* page slots looked at per page.list */
+#define CTL_LIST_BUDGET_NS  150000          /* mapping.list building one page, then short */
 
 /* JSON-RPC 2.0 standard errors. */
 #define RPC_PARSE_ERROR      -32700
@@ -81,6 +82,7 @@ struct ctl_client {
     int                 paused;     /* reading stopped: output above soft limit */
     int                 closing;    /* flushing a last error, then hang up */
     int                 dead;       /* unlinked; freed from the loop */
+    int                 in_process; /* in client_process: it writes at the end */
     unsigned            subs;       /* NOTE_* */
     uint64_t            lost;       /* notifications dropped (slow reader) */
     LIST_ENTRY(ctl_client) link;

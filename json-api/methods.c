@@ -262,7 +262,7 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
     uint32_t slot = 0, cdom = 0;
     uint64_t cgfn = 0;
     json_t *a, *jc, *next = json_null();
-    uint64_t n = 0;
+    uint64_t n = 0, t_end = iomapd_now_ns() + CTL_LIST_BUDGET_NS;
 
     if ((have_dom = p_uint(call, params, "domid", IOMAPD_MAX_DOMID - 1, &domid, &err)) < 0 ||
         (have_emu = p_emulator(call, params, "emulator", &edom, &eserv, &err)) < 0 ||
@@ -285,9 +285,11 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
     a = json_array();
     for (; slot < d->nemus && a; slot++, cdom = 0, cgfn = 0) {
         const struct emu *e = d->emus[slot];
+        json_t *eid;
 
         if (e == NULL || (have_emu && (e->emu_domid != edom || e->ioservid != eserv)))
             continue;
+        eid = emu_id(e);        /* one string per emulator, shared by its entries */
         for (uint32_t dm = cdom; dm < IOMAPD_MAX_DOMID; dm++, cgfn = 0) {
             const struct emu_map *em = NULL, *it;
             uint64_t g;
@@ -304,19 +306,26 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
             g = cgfn > gfn_lo ? cgfn : gfn_lo;
             for (g = fset_next(&em->fs, g); g != UINT64_MAX && g <= gfn_hi;
                  g = fset_next(&em->fs, g + 1)) {
-                if (n == limit) {
+                /*
+                 * Bounded work per call: the loop (and the events) wait
+                 * for it.  Past the time budget the page is short and
+                 * carries a cursor; the client asks for the rest.
+                 */
+                if (n == limit || (n % 32 == 0 && n && iomapd_now_ns() > t_end)) {
                     char cur[64];
 
                     snprintf(cur, sizeof(cur), "m1.%u.%u.%" PRIx64, slot, dm, g);
                     next = json_string(cur);
+                    json_decref(eid);
                     goto done;
                 }
-                json_array_append_new(a, json_pack("{s:o, s:i, s:I, s:i}",
-                    "emulator", emu_id(e), "domid", (int)dm, "gfn", (json_int_t)g,
+                json_array_append_new(a, json_pack("{s:O, s:i, s:I, s:i}",
+                    "emulator", eid, "domid", (int)dm, "gfn", (json_int_t)g,
                     "count", (int)fset_count(&em->fs, g)));
                 n++;
             }
         }
+        json_decref(eid);
     }
 done:
     *result = json_pack("{s:o, s:o}", "mappings", a, "next_cursor", next);
