@@ -28,6 +28,7 @@ struct hc_conn {
     struct event     *ev;
     int               fd;
     int               emu;      /* emulator this connection created, or -1 */
+    LIST_ENTRY(hc_conn) link;
 };
 
 static uint64_t
@@ -151,6 +152,7 @@ on_hc(evutil_socket_t fd, short what, void *arg)
                      sim->emus[c->emu].emu_domid, sim->emus[c->emu].ioservid);
             sim_emu_crash(sim, c->emu);
         }
+        LIST_REMOVE(c, link);
         event_free(c->ev);
         close(c->fd);
         free(c);
@@ -187,6 +189,7 @@ on_hc_accept(evutil_socket_t lfd, short what, void *arg)
     c->emu = -1;
     c->ev = event_new(ss->base, fd, EV_READ | EV_PERSIST, on_hc, c);
     event_add(c->ev, NULL);
+    LIST_INSERT_HEAD(&ss->conns, c, link);
 }
 
 static void
@@ -292,6 +295,14 @@ simserver_init(struct simserver *ss, struct event_base *base, struct sim *sim,
 void
 simserver_fini(struct simserver *ss)
 {
+    struct hc_conn *c;
+
+    while ((c = LIST_FIRST(&ss->conns)) != NULL) {
+        LIST_REMOVE(c, link);
+        event_free(c->ev);
+        close(c->fd);
+        free(c);
+    }
     if (ss->ev_attach)
         event_free(ss->ev_attach);
     if (ss->ev_hc)

@@ -5,11 +5,14 @@
 #ifndef IOMAP_SIMSERVER_H
 #define IOMAP_SIMSERVER_H
 
+#include <sys/queue.h>
+
 #include "shim/sim/sim.h"
 #include "shim/sim/simhc.h"
 
 struct event_base;
 struct event;
+struct hc_conn;
 
 struct simserver {
     struct sim        *sim;
@@ -20,6 +23,7 @@ struct simserver {
     struct event      *ev_cmd;
     int                attach_fd, hc_fd;
     const char        *attach_path, *hc_path;
+    LIST_HEAD(, hc_conn) conns;     /* hypercall connections (freed at fini) */
 };
 
 /*
