@@ -66,9 +66,15 @@ else
     stamp="$XEN_BUILD_DIR/.iomap-series.sha256"
     sum=$(cat "$srcdir/shim/xen/patches/series" "$srcdir"/shim/xen/patches/*.patch \
           "$srcdir/shim/public/iomap.h" | sha256sum | cut -d' ' -f1)
-    if [ -f "$XEN_BUILD_DIR/xen/xen" ] && [ -f "$stamp" ] &&
-       [ "$(cat "$stamp")" = "$sum" ]; then
-        say "reusing $XEN_BUILD_DIR/xen/xen (series unchanged)"
+    img=$XEN_BUILD_DIR/xen/xen
+    if [ -f "$img" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+        say "reusing $img (series unchanged)"
+    elif [ -f "$img" ] && [ ! -f "$stamp" ] &&
+         [ -z "$(find "$srcdir/shim/xen/patches" "$srcdir/shim/public/iomap.h" \
+                      -newer "$img")" ]; then
+        # Built by shim/xen/build-xen.sh (as CI does just before).
+        say "reusing $img (newer than the series)"
+        echo "$sum" >"$stamp"
     else
         say "building the patched hypervisor (shim/xen/build-xen.sh)"
         "$srcdir/shim/xen/build-xen.sh"
@@ -102,7 +108,7 @@ kver=$(ls /lib/modules | sort -V | tail -n 1)
 vmlinuz=/boot/vmlinuz-$kver
 [ -f "$vmlinuz" ] || die "no $vmlinuz (linux-image-amd64)"
 "$here/mkinitramfs.sh" "$E2E_DIR/initrd.cpio" "$kver" "$here/init" \
-    "$iomapd" "$E2E_DIR/xen-e2e"
+    "$iomapd" "$E2E_DIR/xen-e2e" "$here/iomapd-ctl"
 if [ -n "${E2E_ARGS:-}" ]; then
     # init reads E2E_ARGS from the kernel command line (init's environment).
     dom0_extra="E2E_ARGS=$(echo "$E2E_ARGS" | tr ' ' ':')"
