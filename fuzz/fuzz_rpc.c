@@ -53,9 +53,15 @@ static struct iomap_ring shim;
 
 /* ---- what iomapd.c gives methods.c ----------------------------------------- */
 
+/*
+ * The clock moves 20 us at every look, so that a method's time budget
+ * (mapping.list's CTL_LIST_BUDGET_NS) runs out within one call, the same
+ * way for every run of an input.
+ */
 uint64_t
 iomapd_now_ns(void)
 {
+    fake_now += 20000;
     return fake_now;
 }
 
