@@ -1145,6 +1145,32 @@ api_stall_child(double *v)
 
 /* ---- api_rps: the real iomapd (--backend sim, iomap-sim) over its socket ---- */
 
+/* Started by bench_api_rps: stopped at exit, also when a check fails (fatalx). */
+static pid_t api_pids[2];
+static char api_dir[64];
+
+static void
+api_cleanup(void)
+{
+    static const char *const f[] = { "sim.sock", "hc.sock", "emu.sock", "ctl.sock" };
+    char path[128];
+
+    for (int i = 1; i >= 0; i--)
+        if (api_pids[i] > 0) {
+            kill(api_pids[i], SIGTERM);
+            waitpid(api_pids[i], NULL, 0);
+            api_pids[i] = 0;
+        }
+    if (api_dir[0]) {
+        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+            snprintf(path, sizeof(path), "%s/%s", api_dir, f[i]);
+            unlink(path);
+        }
+        rmdir(api_dir);
+        api_dir[0] = 0;
+    }
+}
+
 static pid_t
 spawn_quiet(char *const argv[])
 {
@@ -1202,11 +1228,12 @@ bench_api_rps(void)
          hcsock[300], emusock[300], ctlsock[300], conf[300], buf[65536];
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     uint32_t n = small ? 5000 : 50000;
-    pid_t psim, pd;
     int fd;
 
     if (mkdtemp(dir) == NULL)
         fatalx("mkdtemp: %s", strerror(errno));
+    snprintf(api_dir, sizeof(api_dir), "%s", dir);
+    atexit(api_cleanup);
     snprintf(sim, sizeof(sim), "%s/iomap-sim", bd);
     snprintf(iomapd, sizeof(iomapd), "%s/iomapd", bd);
     snprintf(simsock, sizeof(simsock), "%s/sim.sock", dir);
@@ -1217,7 +1244,7 @@ bench_api_rps(void)
     {
         char *a[] = { sim, "-s", simsock, "-H", hcsock, "-g", "1", NULL };
 
-        psim = spawn_quiet(a);
+        api_pids[0] = spawn_quiet(a);
     }
     if (wait_path(hcsock) < 0)
         fatalx("api: %s did not come up", sim);
@@ -1225,7 +1252,7 @@ bench_api_rps(void)
         char *a[] = { iomapd, "--backend", "sim", "--sim-socket", simsock, "-e", emusock,
                       "-s", ctlsock, "-c", conf, "-l", "error", NULL };
 
-        pd = spawn_quiet(a);
+        api_pids[1] = spawn_quiet(a);
     }
     if (wait_path(ctlsock) < 0)
         fatalx("api: %s did not come up", iomapd);
@@ -1249,15 +1276,7 @@ bench_api_rps(void)
             add(&M[M_API_RPS], (double)n / ((double)(now_ns() - t0) / 1e9));
     }
     close(fd);
-    kill(pd, SIGTERM);
-    waitpid(pd, NULL, 0);
-    kill(psim, SIGTERM);
-    waitpid(psim, NULL, 0);
-    unlink(simsock);
-    unlink(hcsock);
-    unlink(emusock);
-    unlink(ctlsock);
-    rmdir(dir);
+    api_cleanup();
 }
 
 /*
