@@ -34,6 +34,7 @@ struct event;
 #define CTL_DEFAULT_LIMIT   1000
 #define CTL_PAGE_SCAN       65536           /* page slots looked at per page.list */
 #define CTL_LIST_BUDGET_NS  150000          /* mapping.list building one page, then short */
+#define CTL_LIST_MIN_PAGE   256             /* ... but never shorter than this (progress) */
 
 /* JSON-RPC 2.0 standard errors. */
 #define RPC_PARSE_ERROR      -32700

@@ -309,9 +309,13 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
                 /*
                  * Bounded work per call: the loop (and the events) wait
                  * for it.  Past the time budget the page is short and
-                 * carries a cursor; the client asks for the rest.
+                 * carries a cursor; the client asks for the rest.  A page
+                 * holds at least CTL_LIST_MIN_PAGE entries (or the limit),
+                 * so that a slow machine still makes progress and the
+                 * result does not depend on timing below that size.
                  */
-                if (n == limit || (n % 32 == 0 && n && iomapd_now_ns() > t_end)) {
+                if (n == limit || (n >= CTL_LIST_MIN_PAGE && n % 32 == 0 &&
+                                   iomapd_now_ns() > t_end)) {
                     char cur[64];
 
                     snprintf(cur, sizeof(cur), "m1.%u.%u.%" PRIx64, slot, dm, g);
