@@ -433,28 +433,23 @@ parse_num(const char *s, unsigned long long max, unsigned long long *out)
     return 0;
 }
 
+/*
+ * The options of the listing subcommands (mappings, pending), into the
+ * request's params.  Returns EX_OK, or the exit status of a usage error.
+ */
 static int
-cmd_mappings(int argc, char **argv)
+list_opts(int argc, char **argv, const char *optstring, const struct option *lo,
+          json_t *params, long *limit)
 {
-    static const struct option lo[] = {
-        { "domid", required_argument, NULL, 'd' },
-        { "emulator", required_argument, NULL, 'e' },
-        { "gfn", required_argument, NULL, 'g' },
-        { "limit", required_argument, NULL, 'n' },
-        { NULL, 0, NULL, 0 },
-    };
-    json_t *params = json_object(), *all, *v;
     unsigned long long x;
-    long limit = 0;
-    int c, ex;
-    size_t i;
+    int c;
 
     optind = 0;     /* GNU getopt: start afresh (new optstring) */
-    while ((c = getopt_long(argc, argv, "d:e:g:n:", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, optstring, lo, NULL)) != -1) {
         switch (c) {
         case 'd':
             if (parse_num(optarg, 0x7fef, &x) < 0)
-                { json_decref(params); return die_usage("bad --domid '%s'", optarg); }
+                return die_usage("bad --domid '%s'", optarg);
             json_object_set_new(params, "domid", json_integer((json_int_t)x));
             break;
         case 'e':
@@ -468,23 +463,51 @@ cmd_mappings(int argc, char **argv)
                 *dash = '\0';
             if (parse_num(optarg, UINT64_MAX >> 12, &x) < 0 ||
                 (dash && parse_num(dash + 1, UINT64_MAX >> 12, &hi) < 0))
-                { json_decref(params); return die_usage("bad --gfn '%s' (GFN or FIRST-LAST)", optarg); }
+                return die_usage("bad --gfn '%s' (GFN or FIRST-LAST)", optarg);
             json_object_set_new(params, "gfn_start", json_integer((json_int_t)x));
             json_object_set_new(params, "gfn_end",
                                 json_integer((json_int_t)(dash ? hi : x)));
             break;
         }
+        case 's':
+            if (strcmp(optarg, "invalidating") && strcmp(optarg, "flushing"))
+                return die_usage("bad --state '%s' (invalidating or flushing)", optarg);
+            json_object_set_new(params, "state", json_string(optarg));
+            break;
         case 'n':
             if (parse_num(optarg, 100000000, &x) < 0 || x == 0)
-                { json_decref(params); return die_usage("bad --limit '%s'", optarg); }
-            limit = (long)x;
+                return die_usage("bad --limit '%s'", optarg);
+            *limit = (long)x;
             break;
         default:
-            { json_decref(params); return EX_USAGE; }
+            return EX_USAGE;
         }
     }
     if (optind != argc)
-        { json_decref(params); return die_usage("unexpected argument '%s'", argv[optind]); }
+        return die_usage("unexpected argument '%s'", argv[optind]);
+    return EX_OK;
+}
+
+static int
+cmd_mappings(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "domid", required_argument, NULL, 'd' },
+        { "emulator", required_argument, NULL, 'e' },
+        { "gfn", required_argument, NULL, 'g' },
+        { "limit", required_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    json_t *params = json_object(), *all, *v;
+    long limit = 0;
+    int ex;
+    size_t i;
+
+    ex = list_opts(argc, argv, "d:e:g:n:", lo, params, &limit);
+    if (ex != EX_OK) {
+        json_decref(params);
+        return ex;
+    }
     all = fetch_all("mapping.list", params, "mappings", limit, &ex);
     json_decref(params);
     if (all == NULL)
@@ -533,35 +556,15 @@ cmd_pending(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     json_t *params = json_object(), *all, *v;
-    unsigned long long x;
     long limit = 0;
-    int c, ex;
+    int ex;
     size_t i;
 
-    optind = 0;     /* GNU getopt: start afresh (new optstring) */
-    while ((c = getopt_long(argc, argv, "d:s:n:", lo, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            if (parse_num(optarg, 0x7fef, &x) < 0)
-                { json_decref(params); return die_usage("bad --domid '%s'", optarg); }
-            json_object_set_new(params, "domid", json_integer((json_int_t)x));
-            break;
-        case 's':
-            if (strcmp(optarg, "invalidating") && strcmp(optarg, "flushing"))
-                { json_decref(params); return die_usage("bad --state '%s' (invalidating or flushing)", optarg); }
-            json_object_set_new(params, "state", json_string(optarg));
-            break;
-        case 'n':
-            if (parse_num(optarg, 100000000, &x) < 0 || x == 0)
-                { json_decref(params); return die_usage("bad --limit '%s'", optarg); }
-            limit = (long)x;
-            break;
-        default:
-            { json_decref(params); return EX_USAGE; }
-        }
+    ex = list_opts(argc, argv, "d:s:n:", lo, params, &limit);
+    if (ex != EX_OK) {
+        json_decref(params);
+        return ex;
     }
-    if (optind != argc)
-        { json_decref(params); return die_usage("unexpected argument '%s'", argv[optind]); }
     all = fetch_all("page.list", params, "pages", limit, &ex);
     json_decref(params);
     if (all == NULL)
