@@ -488,6 +488,36 @@ list_opts(int argc, char **argv, const char *optstring, const struct option *lo,
     return EX_OK;
 }
 
+/*
+ * A listing subcommand's rows: its options into the request, every page
+ * fetched.  With --json the rows are printed here and NULL comes back with
+ * *ex = EX_OK; NULL with another *ex is a failure already reported.
+ */
+static json_t *
+list_fetch(int argc, char **argv, const char *optstring, const struct option *lo,
+           const char *method, const char *key, int *ex)
+{
+    json_t *params = json_object(), *all;
+    long limit = 0;
+
+    *ex = list_opts(argc, argv, optstring, lo, params, &limit);
+    if (*ex != EX_OK) {
+        json_decref(params);
+        return NULL;
+    }
+    all = fetch_all(method, params, key, limit, ex);
+    json_decref(params);
+    if (all && opt_json) {
+        json_t *o = json_pack("{s:o}", key, all);
+
+        print_json(o);
+        json_decref(o);
+        *ex = EX_OK;
+        return NULL;
+    }
+    return all;
+}
+
 static int
 cmd_mappings(int argc, char **argv)
 {
@@ -498,27 +528,13 @@ cmd_mappings(int argc, char **argv)
         { "limit", required_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
-    json_t *params = json_object(), *all, *v;
-    long limit = 0;
+    json_t *all, *v;
     int ex;
     size_t i;
 
-    ex = list_opts(argc, argv, "d:e:g:n:", lo, params, &limit);
-    if (ex != EX_OK) {
-        json_decref(params);
-        return ex;
-    }
-    all = fetch_all("mapping.list", params, "mappings", limit, &ex);
-    json_decref(params);
+    all = list_fetch(argc, argv, "d:e:g:n:", lo, "mapping.list", "mappings", &ex);
     if (all == NULL)
         return ex;
-    if (opt_json) {
-        json_t *o = json_pack("{s:o}", "mappings", all);
-
-        print_json(o);
-        json_decref(o);
-        return EX_OK;
-    }
     /* Humans get runs of consecutive gfns. */
     printf("%-11s %6s %-33s %8s\n", "EMULATOR", "DOMID", "GFNS", "PAGES");
     for (i = 0; i < json_array_size(all); ) {
@@ -555,27 +571,13 @@ cmd_pending(int argc, char **argv)
         { "limit", required_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
-    json_t *params = json_object(), *all, *v;
-    long limit = 0;
+    json_t *all, *v;
     int ex;
     size_t i;
 
-    ex = list_opts(argc, argv, "d:s:n:", lo, params, &limit);
-    if (ex != EX_OK) {
-        json_decref(params);
-        return ex;
-    }
-    all = fetch_all("page.list", params, "pages", limit, &ex);
-    json_decref(params);
+    all = list_fetch(argc, argv, "d:s:n:", lo, "page.list", "pages", &ex);
     if (all == NULL)
         return ex;
-    if (opt_json) {
-        json_t *o = json_pack("{s:o}", "pages", all);
-
-        print_json(o);
-        json_decref(o);
-        return EX_OK;
-    }
     printf("%6s %-14s %-14s %-13s %10s  %s\n", "DOMID", "GFN", "MFN", "STATE",
            "AGE-MS", "WAITING FOR");
     json_array_foreach(all, i, v) {
