@@ -45,18 +45,8 @@ start=$(date +%s)
 #    Kconfig, python3 for the compat header generators; dpkg-dev and
 #    xz-utils to fetch and unpack the source package.
 if [ "${NO_APT:-0}" != 1 ]; then
-    need=""
-    for p in build-essential bison flex python3 dpkg-dev xz-utils; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
-            grep -q 'install ok installed' || need="$need $p"
-    done
-    if [ -n "$need" ]; then
-        [ "$(id -u)" = 0 ] || die "need root to install:$need"
-        say "installing:$need"
-        apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-            --no-install-recommends $need
-    fi
+    "$repo/scripts/need-packages" build-essential bison flex python3 dpkg-dev \
+        xz-utils || die "build dependencies missing"
 fi
 
 # 2. The pristine source.

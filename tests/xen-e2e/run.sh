@@ -43,19 +43,8 @@ mkdir -p "$E2E_DIR"
 
 # 0. Packages.
 if [ "${NO_APT:-0}" != 1 ]; then
-    need=""
-    for p in qemu-system-x86 linux-image-amd64 busybox-static cpio kmod \
-             libxen-dev gcc make; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
-            grep -q 'install ok installed' || need="$need $p"
-    done
-    if [ -n "$need" ]; then
-        [ "$(id -u)" = 0 ] || die "need root to install:$need"
-        say "installing:$need"
-        apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-            --no-install-recommends $need
-    fi
+    "$srcdir/scripts/need-packages" qemu-system-x86 linux-image-amd64 \
+        busybox-static cpio kmod libxen-dev gcc make || die "packages missing"
     lap packages
 fi
 
