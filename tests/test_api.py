@@ -23,22 +23,11 @@ import sys
 import tempfile
 import time
 
-BUILD = os.path.abspath(os.environ.get("top_builddir", os.getcwd()))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from apitest import BUILD, check, finish, procs, wait_for  # noqa: E402
 SRC = os.path.abspath(os.environ.get("srcdir", os.path.join(os.path.dirname(__file__), "..")))
 SCHEMA_DIR = os.path.join(SRC, "json-api", "schema")
 
-failures = []
-passes = 0
-
-
-def check(cond, what, detail=""):
-    global passes
-    if cond:
-        passes += 1
-        print("PASS: %s" % what)
-    else:
-        failures.append(what)
-        print("FAIL: %s %s" % (what, detail))
 
 
 # ---- a tiny JSON-schema checker (the subset json-api/schema uses) ----------
@@ -174,22 +163,10 @@ def raw_err(c, data, code, what, expect_id=None):
 
 # ---- the set-up -----------------------------------------------------------------
 
-procs = []
-
-
 def start(args, log):
     p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     procs.append(p)
     return p
-
-
-def wait_for(cond, timeout=10.0, step=0.05):
-    t = time.time() + timeout
-    while time.time() < t:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def simctl(T, *args):
@@ -553,19 +530,8 @@ def main():
         check(rc == 0, "SIGTERM: iomapd exits 0", "rc %r" % rc)
         check(not os.path.exists(ctl), "SIGTERM: control socket removed")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        log.close()
-        if failures:
-            print("---- daemon and sim log (%s) ----" % T)
-            with open(os.path.join(T, "log")) as fh:
-                print(fh.read()[-6000:])
-        else:
-            subprocess.run(["rm", "-rf", T])
-    print("test_api: %d passed, %d failed" % (passes, len(failures)))
-    return 1 if failures else 0
+        exit_status = finish("test_api", T, log, "daemon and sim log", 6000)
+    return exit_status
 
 
 if __name__ == "__main__":

@@ -22,32 +22,10 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 
-BUILD = os.path.abspath(os.environ.get("top_builddir", os.getcwd()))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from apitest import BUILD, check, finish, procs, wait_for  # noqa: E402
 
-failures = []
-passes = 0
-procs = []
-
-
-def check(cond, what, detail=""):
-    global passes
-    if cond:
-        passes += 1
-        print("PASS: %s" % what)
-    else:
-        failures.append(what)
-        print("FAIL: %s %s" % (what, detail))
-
-
-def wait_for(cond, timeout=10.0, step=0.05):
-    t = time.time() + timeout
-    while time.time() < t:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def status(path):
@@ -191,19 +169,8 @@ def main():
         check(a.wait(timeout=10) == 0 and not os.path.lexists(ctl),
               "SIGTERM: the first daemon removes its socket")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        log.close()
-        if failures:
-            print("---- sim log (%s) ----" % T)
-            with open(os.path.join(T, "log")) as fh:
-                print(fh.read()[-4000:])
-        else:
-            subprocess.run(["rm", "-rf", T])
-    print("test_ctl_socket: %d passed, %d failed" % (passes, len(failures)))
-    return 1 if failures else 0
+        exit_status = finish("test_ctl_socket", T, log, "sim log", 4000)
+    return exit_status
 
 
 if __name__ == "__main__":
