@@ -6,7 +6,7 @@
  * code (daemon/) -- the balloon workloads on the simulated hypervisor of
  * shim/sim/world.c with model emulators on the real IOREQ channel.  Only
  * the daemon's own time is measured: the program is linked with
- * -Wl,--wrap=daemon_process, so every call of daemon_process() (also the
+ * -Wl,--wrap=core_process, so every call of core_process() (also the
  * ones world.c makes) is timed; time spent in the simulated hypervisor and
  * in the model emulators is not counted.
  *
@@ -35,11 +35,11 @@
 #include <unistd.h>
 
 #include "shim/ring.h"
-#include "shim/sim/world.h"
-#include "daemon/daemon.h"
-#include "daemon/baseline.h"
-#include "daemon/log.h"
-#include "daemon/tracker.h"
+#include "simhost/world.h"
+#include "daemon/core/core_priv.h"
+#include "simhost/baseline.h"
+#include "util/log.h"
+#include "daemon/core/tracker.h"
 #include "daemon/iomapd.h"
 #include "json-api/ctl.h"
 #include "policy/policy.h"
@@ -71,10 +71,10 @@ now_ns(void)
  * balloon also reports the p99 of each page's best latency over the
  * repeats, which filters that out.
  */
-/* ---- timing every daemon_process() call (--wrap) --------------------------- */
+/* ---- timing every core_process() call (--wrap) --------------------------- */
 
-int __real_daemon_process(struct daemon *d);
-int __wrap_daemon_process(struct daemon *d);
+int __real_core_process(struct core *d);
+int __wrap_core_process(struct core *d);
 
 static struct {
     uint64_t daemon_ns;         /* accumulated daemon time */
@@ -90,7 +90,7 @@ static struct {
 } bw;
 
 static void
-scan_cmds(struct daemon *d)
+scan_cmds(struct core *d)
 {
     struct iomap_ring *r = d->ring;
     uint32_t prod = __atomic_load_n(&r->hdr->cmd_prod, __ATOMIC_ACQUIRE);
@@ -117,10 +117,10 @@ scan_cmds(struct daemon *d)
 }
 
 int
-__wrap_daemon_process(struct daemon *d)
+__wrap_core_process(struct core *d)
 {
     uint64_t t0 = now_ns(), dt;
-    int n = __real_daemon_process(d);
+    int n = __real_core_process(d);
 
     dt = now_ns() - t0;
     bw.daemon_ns += dt;
@@ -135,7 +135,7 @@ __wrap_daemon_process(struct daemon *d)
 }
 
 static void
-bw_reset(struct daemon *d)
+bw_reset(struct core *d)
 {
     memset(&bw, 0, sizeof(bw));
     bw.cmd_seen = d ? __atomic_load_n(&d->ring->hdr->cmd_prod, __ATOMIC_ACQUIRE) : 0;
@@ -245,13 +245,13 @@ static struct metric M[M_COUNT] = {
 
 /* ---- a bare ring + daemon (no simulated hypervisor) for ingest --------------- */
 
-static void kick_noop(struct daemon *d) { (void)d; }
-static uint64_t clock_real(struct daemon *d) { (void)d; return now_ns(); }
+static void kick_noop(struct core *d) { (void)d; }
+static uint64_t clock_real(struct core *d) { (void)d; return now_ns(); }
 
 struct bare {
     void *mem;
     struct iomap_ring ring;
-    struct daemon d;
+    struct core d;
 };
 
 static void
@@ -265,13 +265,13 @@ bare_init(struct bare *b, uint32_t ev_slots)
     memset(b->mem, 0, len);
     if (iomap_ring_format(&b->ring, b->mem, len, ev_slots, 4096) < 0)
         fatalx("cannot format the ring");
-    daemon_init(&b->d, &b->ring, kick_noop, clock_real);
+    core_init(&b->d, &b->ring, kick_noop, clock_real);
 }
 
 static void
 bare_fini(struct bare *b)
 {
-    daemon_fini(&b->d);
+    core_fini(&b->d);
     free(b->mem);
 }
 
@@ -287,7 +287,7 @@ static double
 drain(struct bare *b, uint32_t expect)
 {
     uint64_t t0 = now_ns();
-    int n = daemon_process(&b->d);
+    int n = core_process(&b->d);
     uint64_t t1 = now_ns();
 
     if (n != (int)expect)
@@ -352,7 +352,7 @@ bench_ingest_seq(void)
                 post_or_die(&b, &ev);
             }
         tu = drain(&b, slots);
-        if (b.d.st.unmatched_unmaps || daemon_mappings(&b.d))
+        if (b.d.st.unmatched_unmaps || core_mappings(&b.d))
             fatalx("ingest_seq: books do not balance");
         if (r < 0)
             continue;           /* warm-up: leaves get allocated */
@@ -389,7 +389,7 @@ bench_ingest_rand(void)
             post_or_die(&b, &ev);
         }
         tu = drain(&b, slots);
-        if (b.d.st.unmatched_unmaps || daemon_mappings(&b.d))
+        if (b.d.st.unmatched_unmaps || core_mappings(&b.d))
             fatalx("ingest_rand: books do not balance");
         if (r < 0)
             continue;
@@ -473,7 +473,7 @@ check_world(struct world *w, const char *what)
 /*
  * 1 GiB removed in one decrease_reservation (an order-18 extent) while
  * 4 emulators each map a quarter of it; they answer at once and flushes
- * complete at once.  Daemon time from the first daemon_process() after
+ * complete at once.  Daemon time from the first core_process() after
  * the removal to the one that posted the last release.
  *
  * Twice per repeat: "cold" in a daemon that never held that many pages
@@ -732,9 +732,9 @@ mem_daemon(int layout, uint64_t n, double *heap_bpm, double *rss_bpm)
         drain(&b, m);
         done += m;
     }
-    if (daemon_mappings(&b.d) != n)
+    if (core_mappings(&b.d) != n)
         fatalx("memory: %" PRIu64 " mappings tracked, %" PRIu64 " made",
-               daemon_mappings(&b.d), n);
+               core_mappings(&b.d), n);
     *heap_bpm = (double)(heap_bytes() - h0) / (double)n;
     *rss_bpm = (double)(rss_bytes() - r0) / (double)n;
     bare_fini(&b);
@@ -994,7 +994,7 @@ iomapd_process(struct iomapd *io)
 {
     struct iomap_cmd c[64];
 
-    daemon_process(&io->d);
+    core_process(&io->d);
     while (iomap_ring_take_cmds(&api_shim, c, 64) > 0)
         ;
     ctl_flush_notes(io);
@@ -1005,7 +1005,7 @@ iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
-    daemon_set_policy(&io->d, NULL);
+    core_set_policy(&io->d, NULL);
     return 1;
 }
 
@@ -1056,7 +1056,7 @@ api_stall_child(double *v)
     io.started_ns = now_ns();
     if (iomap_ring_format(&api_shim, mem, len, slots, 4096) < 0 ||
         iomap_ring_attach(&r, mem, len, err, sizeof(err)) < 0 ||
-        daemon_init(&io.d, &r, kick_noop, clock_real) < 0)
+        core_init(&io.d, &r, kick_noop, clock_real) < 0)
         fatalx("api: cannot set up the daemon");
     io.d.backend = &io;
     if ((ctl = ctl_create(&io)) == NULL)
@@ -1077,9 +1077,9 @@ api_stall_child(double *v)
         done += m;
     }
     free(k);
-    if (daemon_mappings(&io.d) != n)
+    if (core_mappings(&io.d) != n)
         fatalx("api: %" PRIu64 " mappings tracked, %" PRIu64 " made",
-               daemon_mappings(&io.d), n);
+               core_mappings(&io.d), n);
     for (;;) {
         char req[256], *out;
         json_t *resp, *res, *nc;
@@ -1138,7 +1138,7 @@ api_stall_child(double *v)
     v[4] = wall_max;
     v[5] = t[(calls * 999) / 1000];
     ctl_fini(&io);
-    daemon_fini(&io.d);
+    core_fini(&io.d);
     free(t);
     free(mem);
 }

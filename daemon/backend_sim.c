@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/iomapd.h"
-#include "daemon/log.h"
+#include "util/log.h"
 #include "shim/sim/simhc.h"
 #include "shim/sim/simserver.h"
 
@@ -28,7 +28,7 @@ struct sim_be {
 };
 
 static void
-sim_kick_shim(struct daemon *d)
+sim_kick_shim(struct core *d)
 {
     struct sim_be *b = ((struct iomapd *)d->backend)->be_priv;
     uint64_t one = 1;

@@ -32,7 +32,7 @@
 
 #include "daemon/backend_xen.h"
 #include "daemon/iomapd.h"
-#include "daemon/log.h"
+#include "util/log.h"
 
 /* ---- the real libxen calls -------------------------------------------------- */
 
@@ -345,7 +345,7 @@ struct xen_be {
 };
 
 static void
-xen_kick_shim(struct daemon *d)
+xen_kick_shim(struct core *d)
 {
     struct xen_be *b = ((struct iomapd *)d->backend)->be_priv;
 
@@ -358,7 +358,7 @@ xen_kick_shim(struct daemon *d)
 /* Wait on the event channel, unmask, and bump the eventfd. */
 /* The policy gave up on a guest whose pages stay stuck: crash it. */
 static void
-xen_crash_guest(struct daemon *d, uint16_t domid)
+xen_crash_guest(struct core *d, uint16_t domid)
 {
     struct xen_be *b = ((struct iomapd *)d->backend)->be_priv;
 

@@ -24,7 +24,7 @@
 #include <event2/event.h>
 
 #include "daemon/iomapd.h"
-#include "daemon/log.h"
+#include "util/log.h"
 #include "ioreq/iomap-emu.h"
 
 struct emu_conn {
@@ -36,12 +36,12 @@ struct emu_conn {
 };
 
 /*
- * The policy's "kill the emulator" step (daemon_tick): the process that
+ * The policy's "kill the emulator" step (core_tick): the process that
  * registered this identity gets SIGKILL.  Its mappings are force-unmapped
  * by the caller whatever happens to it.
  */
 static void
-kill_registered(struct daemon *d, uint16_t emu_domid, uint16_t ioservid)
+kill_registered(struct core *d, uint16_t emu_domid, uint16_t ioservid)
 {
     struct emu *e = emu_get(d, emu_domid, ioservid, 0);
     struct emu_conn *c = e ? e->conn : NULL;
@@ -77,7 +77,7 @@ conn_close(struct emu_conn *c)
         }
         emu_unregister(&io->d, e);
         e->conn = NULL;
-        DAEMON_HOOK(&io->d, emu_gone, e, "closed its channel");
+        CORE_OBSERVE(&io->d, emu_gone, e, "closed its channel");
         /* Invalidates it will never answer: the shim takes those back. */
         for (uint32_t pi = io->d.inv_head; pi != PAGE_NONE; pi = io->d.pages[pi].fl_next) {
             const struct page *p = &io->d.pages[pi];

@@ -23,7 +23,7 @@
 #endif
 
 #include "daemon/iomapd.h"
-#include "daemon/log.h"
+#include "util/log.h"
 #include "json-api/ctl.h"
 #include "policy/policy.h"
 
@@ -39,7 +39,7 @@ iomapd_now_ns(void)
 }
 
 static uint64_t
-daemon_clock(struct daemon *d)
+daemon_clock(struct core *d)
 {
     (void)d;
     return iomapd_now_ns();
@@ -67,7 +67,7 @@ notify_status(struct iomapd *io)
 {
     notify("STATUS=%s: %u domains, %u emulators, %llu pages in flight, "
            "%llu released", io->stopping ? "draining" : "running",
-           daemon_domains(&io->d), daemon_emulators(&io->d),
+           core_domains(&io->d), core_emulators(&io->d),
            (unsigned long long)(io->d.n_invalidating + io->d.n_flushing),
            (unsigned long long)io->d.st.pages_released);
 }
@@ -75,7 +75,7 @@ notify_status(struct iomapd *io)
 void
 iomapd_process(struct iomapd *io)
 {
-    if (daemon_process(&io->d) < 0)
+    if (core_process(&io->d) < 0)
         fatalx("the shim's event ring is corrupt: refusing to guess what it "
                "holds (restart iomapd to resynchronise)");
     ctl_flush_notes(io);
@@ -98,7 +98,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     struct iomapd *io = arg;
     uint64_t now = iomapd_now_ns();
 
-    daemon_tick(&io->d);        /* the policy's timeouts */
+    core_tick(&io->d);        /* the policy's timeouts */
     iomapd_process(io);
     ctl_tick(io);
     /* The watchdog is fed from the loop: a stuck loop gets restarted. */
@@ -129,7 +129,7 @@ iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
     struct policy *p = NULL;
 
     if (access(io->opt.config, F_OK) < 0 && errno == ENOENT) {
-        daemon_set_policy(&io->d, NULL);
+        core_set_policy(&io->d, NULL);
         log_info("policy: no %s: built-in defaults", io->opt.config);
         return 1;
     }
@@ -137,7 +137,7 @@ iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
         snprintf(err, errlen, "%s", buf);
         return -1;
     }
-    daemon_set_policy(&io->d, p);
+    core_set_policy(&io->d, p);
     log_info("policy loaded from %s", io->opt.config);
     return 0;
 }
@@ -324,7 +324,7 @@ main(int argc, char **argv)
     log_init("iomapd", io->opt.log_level);
     signal(SIGPIPE, SIG_IGN);
 
-    daemon_init(&io->d, NULL, NULL, daemon_clock);
+    core_init(&io->d, NULL, NULL, daemon_clock);
     io->d.backend = io;
     io->started_ns = iomapd_now_ns();
     io->base = event_base_new();
@@ -361,7 +361,7 @@ main(int argc, char **argv)
         event_add(sigs[i], NULL);
     }
     /* Whatever happened before we came up, the dump tells. */
-    daemon_resync(&io->d);
+    core_resync(&io->d);
     iomapd_process(io);
     log_info("iomapd %s running: backend %s, emulators on %s, control on %s",
              PACKAGE_VERSION, io->be->name, io->opt.emu_socket, io->opt.ctl_socket);
@@ -389,7 +389,7 @@ main(int argc, char **argv)
     log_info("stopped: %llu pages released, %llu in flight left to the shim",
              (unsigned long long)io->d.st.pages_released,
              (unsigned long long)(io->d.n_invalidating + io->d.n_flushing));
-    daemon_fini(&io->d);
+    core_fini(&io->d);
     io->be->close(io);
     event_base_free(io->base);
     return 0;

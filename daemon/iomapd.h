@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The iomapd process: its event loop, its backend and its sockets, around
- * the books of daemon/daemon.h.
+ * the books of daemon/core/core_priv.h.
  */
 #ifndef IOMAPD_H
 #define IOMAPD_H
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "daemon/daemon.h"
+#include "daemon/core/core_priv.h"
 
 struct event_base;
 struct event;
@@ -38,7 +38,7 @@ struct iomapd_opts {
 struct iomapd {
     struct iomapd_opts      opt;
     struct event_base      *base;
-    struct daemon           d;
+    struct core           d;
     const struct iomapd_backend *be;
     void                   *be_priv;
     int                     notify_fd;  /* shim -> daemon kick, or -1 */

@@ -21,7 +21,7 @@
  *     of "result" and "error"; an error has an integer code that is a
  *     standard one or in a documented application range, and a message;
  *   - a response's non-null id is the request's id;
- *   - the daemon's books stay consistent (daemon_process never fails).
+ *   - the daemon's books stay consistent (core_process never fails).
  * A breach aborts (a crash for libFuzzer).  Built with -fsanitize=fuzzer
  * by fuzz/run.sh, replayed over fuzz/corpus/rpc by `make check`.
  */
@@ -34,9 +34,9 @@
 
 #include <jansson.h>
 
-#include "daemon/daemon.h"
+#include "daemon/core/core_priv.h"
 #include "daemon/iomapd.h"
-#include "daemon/log.h"
+#include "util/log.h"
 #include "json-api/ctl.h"
 #include "policy/policy.h"
 #include "shim/ring.h"
@@ -77,7 +77,7 @@ drain_cmds(void)
 void
 iomapd_process(struct iomapd *io)
 {
-    if (daemon_process(&io->d) < 0)
+    if (core_process(&io->d) < 0)
         abort();                /* the ring is ours and well-formed */
     drain_cmds();
     ctl_flush_notes(io);
@@ -101,28 +101,28 @@ iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
     struct policy *p = NULL;
 
     if (t == NULL) {
-        daemon_set_policy(&io->d, NULL);
+        core_set_policy(&io->d, NULL);
         return 1;
     }
     if (policy_parse_string(t, &p, buf) < 0) {
         snprintf(err, errlen, "%s: %s", io->opt.config, buf);
         return -1;
     }
-    daemon_set_policy(&io->d, p);
+    core_set_policy(&io->d, p);
     return 0;
 }
 
 /* ---- the books -------------------------------------------------------------- */
 
 static uint64_t
-clock_fn(struct daemon *d)
+clock_fn(struct core *d)
 {
     (void)d;
     return fake_now;
 }
 
 static void
-kick_fn(struct daemon *d)
+kick_fn(struct core *d)
 {
     (void)d;
 }
@@ -280,7 +280,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     io.started_ns = fake_now;
     if (iomap_ring_format(&shim, mem, len, EV_SLOTS, CMD_SLOTS) < 0 ||
         iomap_ring_attach(&r, mem, len, err, sizeof(err)) < 0 ||
-        daemon_init(&io.d, &r, kick_fn, clock_fn) < 0)
+        core_init(&io.d, &r, kick_fn, clock_fn) < 0)
         abort();
     io.d.backend = &io;
     ctl = ctl_create(&io);
@@ -305,12 +305,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ctl->dropped_clients != 0)
             abort();            /* the caller would have been hung up on */
         fake_now += 100000000ull;
-        daemon_tick(&io.d);
+        core_tick(&io.d);
         iomapd_process(&io);
         ctl_tick(&io);
         p += n + 1;
     }
     ctl_fini(&io);
-    daemon_fini(&io.d);
+    core_fini(&io.d);
     return 0;
 }

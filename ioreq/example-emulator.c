@@ -27,7 +27,7 @@
 
 #include "ioreq/iomap-emu.h"
 #include "shim/sim/simhc.h"
-#include "daemon/hmap.h"
+#include "util/hmap.h"
 
 static volatile sig_atomic_t stop;
 static struct hmap mapped;          /* gfn -> 1; this example uses bfn = gfn */

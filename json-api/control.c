@@ -39,7 +39,7 @@
 #endif
 
 #include "daemon/iomapd.h"
-#include "daemon/log.h"
+#include "util/log.h"
 #include "json-api/ctl.h"
 
 static void client_close(struct ctl_client *c, const char *why);
@@ -751,7 +751,7 @@ hook_timeout(void *arg, const struct emu *e, uint16_t domid, uint64_t gfn,
     ctl_notify(ctl, NOTE_PAGE_TIMEOUT, "page.timeout", p);
 }
 
-static const struct daemon_hooks ctl_hooks = {
+static const struct core_hooks ctl_hooks = {
     .page_released = hook_page_released,
     .emu_gone = hook_emu_gone,
     .timeout = hook_timeout,

@@ -19,7 +19,7 @@
 #include <event2/event.h>
 
 #include "daemon/iomapd.h"
-#include "daemon/log.h"
+#include "util/log.h"
 #include "json-api/ctl.h"
 #include "policy/policy.h"
 
@@ -142,7 +142,7 @@ static int
 m_status(struct ctl_call *call, json_t *params, json_t **result)
 {
     struct iomapd *io = call->ctl->io;
-    const struct daemon *d = &io->d;
+    const struct core *d = &io->d;
 
     *result = json_pack("{s:s, s:s, s:f, s:s, s:b, s:i, s:i, s:I, "
                         "s:{s:I, s:I, s:I, s:I}, s:i}",
@@ -151,9 +151,9 @@ m_status(struct ctl_call *call, json_t *params, json_t **result)
                         "uptime_s", (double)(iomapd_now_ns() - io->started_ns) / 1e9,
                         "backend", io->be ? io->be->name : "none",
                         "resyncing", d->resync != RS_NONE,
-                        "domains", (int)daemon_domains(d),
-                        "emulators", (int)daemon_emulators(d),
-                        "mappings", (json_int_t)daemon_mappings(d),
+                        "domains", (int)core_domains(d),
+                        "emulators", (int)core_emulators(d),
+                        "mappings", (json_int_t)core_mappings(d),
                         "pages",
                         "invalidating", (json_int_t)d->n_invalidating,
                         "flushing", (json_int_t)d->n_flushing,
@@ -168,7 +168,7 @@ m_status(struct ctl_call *call, json_t *params, json_t **result)
 static int
 m_domain_list(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct daemon *d = &call->ctl->io->d;
+    const struct core *d = &call->ctl->io->d;
     json_t *a = json_array();
 
     for (uint32_t i = 0; a && i < IOMAPD_MAX_DOMID; i++) {
@@ -196,7 +196,7 @@ m_domain_list(struct ctl_call *call, json_t *params, json_t **result)
 static int
 m_emulator_list(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct daemon *d = &call->ctl->io->d;
+    const struct core *d = &call->ctl->io->d;
     json_t *a = json_array();
 
     for (uint32_t i = 0; a && i < d->nemus; i++) {
@@ -255,7 +255,7 @@ parse_cursor_m(const char *s, uint32_t *slot, uint32_t *domid, uint64_t *gfn)
 static int
 m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct daemon *d = &call->ctl->io->d;
+    const struct core *d = &call->ctl->io->d;
     uint64_t domid = 0, limit = CTL_DEFAULT_LIMIT, gfn_lo = 0, gfn_hi = UINT64_MAX - 1;
     uint16_t edom = 0, eserv = 0;
     int have_dom, have_emu, err = 0;
@@ -341,7 +341,7 @@ done:
 static int
 m_page_list(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct daemon *d = &call->ctl->io->d;
+    const struct core *d = &call->ctl->io->d;
     uint64_t now = iomapd_now_ns();
     uint64_t domid = 0, limit = CTL_DEFAULT_LIMIT, pos = 0;
     int have_dom, want = 0, err = 0;
@@ -421,7 +421,7 @@ m_page_list(struct ctl_call *call, json_t *params, json_t **result)
 
 /* Upper bound (ns) of the log2 bucket holding quantile q; capped by max. */
 static uint64_t
-lat_quantile(const struct daemon_stats *st, double q)
+lat_quantile(const struct core_stats *st, double q)
 {
     uint64_t want, cum = 0;
 
@@ -452,7 +452,7 @@ static int
 m_stats(struct ctl_call *call, json_t *params, json_t **result)
 {
     const struct ctl *ctl = call->ctl;
-    const struct daemon_stats *st = &ctl->io->d.st;
+    const struct core_stats *st = &ctl->io->d.st;
     json_t *c = json_object(), *h = json_array();
 
 #define X(f) json_object_set_new(c, #f, json_integer((json_int_t)st->f));
@@ -530,8 +530,8 @@ static int
 m_metrics(struct ctl_call *call, json_t *params, json_t **result)
 {
     const struct iomapd *io = call->ctl->io;
-    const struct daemon *d = &io->d;
-    const struct daemon_stats *st = &d->st;
+    const struct core *d = &io->d;
+    const struct core_stats *st = &d->st;
     struct sbuf b = { 0 };
     uint64_t cum = 0;
     int top = -1;
@@ -540,9 +540,9 @@ m_metrics(struct ctl_call *call, json_t *params, json_t **result)
     COUNTERS(X)
 #undef X
     prom(&b, "domains", "gauge", "Domains with mappings or pages in flight.",
-         daemon_domains(d));
-    prom(&b, "emulators", "gauge", "Emulators known to the daemon.", daemon_emulators(d));
-    prom(&b, "mappings", "gauge", "Emulator mappings of guest pages.", daemon_mappings(d));
+         core_domains(d));
+    prom(&b, "emulators", "gauge", "Emulators known to the daemon.", core_emulators(d));
+    prom(&b, "mappings", "gauge", "Emulator mappings of guest pages.", core_mappings(d));
     sb_printf(&b, "# HELP iomapd_pages Removed pages not yet released, by state.\n"
               "# TYPE iomapd_pages gauge\n"
               "iomapd_pages{state=\"invalidating\"} %" PRIu64 "\n"
@@ -642,7 +642,7 @@ drain_step(struct ctl_drain *dr)
 
         log_warnx("drain of emulator %u:%u: %llu pages still held at the deadline: "
                   "force-unmapping", e->emu_domid, e->ioservid, (unsigned long long)held);
-        DAEMON_HOOK(&io->d, timeout, e, IOMAP_DOMID_ANY, 0, "drain deadline");
+        CORE_OBSERVE(&io->d, timeout, e, IOMAP_DOMID_ANY, 0, "drain deadline");
         emu_force_unmap_all(&io->d, e);
         e->forced_unmaps += held;
         iomapd_process(io);

@@ -19,9 +19,9 @@
 
 #include <CUnit/Basic.h>
 
-#include "shim/sim/world.h"
-#include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "simhost/world.h"
+#include "daemon/core/core_priv.h"
+#include "util/log.h"
 #include "policy/policy.h"
 
 #define US UINT64_C(1000)
@@ -188,7 +188,7 @@ test_emu_never_answers(void)
     p->inval.nsteps = 2;
     p->inval.steps[0] = POLICY_ACT_LOG;
     p->inval.steps[1] = POLICY_ACT_FORCE_UNMAP;
-    daemon_set_policy(&W.d, p);
+    core_set_policy(&W.d, p);
     a = add_emu(0, 1, 10 * US, 1, 0);
     b = add_emu(0, 2, 10 * US, 2, 0);
     W.emus[a].misbehave = ME_IGNORE_INVALIDATES;
@@ -221,7 +221,7 @@ test_emu_never_answers(void)
 static unsigned kills, crashes;
 
 static void
-kill_hook(struct daemon *d, uint16_t emu_domid, uint16_t ioservid)
+kill_hook(struct core *d, uint16_t emu_domid, uint16_t ioservid)
 {
     struct world *w = d->backend;
     int i = sim_emu_find(&w->sim, emu_domid, ioservid);
@@ -232,7 +232,7 @@ kill_hook(struct daemon *d, uint16_t emu_domid, uint16_t ioservid)
 }
 
 static void
-crash_hook(struct daemon *d, uint16_t domid)
+crash_hook(struct core *d, uint16_t domid)
 {
     (void)d;
     (void)domid;
@@ -251,7 +251,7 @@ test_escalation_kill(void)
     p->inval.steps[0] = POLICY_ACT_LOG;
     p->inval.steps[1] = POLICY_ACT_KILL_EMULATOR;
     p->inval.steps[2] = POLICY_ACT_CRASH_GUEST;
-    daemon_set_policy(&W.d, p);
+    core_set_policy(&W.d, p);
     W.d.kill_emulator = kill_hook;
     W.d.crash_guest = crash_hook;
     kills = crashes = 0;
@@ -337,7 +337,7 @@ test_flush_stuck(void)
     p->flush.nsteps = 2;
     p->flush.steps[0] = POLICY_ACT_LOG;
     p->flush.steps[1] = POLICY_ACT_FLUSH;
-    daemon_set_policy(&W.d, p);
+    core_set_policy(&W.d, p);
     a = add_emu(0, 1, 10 * US, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 256), 256);
     world_settle(&W);
@@ -599,7 +599,7 @@ test_unmatched_unmap_event(void)
     inject(&ev);
     world_settle(&W);
     CU_ASSERT_EQUAL(W.d.st.unmatched_unmaps - un0, 8);
-    CU_ASSERT_EQUAL(daemon_mappings(&W.d), 64);
+    CU_ASSERT_EQUAL(core_mappings(&W.d), 64);
     CHECK_SAFE();
     report("unmatched-unmap");
     world_fini(&W);
@@ -616,7 +616,7 @@ test_flood_quota(void)
     CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
     p->max_maps_per_emu = 1000;
     p->max_maps_per_dom = 1500;
-    daemon_set_policy(&W.d, p);
+    core_set_policy(&W.d, p);
     a = add_emu(0, 1, 10 * US, 1, 0);       /* the flooder */
     b = add_emu(0, 2, 10 * US, 1, 2);
     CU_ASSERT_EQUAL(world_map(&W, b, 2, 0, 512), 512);

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "tests/cunit_main.h"
-#include "shim/sim/world.h"
-#include "daemon/log.h"
+#include "simhost/world.h"
+#include "util/log.h"
 
 #define US 1000ull
 #define MS 1000000ull
@@ -52,7 +52,7 @@ test_one_page(void)
     CU_ASSERT_EQUAL(world_map(&w, 0, 1, 100, 1), 1);
     CU_ASSERT_EQUAL(world_map(&w, 1, 2, 100, 1), 1);   /* same gfn, other guest */
     world_settle(&w);
-    CU_ASSERT_EQUAL(daemon_mappings(&w.d), 2);
+    CU_ASSERT_EQUAL(core_mappings(&w.d), 2);
 
     CU_ASSERT_EQUAL(sim_decrease_reservation(&w.sim, 1, 100, 0), 1);
     world_settle(&w);

@@ -14,9 +14,9 @@
 
 #include <CUnit/Basic.h>
 
-#include "shim/sim/world.h"
-#include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "simhost/world.h"
+#include "daemon/core/core_priv.h"
+#include "util/log.h"
 #include "policy/policy.h"
 
 #define US UINT64_C(1000)
@@ -132,7 +132,7 @@ test_load_file_and_reload(void)
     char path[] = "/tmp/iomapd-policy-XXXXXX";
     char err[POLICY_ERRLEN];
     struct policy *p = NULL, *keep;
-    struct daemon d;
+    struct core d;
     FILE *f;
     int fd = mkstemp(path);
 
@@ -145,7 +145,7 @@ test_load_file_and_reload(void)
     /* The daemon swaps in the new policy as a whole. */
     memset(&d, 0, sizeof(d));
     d.policy = policy_default();
-    CU_ASSERT_EQUAL(daemon_set_policy(&d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(&d, p), 0);
     CU_ASSERT(d.policy == p);
     /* A bad file: the old policy stays, and the error names file and line. */
     f = fopen(path, "w");
@@ -161,7 +161,7 @@ test_load_file_and_reload(void)
     unlink(path);
     CU_ASSERT_EQUAL(policy_load(path, &p, err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot read"));
-    CU_ASSERT_EQUAL(daemon_set_policy(&d, NULL), 0);   /* back to built-in */
+    CU_ASSERT_EQUAL(core_set_policy(&d, NULL), 0);   /* back to built-in */
     CU_ASSERT_STRING_EQUAL(d.policy->source, "built-in");
     policy_free(d.policy);
 }
@@ -182,7 +182,7 @@ test_enforce(void)
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 3, 1024) == 0);
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(good, &p, err), 0);
-    CU_ASSERT_EQUAL(daemon_set_policy(&W.d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(&W.d, p), 0);
     a = world_add_emu(&W, 0, 1, 0, 10 * US);
     b = world_add_emu(&W, 0, 2, 0, 10 * US);
     c = world_add_emu(&W, 0, 3, 0, 10 * US);      /* in no rule */
@@ -276,7 +276,7 @@ test_recheck_on_reload(void)
 
     /* Reload: a may map d1 only, b nothing; 0x800-0x80f of d1 reserved. */
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
-    CU_ASSERT_EQUAL(daemon_set_policy(&W.d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(&W.d, p), 0);
     world_settle(&W);
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0, 64), 64);           /* allowed: kept */
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x7f0, 0x800), 16);    /* allowed: kept */
@@ -291,7 +291,7 @@ test_recheck_on_reload(void)
     /* The same policy again changes nothing. */
     p = NULL;
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
-    CU_ASSERT_EQUAL(daemon_set_policy(&W.d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(&W.d, p), 0);
     world_settle(&W);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 80);
     CU_ASSERT_EQUAL(W.d.st.policy_denials, 32 + 16);
@@ -321,7 +321,7 @@ test_recheck_after_resync(void)
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 1, 4096) == 0);
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
-    CU_ASSERT_EQUAL(daemon_set_policy(&W.d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(&W.d, p), 0);
     a = world_add_emu(&W, 0, 1, 0, 10 * US);
     c = world_add_emu(&W, 0, 3, 0, 10 * US);      /* in no rule */
     world_emu_serves(&W, a, 1);

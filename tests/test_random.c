@@ -28,8 +28,8 @@
 #include <time.h>
 
 #include "tests/cunit_main.h"
-#include "shim/sim/world.h"
-#include "daemon/log.h"
+#include "simhost/world.h"
+#include "util/log.h"
 
 #define US 1000ull
 

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "tests/cunit_main.h"
-#include "daemon/tracker.h"
-#include "daemon/hmap.h"
+#include "daemon/core/tracker.h"
+#include "util/hmap.h"
 
 static void
 test_basic(void)

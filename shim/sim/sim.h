@@ -25,7 +25,7 @@
 
 #include "iomap.h"
 #include "shim/ring.h"
-#include "daemon/hmap.h"
+#include "util/hmap.h"
 
 #define SIM_MAX_DOMAINS  64
 #define SIM_MAX_EMUS     64

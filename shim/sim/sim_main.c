@@ -30,7 +30,7 @@
 #include "shim/sim/sim.h"
 #include "shim/sim/simhc.h"
 #include "shim/sim/simserver.h"
-#include "daemon/log.h"
+#include "util/log.h"
 
 static struct sim sim;
 static struct event_base *base;

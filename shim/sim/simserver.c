@@ -21,7 +21,7 @@
 #include <event2/event.h>
 
 #include "shim/sim/simserver.h"
-#include "daemon/log.h"
+#include "util/log.h"
 
 struct hc_conn {
     struct simserver *ss;

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "daemon/core/core_priv.h"
+#include "util/log.h"
 
 struct emu *
-emu_get(struct daemon *d, uint16_t emu_domid, uint16_t ioservid, int create)
+emu_get(struct core *d, uint16_t emu_domid, uint16_t ioservid, int create)
 {
     struct emu *e;
     uint32_t slot = UINT32_MAX;
@@ -52,7 +52,7 @@ emu_get(struct daemon *d, uint16_t emu_domid, uint16_t ioservid, int create)
 }
 
 int
-emu_register(struct daemon *d, struct emu *e, uint32_t caps, int with_fds)
+emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds)
 {
     int rc;
 
@@ -82,7 +82,7 @@ emu_register(struct daemon *d, struct emu *e, uint32_t caps, int with_fds)
  * (emu_queue_invalidate without a channel).
  */
 void
-emu_unregister(struct daemon *d, struct emu *e)
+emu_unregister(struct core *d, struct emu *e)
 {
     if (!e->has_chan)
         return;
@@ -104,7 +104,7 @@ emu_unregister(struct daemon *d, struct emu *e)
 }
 
 void
-emu_force_unmap_gfn(struct daemon *d, struct emu *e, uint16_t domid,
+emu_force_unmap_gfn(struct core *d, struct emu *e, uint16_t domid,
                     uint64_t gfn, uint32_t nr)
 {
     struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = domid,
@@ -123,7 +123,7 @@ emu_force_unmap_gfn(struct daemon *d, struct emu *e, uint16_t domid,
 }
 
 void
-emu_queue_invalidate(struct daemon *d, struct emu *e, uint16_t domid,
+emu_queue_invalidate(struct core *d, struct emu *e, uint16_t domid,
                      uint64_t gfn)
 {
     struct range *last;
@@ -166,7 +166,7 @@ emu_queue_invalidate(struct daemon *d, struct emu *e, uint16_t domid,
 }
 
 void
-emu_send_ioreqs(struct daemon *d)
+emu_send_ioreqs(struct core *d)
 {
     for (uint32_t i = 0; i < d->nemus; i++) {
         struct emu *e = d->emus[i];
@@ -204,7 +204,7 @@ emu_send_ioreqs(struct daemon *d)
  * was asked to drop is force-unmapped (it said done, the shim disagrees).
  */
 static void
-on_answer(struct daemon *d, struct emu *e, const struct iomap_ioreq *req)
+on_answer(struct core *d, struct emu *e, const struct iomap_ioreq *req)
 {
     e->answers++;
     if (req->type == IOMAP_IOREQ_TYPE_INVALIDATE_PAGE) {
@@ -253,7 +253,7 @@ on_answer(struct daemon *d, struct emu *e, const struct iomap_ioreq *req)
 }
 
 struct collect_ctx {
-    struct daemon *d;
+    struct core *d;
     uint16_t       emu;
 };
 
@@ -261,7 +261,7 @@ static void
 collect(void *arg, const struct iomap_ioreq *req)
 {
     struct collect_ctx *cc = arg;
-    struct daemon *d = cc->d;
+    struct core *d = cc->d;
 
     if (d->ans_len == d->ans_cap) {
         uint32_t ncap = d->ans_cap ? d->ans_cap * 2 : 64;
@@ -283,7 +283,7 @@ collect(void *arg, const struct iomap_ioreq *req)
  * every unmap it did is applied by the time its answer is looked at.
  */
 void
-emu_collect(struct daemon *d)
+emu_collect(struct core *d)
 {
     for (uint32_t i = 0; i < d->nemus; i++) {
         struct emu *e = d->emus[i];
@@ -297,7 +297,7 @@ emu_collect(struct daemon *d)
 }
 
 void
-emu_judge(struct daemon *d)
+emu_judge(struct core *d)
 {
     for (uint32_t i = 0; i < d->ans_len; i++) {
         struct emu *e = d->emus[d->ans[i].emu];
@@ -309,7 +309,7 @@ emu_judge(struct daemon *d)
 }
 
 void
-emu_force_unmap_all(struct daemon *d, struct emu *e)
+emu_force_unmap_all(struct core *d, struct emu *e)
 {
     struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .flags = IOMAP_F_ALL,
                            .domid = IOMAP_DOMID_ANY, .emu_domid = e->emu_domid,

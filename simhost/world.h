@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "shim/sim/sim.h"
-#include "daemon/daemon.h"
+#include "daemon/core/core_priv.h"
 #include "ioreq/iomap-emu.h"
 
 #define WORLD_MAX_EMUS    8
@@ -46,7 +46,7 @@ struct model_emu {
 
 struct world {
     struct sim    sim;
-    struct daemon d;
+    struct core d;
     uint64_t      now;
     struct model_emu emus[WORLD_MAX_EMUS];
     int           nemus;

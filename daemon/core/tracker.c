@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/tracker.h"
+#include "daemon/core/tracker.h"
 
 #define TOP_SHIFT (FSET_LEAF_BITS + FSET_L2_BITS)
 #define L2_MASK   ((1u << FSET_L2_BITS) - 1)

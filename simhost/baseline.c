@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/baseline.h"
-#include "daemon/hmap.h"
+#include "simhost/baseline.h"
+#include "util/hmap.h"
 
 int
 trace_add(struct trace *t, uint8_t op, uint64_t t_ns, uint8_t emu,

@@ -20,9 +20,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "shim/sim/world.h"
-#include "daemon/baseline.h"
-#include "daemon/log.h"
+#include "simhost/world.h"
+#include "simhost/baseline.h"
+#include "util/log.h"
 
 #define MS        UINT64_C(1000000)
 #define US        UINT64_C(1000)
@@ -71,7 +71,7 @@ balloon(struct world *w, uint16_t domid, uint64_t gfn, unsigned order)
 }
 
 static uint64_t
-percentile_ns(const struct daemon_stats *st, double p)
+percentile_ns(const struct core_stats *st, double p)
 {
     uint64_t want = (uint64_t)(p * (double)st->lat_count), seen = 0;
 

@@ -22,8 +22,8 @@
 #include "iomap.h"
 #include "shim/ring.h"
 #include "ioreq/channel.h"
-#include "daemon/hmap.h"
-#include "daemon/tracker.h"
+#include "util/hmap.h"
+#include "daemon/core/tracker.h"
 
 #define IOMAPD_MAX_DOMID     0x7ff0     /* DOMID_FIRST_RESERVED */
 #define IOMAPD_MAX_EMUS      1024
@@ -53,7 +53,7 @@ struct page {
     uint8_t  state;
     uint8_t  nholders;
     uint8_t  resync_new;    /* created by a dump chunk, not yet evaluated */
-    uint8_t  esc;           /* policy escalation steps taken (daemon_tick) */
+    uint8_t  esc;           /* policy escalation steps taken (core_tick) */
     uint8_t  pad[2];
     struct holder h[IOMAPD_INLINE_HOLDERS];
     struct holder *more;    /* holders beyond the inline ones (rare) */
@@ -74,12 +74,12 @@ struct emu_map {
 
 /*
  * The pages in flight of one domain, indexed by gfn: a radix like the
- * tracker's (daemon/tracker.h), so that consecutive gfns share a leaf.
+ * tracker's (daemon/core/tracker.h), so that consecutive gfns share a leaf.
  *   top     hmap: gfn >> 21 -> index in l2v        (one per 8 GiB of gfns)
  *   L2      4096 pointers -> leaf                  (32 KiB)
  *   leaf    512 page indexes (PAGE_NONE if none)   (2 KiB per 2 MiB of gfns)
  * A slot holds the first page of the gfn's chain (struct page.next).
- * Empty leaves go to a stash in struct daemon, to be reused warm.
+ * Empty leaves go to a stash in struct core, to be reused warm.
  */
 #define PIDX_LEAF_BITS  9
 #define PIDX_L2_BITS    12
@@ -131,7 +131,7 @@ struct emu {
     void     *conn;             /* registration connection, if any */
 };
 
-struct daemon_stats {
+struct core_stats {
     uint64_t events, event_batches, unknown_events, bad_events;
     uint64_t maps, unmaps, unmatched_unmaps;
     uint64_t pages_removed, pages_released, invalidates_sent;
@@ -139,7 +139,7 @@ struct daemon_stats {
     uint64_t release_cmds, cmd_errors, overflows, resyncs;
     uint64_t lat_count, lat_sum_ns, lat_max_ns;
     uint64_t lat_hist[64];      /* log2 buckets of removed -> released ns */
-    /* Policy (policy/policy.h) and its timeouts (daemon_tick). */
+    /* Policy (policy/policy.h) and its timeouts (core_tick). */
     uint64_t policy_denials, rmrr_maps, readonly_denials, quota_denials;
     uint64_t pending_quota_forced;
     uint64_t timeouts_invalidating, timeouts_flushing, devices_broken;
@@ -151,39 +151,39 @@ struct answer {
     struct iomap_ioreq req;
 };
 
-struct daemon;
+struct core;
 struct policy;
-typedef void daemon_kick_fn(struct daemon *d);
-typedef uint64_t daemon_clock_fn(struct daemon *d);
+typedef void core_kick_fn(struct core *d);
+typedef uint64_t core_clock_fn(struct core *d);
 
 /*
  * Observers of the lifecycle (the control socket's subscriptions).  Each
  * may be NULL; they are called on the loop thread and must not call back
  * into the books.
  */
-struct daemon_hooks {
+struct core_hooks {
     void (*page_released)(void *arg, uint16_t domid, uint64_t gfn,
                           uint64_t mfn, uint64_t lat_ns);
     void (*emu_gone)(void *arg, const struct emu *e, const char *why);
     void (*timeout)(void *arg, const struct emu *e, uint16_t domid,
                     uint64_t gfn, const char *what);
 };
-#define DAEMON_HOOK(d, fn, ...) \
+#define CORE_OBSERVE(d, fn, ...) \
     do { if ((d)->hooks && (d)->hooks->fn) (d)->hooks->fn((d)->hooks_arg, __VA_ARGS__); } while (0)
 /* Escalation hooks of the policy (kill-emulator, crash-guest steps). */
-typedef void daemon_kill_emu_fn(struct daemon *d, uint16_t emu_domid,
+typedef void core_kill_emu_fn(struct core *d, uint16_t emu_domid,
                                 uint16_t ioservid);
-typedef void daemon_crash_guest_fn(struct daemon *d, uint16_t domid);
+typedef void core_crash_guest_fn(struct core *d, uint16_t domid);
 
-struct daemon {
+struct core {
     struct iomap_ring *ring;
-    daemon_kick_fn    *kick_shim;   /* notify the shim of new commands */
-    daemon_clock_fn   *clock;       /* ns; monotonic */
+    core_kick_fn    *kick_shim;   /* notify the shim of new commands */
+    core_clock_fn   *clock;       /* ns; monotonic */
     void              *backend;     /* backend private */
-    /* The policy in force (owned; never NULL after daemon_init). */
+    /* The policy in force (owned; never NULL after core_init). */
     struct policy     *policy;
-    daemon_kill_emu_fn *kill_emulator;      /* optional */
-    daemon_crash_guest_fn *crash_guest;     /* optional */
+    core_kill_emu_fn *kill_emulator;      /* optional */
+    core_crash_guest_fn *crash_guest;     /* optional */
     uint64_t           next_tick;   /* daemon clock of the next page scan */
     uint32_t           broken_seq;  /* highest flush reported as stuck */
 
@@ -209,7 +209,7 @@ struct daemon {
     uint32_t           max_queued, max_done;
     /*
      * The clock read once per batch of work (events, releases) while
-     * daemon_process() runs (now_valid), instead of once per page.
+     * core_process() runs (now_valid), instead of once per page.
      */
     uint64_t           now_ns;
     int                now_valid;
@@ -232,99 +232,99 @@ struct daemon {
     uint32_t          *rs_new;      /* pages of the current dump chunk */
     uint32_t           rs_nnew, rs_capnew;
 
-    struct daemon_stats st;
+    struct core_stats st;
 
-    const struct daemon_hooks *hooks;
+    const struct core_hooks *hooks;
     void              *hooks_arg;
 };
 
-int   daemon_init(struct daemon *d, struct iomap_ring *ring,
-                  daemon_kick_fn *kick, daemon_clock_fn *clock);
-void  daemon_fini(struct daemon *d);
+int   core_init(struct core *d, struct iomap_ring *ring,
+                  core_kick_fn *kick, core_clock_fn *clock);
+void  core_fini(struct core *d);
 /*
  * Take every event on the ring, apply it, reap answered ioreqs, send what
  * is due (ioreqs, commands).  Returns the number of events or -EPROTO if
  * the ring is broken.
  */
-int   daemon_process(struct daemon *d);
-/* d->clock(d), or the reading of the current batch inside daemon_process(). */
+int   core_process(struct core *d);
+/* d->clock(d), or the reading of the current batch inside core_process(). */
 static inline uint64_t
-daemon_now(struct daemon *d)
+core_now(struct core *d)
 {
     return d->now_valid ? d->now_ns : d->clock(d);
 }
 /* Start a resync (at start-up, after an overflow). */
-void  daemon_resync(struct daemon *d);
+void  core_resync(struct core *d);
 /*
  * Replace the policy (atomically, from the event loop's point of view) and
  * free the old one; the daemon owns p from now on.  NULL: built-in default.
  */
-int   daemon_set_policy(struct daemon *d, struct policy *p);
+int   core_set_policy(struct core *d, struct policy *p);
 /*
  * Periodic: check the ages of pages in flight against the policy's
  * timeouts and take the escalation steps due.  Call it from the event loop
  * (every 100 ms or so); cheap when nothing is in flight.  Returns the
  * number of steps taken.
  */
-int   daemon_tick(struct daemon *d);
+int   core_tick(struct core *d);
 /*
  * Existing mappings against the policy's map rules (daemon/tick.c): what
  * it forbids is force-unmapped and counted as for a new map.  Called by
- * daemon_set_policy() and at the end of a resync; returns gfns forced.
+ * core_set_policy() and at the end of a resync; returns gfns forced.
  */
-uint64_t daemon_recheck_policy(struct daemon *d);
+uint64_t core_recheck_policy(struct core *d);
 
 /* Emulators (daemon/emu.c). */
-struct emu *emu_get(struct daemon *d, uint16_t emu_domid, uint16_t ioservid,
+struct emu *emu_get(struct core *d, uint16_t emu_domid, uint16_t ioservid,
                     int create);
 /* Give an emulator an ioreq channel; with_fds for another process. */
-int   emu_register(struct daemon *d, struct emu *e, uint32_t caps, int with_fds);
-void  emu_unregister(struct daemon *d, struct emu *e);
-void  emu_queue_invalidate(struct daemon *d, struct emu *e, uint16_t domid,
+int   emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds);
+void  emu_unregister(struct core *d, struct emu *e);
+void  emu_queue_invalidate(struct core *d, struct emu *e, uint16_t domid,
                            uint64_t gfn);
-void  emu_send_ioreqs(struct daemon *d);
-void  emu_collect(struct daemon *d);
-void  emu_judge(struct daemon *d);
+void  emu_send_ioreqs(struct core *d);
+void  emu_collect(struct core *d);
+void  emu_judge(struct core *d);
 /* Force-unmap every mapping of e (emulator gone, drain). */
-void  emu_force_unmap_all(struct daemon *d, struct emu *e);
+void  emu_force_unmap_all(struct core *d, struct emu *e);
 /* Force-unmap e's mappings of one gfn (coalesced with the previous one). */
-void  emu_force_unmap_gfn(struct daemon *d, struct emu *e, uint16_t domid,
+void  emu_force_unmap_gfn(struct core *d, struct emu *e, uint16_t domid,
                           uint64_t gfn, uint32_t nr);
 
 /* Pages (daemon/pages.c). */
-uint32_t page_find(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
+uint32_t page_find(struct core *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
 /* The first page of gfn's chain (through struct page.next), or PAGE_NONE. */
 uint32_t page_head(struct dom *dm, uint64_t gfn);
 /* Room for nr more pages in the pool; 0 or -ENOMEM. */
-int   pages_reserve(struct daemon *d, uint32_t nr);
-void  pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn,
+int   pages_reserve(struct core *d, uint32_t nr);
+void  pages_removed(struct core *d, uint16_t domid, uint64_t gfn,
                     uint64_t mfn, uint32_t nr, uint32_t seq);
-int   page_unmapped(struct daemon *d, struct dom *dm, uint32_t pi, struct emu *e,
+int   page_unmapped(struct core *d, struct dom *dm, uint32_t pi, struct emu *e,
                     uint32_t seq);
-void  pages_flush_done(struct daemon *d);
-void  page_evaluate(struct daemon *d, uint32_t pi);
-void  page_add_holder(struct daemon *d, uint32_t pi, struct emu *e, uint32_t count);
+void  pages_flush_done(struct core *d);
+void  page_evaluate(struct core *d, uint32_t pi);
+void  page_add_holder(struct core *d, uint32_t pi, struct emu *e, uint32_t count);
 int   page_has_holder(const struct page *p, uint16_t emu);
-void  pages_drop_domain(struct daemon *d, struct dom *dm);
-void  pages_drop_all(struct daemon *d);
-void  pages_fini(struct daemon *d);
-void  pidx_free(struct daemon *d, struct dom *dm);
-uint32_t page_alloc(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
+void  pages_drop_domain(struct core *d, struct dom *dm);
+void  pages_drop_all(struct core *d);
+void  pages_fini(struct core *d);
+void  pidx_free(struct core *d, struct dom *dm);
+uint32_t page_alloc(struct core *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
 
 /* Commands (daemon/daemon.c). */
-void  cmd_post(struct daemon *d, const struct iomap_cmd *c);
-void  cmd_flush_out(struct daemon *d);
-struct iomap_cmd *cmd_last(struct daemon *d);
-struct dom *dom_get(struct daemon *d, uint16_t domid, int create);
-struct emu_map *emu_map_get(struct daemon *d, struct emu *e, struct dom *dm,
+void  cmd_post(struct core *d, const struct iomap_cmd *c);
+void  cmd_flush_out(struct core *d);
+struct iomap_cmd *cmd_last(struct core *d);
+struct dom *dom_get(struct core *d, uint16_t domid, int create);
+struct emu_map *emu_map_get(struct core *d, struct emu *e, struct dom *dm,
                             int create);
 
 /* Mappings of one emulator, of one domain (counting multiplicity). */
 uint64_t emu_mappings(const struct emu *e);
 uint64_t dom_mappings(const struct dom *dm);
 /* Totals for status output. */
-uint64_t daemon_mappings(const struct daemon *d);
-uint32_t daemon_domains(const struct daemon *d);
-uint32_t daemon_emulators(const struct daemon *d);
+uint64_t core_mappings(const struct core *d);
+uint32_t core_domains(const struct core *d);
+uint32_t core_emulators(const struct core *d);
 
 #endif

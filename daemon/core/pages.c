@@ -23,8 +23,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "daemon/core/core_priv.h"
+#include "util/log.h"
 #include "policy/policy.h"
 
 /* ---- the pending index (struct dom, pidx_*) ------------------------------------ */
@@ -50,7 +50,7 @@ pidx_leaf(struct dom *dm, uint64_t gfn)
 }
 
 static struct pidx_leaf *
-pidx_leaf_make(struct daemon *d, struct dom *dm, uint64_t gfn)
+pidx_leaf_make(struct core *d, struct dom *dm, uint64_t gfn)
 {
     uint64_t key = gfn >> PIDX_LEAF_BITS, top = gfn >> (PIDX_LEAF_BITS + PIDX_L2_BITS);
     struct pidx_leaf *lf = pidx_leaf(dm, gfn);
@@ -98,7 +98,7 @@ pidx_leaf_make(struct daemon *d, struct dom *dm, uint64_t gfn)
 
 /* A leaf became empty: stash it (warm) or free it. */
 static void
-pidx_leaf_drop(struct daemon *d, struct dom *dm, uint64_t gfn)
+pidx_leaf_drop(struct core *d, struct dom *dm, uint64_t gfn)
 {
     uint64_t key = gfn >> PIDX_LEAF_BITS;
     uint32_t l2i = hmap_get(&dm->pidx_top, gfn >> (PIDX_LEAF_BITS + PIDX_L2_BITS));
@@ -123,7 +123,7 @@ pidx_leaf_drop(struct daemon *d, struct dom *dm, uint64_t gfn)
 }
 
 void
-pidx_free(struct daemon *d, struct dom *dm)
+pidx_free(struct core *d, struct dom *dm)
 {
     for (uint32_t i = 0; i < dm->pidx_nl2; i++) {
         for (uint32_t j = 0; j < PIDX_L2_N; j++)
@@ -152,7 +152,7 @@ page_head(struct dom *dm, uint64_t gfn)
 /* ---- the INVALIDATING and FLUSHING lists ------------------------------------------ */
 
 static void
-list_insert_after(struct daemon *d, uint32_t *head, uint32_t *tail, uint32_t after,
+list_insert_after(struct core *d, uint32_t *head, uint32_t *tail, uint32_t after,
                   uint32_t pi)
 {
     struct page *p = &d->pages[pi];
@@ -170,7 +170,7 @@ list_insert_after(struct daemon *d, uint32_t *head, uint32_t *tail, uint32_t aft
 }
 
 static void
-list_remove(struct daemon *d, uint32_t *head, uint32_t *tail, uint32_t pi)
+list_remove(struct core *d, uint32_t *head, uint32_t *tail, uint32_t pi)
 {
     struct page *p = &d->pages[pi];
 
@@ -191,7 +191,7 @@ list_remove(struct daemon *d, uint32_t *head, uint32_t *tail, uint32_t pi)
  * nearly ascending cover_seq: the walk back from the tail is short.
  */
 static void
-fl_insert(struct daemon *d, uint32_t pi)
+fl_insert(struct core *d, uint32_t pi)
 {
     uint32_t seq = d->pages[pi].cover_seq, after = d->fl_tail;
 
@@ -201,7 +201,7 @@ fl_insert(struct daemon *d, uint32_t pi)
 }
 
 static void
-fl_remove(struct daemon *d, uint32_t pi)
+fl_remove(struct core *d, uint32_t pi)
 {
     list_remove(d, &d->fl_head, &d->fl_tail, pi);
 }
@@ -209,7 +209,7 @@ fl_remove(struct daemon *d, uint32_t pi)
 /* ---- the page pool --------------------------------------------------------------- */
 
 int
-pages_reserve(struct daemon *d, uint32_t nr)
+pages_reserve(struct core *d, uint32_t nr)
 {
     uint64_t avail = (uint64_t)d->pages_nfree + (d->pages_alloc - d->pages_cap);
     uint64_t ncap, need;
@@ -243,7 +243,7 @@ pages_reserve(struct daemon *d, uint32_t nr)
 }
 
 void
-pages_fini(struct daemon *d)
+pages_fini(struct core *d)
 {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 
@@ -261,7 +261,7 @@ pages_fini(struct daemon *d)
 }
 
 static uint32_t
-page_alloc_at(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn,
+page_alloc_at(struct core *d, struct dom *dm, uint64_t gfn, uint64_t mfn,
               uint64_t now)
 {
     struct pidx_leaf *lf;
@@ -295,13 +295,13 @@ page_alloc_at(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn,
 }
 
 uint32_t
-page_alloc(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn)
+page_alloc(struct core *d, struct dom *dm, uint64_t gfn, uint64_t mfn)
 {
-    return page_alloc_at(d, dm, gfn, mfn, daemon_now(d));
+    return page_alloc_at(d, dm, gfn, mfn, core_now(d));
 }
 
 static void
-page_free(struct daemon *d, uint32_t pi)
+page_free(struct core *d, uint32_t pi)
 {
     struct page *p = &d->pages[pi];
     struct dom *dm = d->doms[p->domid];
@@ -344,7 +344,7 @@ page_free(struct daemon *d, uint32_t pi)
 }
 
 uint32_t
-page_find(struct daemon *d, struct dom *dm, uint64_t gfn, uint64_t mfn)
+page_find(struct core *d, struct dom *dm, uint64_t gfn, uint64_t mfn)
 {
     uint32_t pi = page_head(dm, gfn);
 
@@ -370,7 +370,7 @@ page_has_holder(const struct page *p, uint16_t emu)
 }
 
 void
-page_add_holder(struct daemon *d, uint32_t pi, struct emu *e, uint32_t count)
+page_add_holder(struct core *d, uint32_t pi, struct emu *e, uint32_t count)
 {
     struct page *p = &d->pages[pi];
     struct holder *h;
@@ -413,12 +413,12 @@ holder_remove(struct page *p, unsigned i)
 }
 
 static void
-release(struct daemon *d, uint32_t pi)
+release(struct core *d, uint32_t pi)
 {
     struct page *p = &d->pages[pi];
     struct iomap_cmd c = { .type = IOMAP_CMD_RELEASE, .domid = p->domid,
                            .nr = 1, .gfn = p->gfn, .mfn = p->mfn };
-    uint64_t lat = daemon_now(d) - p->t_removed;
+    uint64_t lat = core_now(d) - p->t_removed;
 
     cmd_post(d, &c);
     d->st.pages_released++;
@@ -427,7 +427,7 @@ release(struct daemon *d, uint32_t pi)
     if (lat > d->st.lat_max_ns)
         d->st.lat_max_ns = lat;
     d->st.lat_hist[lat ? 63 - __builtin_clzll(lat) : 0]++;
-    DAEMON_HOOK(d, page_released, p->domid, p->gfn, p->mfn, lat);
+    CORE_OBSERVE(d, page_released, p->domid, p->gfn, p->mfn, lat);
     page_free(d, pi);
 }
 
@@ -437,7 +437,7 @@ release(struct daemon *d, uint32_t pi)
  * covers it).
  */
 static void
-to_flushing(struct daemon *d, uint32_t pi)
+to_flushing(struct core *d, uint32_t pi)
 {
     struct page *p = &d->pages[pi];
 
@@ -451,7 +451,7 @@ to_flushing(struct daemon *d, uint32_t pi)
         return;
     }
     if (p->state != PAGE_FLUSHING) {
-        uint64_t age = daemon_now(d) - p->t_removed;
+        uint64_t age = core_now(d) - p->t_removed;
 
         p->state = PAGE_FLUSHING;
         p->esc = 0;             /* the flush timeout starts now */
@@ -465,7 +465,7 @@ to_flushing(struct daemon *d, uint32_t pi)
 }
 
 void
-page_evaluate(struct daemon *d, uint32_t pi)
+page_evaluate(struct core *d, uint32_t pi)
 {
     struct page *p = &d->pages[pi];
 
@@ -503,7 +503,7 @@ page_evaluate(struct daemon *d, uint32_t pi)
 }
 
 void
-pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
+pages_removed(struct core *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
               uint32_t nr, uint32_t seq)
 {
     struct dom *dm = dom_get(d, domid, 1);
@@ -515,7 +515,7 @@ pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
     }
     /* One allocation (if any) for the whole range, one clock read. */
     (void)pages_reserve(d, nr);
-    now = daemon_now(d);
+    now = core_now(d);
     for (uint32_t i = 0; i < nr; i++) {
         uint32_t pi = page_alloc_at(d, dm, gfn + i, mfn + i, now);
         struct emu_map *em;
@@ -525,7 +525,7 @@ pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
             /* The shim keeps holding the page; a resync will find it. */
             log_warnx("%s: out of memory tracking d%u gfn %#llx: resync",
                       __func__, domid, (unsigned long long)(gfn + i));
-            daemon_resync(d);
+            core_resync(d);
             return;
         }
         p = &d->pages[pi];
@@ -543,7 +543,7 @@ pages_removed(struct daemon *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
 }
 
 int
-page_unmapped(struct daemon *d, struct dom *dm, uint32_t pi, struct emu *e,
+page_unmapped(struct core *d, struct dom *dm, uint32_t pi, struct emu *e,
               uint32_t seq)
 {
     struct page *p = &d->pages[pi];
@@ -573,12 +573,12 @@ page_unmapped(struct daemon *d, struct dom *dm, uint32_t pi, struct emu *e,
  * has room for them: a page whose flush is done stays FLUSHING (at the
  * head of the list) until the shim has taken the commands before it, so
  * the out-queue stays short however many pages one flush covers.  The rest
- * goes at the next daemon_process().
+ * goes at the next core_process().
  */
 #define RELEASE_BATCH 256u
 
 void
-pages_flush_done(struct daemon *d)
+pages_flush_done(struct core *d)
 {
     while (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done) {
         if (d->out_len >= RELEASE_BATCH) {
@@ -594,7 +594,7 @@ pages_flush_done(struct daemon *d)
 
 /* Every page in flight of dm, through its index: O(pages + leaves). */
 void
-pages_drop_domain(struct daemon *d, struct dom *dm)
+pages_drop_domain(struct core *d, struct dom *dm)
 {
     for (uint32_t i = 0; i < dm->pidx_nl2 && dm->npending; i++) {
         struct pidx_l2 *l2 = dm->pidx_l2v[i];
@@ -607,7 +607,7 @@ pages_drop_domain(struct daemon *d, struct dom *dm)
 }
 
 void
-pages_drop_all(struct daemon *d)
+pages_drop_all(struct core *d)
 {
     for (uint32_t i = 0; i < IOMAPD_MAX_DOMID; i++)
         if (d->doms[i] && d->doms[i]->npending)

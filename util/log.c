@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/log.h"
+#include "util/log.h"
 
 static const char *log_prog = "iomapd";
 static int log_level = LOG_LVL_INFO;

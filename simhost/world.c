@@ -6,17 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shim/sim/world.h"
-#include "daemon/log.h"
+#include "simhost/world.h"
+#include "util/log.h"
 
 static uint64_t
-world_clock(struct daemon *d)
+world_clock(struct core *d)
 {
     return ((struct world *)d->backend)->now;
 }
 
 static void
-world_kick(struct daemon *d)
+world_kick(struct core *d)
 {
     (void)d;    /* the world runs the shim's command processing itself */
 }
@@ -34,9 +34,9 @@ world_init(struct world *w, uint64_t host_pages, uint64_t flush_latency_ns,
     rc = sim_init(&w->sim, &cfg);
     if (rc < 0)
         return rc;
-    daemon_init(&w->d, &w->sim.ring, world_kick, world_clock);
+    core_init(&w->d, &w->sim.ring, world_kick, world_clock);
     w->d.backend = w;
-    daemon_resync(&w->d);       /* as at start-up */
+    core_resync(&w->d);       /* as at start-up */
     world_settle(w);
     return 0;
 }
@@ -55,7 +55,7 @@ world_fini(struct world *w)
 {
     for (int i = 0; i < w->nemus; i++)
         model_free(&w->emus[i]);
-    daemon_fini(&w->d);
+    core_fini(&w->d);
     sim_fini(&w->sim);
 }
 
@@ -320,11 +320,11 @@ void
 world_settle(struct world *w)
 {
     /* The daemon's periodic timer (policy timeouts), on the virtual clock. */
-    daemon_tick(&w->d);
+    core_tick(&w->d);
     for (int round = 0; round < 1000; round++) {
         int progress = 0;
 
-        if (daemon_process(&w->d) > 0)
+        if (core_process(&w->d) > 0)
             progress = 1;
         if (sim_process_cmds(&w->sim) > 0)
             progress = 1;
@@ -395,10 +395,10 @@ world_restart_emu(struct world *w, int me)
 int
 world_restart_daemon(struct world *w)
 {
-    daemon_fini(&w->d);
-    daemon_init(&w->d, &w->sim.ring, world_kick, world_clock);
+    core_fini(&w->d);
+    core_init(&w->d, &w->sim.ring, world_kick, world_clock);
     w->d.backend = w;
-    daemon_resync(&w->d);
+    core_resync(&w->d);
     /* Emulators reconnect to the new daemon, as they would on its socket. */
     for (int i = 0; i < w->nemus; i++) {
         struct model_emu *m = &w->emus[i];
@@ -420,9 +420,9 @@ world_restart_daemon(struct world *w)
 uint64_t
 world_check_views(struct world *w, char *why, size_t whylen)
 {
-    struct daemon *d = &w->d;
+    struct core *d = &w->d;
     uint64_t bad = 0, sim_live = 0, sim_held_maps = 0, held_pages = 0;
-    uint64_t d_live = daemon_mappings(d), d_held_maps = 0, d_pages = 0;
+    uint64_t d_live = core_mappings(d), d_held_maps = 0, d_pages = 0;
 
     if (d->resync != RS_NONE)
         return 0;       /* the books are being rebuilt */

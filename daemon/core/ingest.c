@@ -9,15 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "daemon/core/core_priv.h"
+#include "util/log.h"
 #include "policy/policy.h"
 
 #define BATCH 256
 
 int
-daemon_init(struct daemon *d, struct iomap_ring *ring, daemon_kick_fn *kick,
-            daemon_clock_fn *clock)
+core_init(struct core *d, struct iomap_ring *ring, core_kick_fn *kick,
+            core_clock_fn *clock)
 {
     memset(d, 0, sizeof(*d));
     d->ring = ring;
@@ -31,7 +31,7 @@ daemon_init(struct daemon *d, struct iomap_ring *ring, daemon_kick_fn *kick,
 }
 
 int
-daemon_set_policy(struct daemon *d, struct policy *p)
+core_set_policy(struct core *d, struct policy *p)
 {
     struct policy *old = d->policy;
 
@@ -42,7 +42,7 @@ daemon_set_policy(struct daemon *d, struct policy *p)
     d->next_tick = 0;
     policy_free(old);
     log_info("policy from %s in force", p->source);
-    daemon_recheck_policy(d);   /* mappings made under the old one */
+    core_recheck_policy(d);   /* mappings made under the old one */
     return 0;
 }
 
@@ -56,7 +56,7 @@ emu_map_free(struct emu_map *em)
 }
 
 static void
-dom_free(struct daemon *d, struct dom *dm)
+dom_free(struct core *d, struct dom *dm)
 {
     struct emu_map *em;
 
@@ -69,7 +69,7 @@ dom_free(struct daemon *d, struct dom *dm)
 }
 
 void
-daemon_fini(struct daemon *d)
+core_fini(struct core *d)
 {
     for (uint32_t i = 0; i < IOMAPD_MAX_DOMID; i++)
         if (d->doms[i])
@@ -89,7 +89,7 @@ daemon_fini(struct daemon *d)
 }
 
 struct dom *
-dom_get(struct daemon *d, uint16_t domid, int create)
+dom_get(struct core *d, uint16_t domid, int create)
 {
     struct dom *dm;
 
@@ -109,7 +109,7 @@ dom_get(struct daemon *d, uint16_t domid, int create)
 }
 
 struct emu_map *
-emu_map_get(struct daemon *d, struct emu *e, struct dom *dm, int create)
+emu_map_get(struct core *d, struct emu *e, struct dom *dm, int create)
 {
     struct emu_map *em;
 
@@ -134,13 +134,13 @@ emu_map_get(struct daemon *d, struct emu *e, struct dom *dm, int create)
 
 /* The command queued last (still ours to coalesce into), or NULL. */
 struct iomap_cmd *
-cmd_last(struct daemon *d)
+cmd_last(struct core *d)
 {
     return d->out_len ? &d->out[(d->out_head + d->out_len - 1) & (d->out_cap - 1)] : NULL;
 }
 
 void
-cmd_post(struct daemon *d, const struct iomap_cmd *c)
+cmd_post(struct core *d, const struct iomap_cmd *c)
 {
     struct iomap_cmd *last = cmd_last(d), *slot;
 
@@ -172,7 +172,7 @@ cmd_post(struct daemon *d, const struct iomap_cmd *c)
 }
 
 void
-cmd_flush_out(struct daemon *d)
+cmd_flush_out(struct core *d)
 {
     uint32_t i = 0;
 
@@ -198,7 +198,7 @@ cmd_flush_out(struct daemon *d)
 /* ---- resync --------------------------------------------------------------- */
 
 void
-daemon_resync(struct daemon *d)
+core_resync(struct core *d)
 {
     struct iomap_cmd ack = { .type = IOMAP_CMD_ACK, .nr = 1 };
     struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1 };
@@ -233,7 +233,7 @@ daemon_resync(struct daemon *d)
  * Returns how many of the nr frames from gfn to apply (a prefix).
  */
 static uint32_t
-rs_prefix(const struct daemon *d, uint16_t domid, uint64_t gfn, uint32_t nr)
+rs_prefix(const struct core *d, uint16_t domid, uint64_t gfn, uint32_t nr)
 {
     if (d->resync == RS_NONE)
         return nr;
@@ -248,7 +248,7 @@ rs_prefix(const struct daemon *d, uint16_t domid, uint64_t gfn, uint32_t nr)
 
 /* A page of the current dump chunk, evaluated at its end (rs_dump_end). */
 static void
-rs_note_new(struct daemon *d, uint32_t pi)
+rs_note_new(struct core *d, uint32_t pi)
 {
     if (d->rs_nnew == d->rs_capnew) {
         uint32_t ncap = d->rs_capnew ? d->rs_capnew * 2 : 256;
@@ -263,7 +263,7 @@ rs_note_new(struct daemon *d, uint32_t pi)
 }
 
 static void
-rs_dump_end(struct daemon *d, const struct iomap_event *ev)
+rs_dump_end(struct core *d, const struct iomap_event *ev)
 {
     if (ev->seq > d->max_queued)
         d->max_queued = ev->seq;
@@ -289,13 +289,13 @@ rs_dump_end(struct daemon *d, const struct iomap_event *ev)
     }
     d->resync = RS_NONE;
     log_info("resync complete: %llu mappings, %llu pages in flight",
-             (unsigned long long)daemon_mappings(d),
+             (unsigned long long)core_mappings(d),
              (unsigned long long)(d->n_invalidating + d->n_flushing));
     /* Emulators that died while we were away: take their mappings back. */
     for (uint32_t i = 0; i < d->nemus; i++)
         if (d->emus[i] && !d->emus[i]->alive && !LIST_EMPTY(&d->emus[i]->maps))
             emu_force_unmap_all(d, d->emus[i]);
-    daemon_recheck_policy(d);   /* dumped mappings never met the map check */
+    core_recheck_policy(d);   /* dumped mappings never met the map check */
     pages_flush_done(d);
 }
 
@@ -336,7 +336,7 @@ dom_mappings(const struct dom *dm)
  * back with a force-unmap, logged with its verdict and counted.
  */
 static void
-map_enforce(struct daemon *d, const struct iomap_event *ev, struct emu *e,
+map_enforce(struct core *d, const struct iomap_event *ev, struct emu *e,
             struct dom *dm, uint32_t n)
 {
     const struct policy *p = d->policy;
@@ -365,7 +365,7 @@ map_enforce(struct daemon *d, const struct iomap_event *ev, struct emu *e,
 }
 
 static int
-ev_map(struct daemon *d, const struct iomap_event *ev, uint32_t n)
+ev_map(struct core *d, const struct iomap_event *ev, uint32_t n)
 {
     struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 1);
     struct dom *dm = dom_get(d, ev->domid, 1);
@@ -382,7 +382,7 @@ ev_map(struct daemon *d, const struct iomap_event *ev, uint32_t n)
 }
 
 static int
-ev_unmap(struct daemon *d, const struct iomap_event *ev, uint32_t n)
+ev_unmap(struct core *d, const struct iomap_event *ev, uint32_t n)
 {
     struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 0);
     struct dom *dm = dom_get(d, ev->domid, 0);
@@ -415,7 +415,7 @@ ev_unmap(struct daemon *d, const struct iomap_event *ev, uint32_t n)
 }
 
 static void
-ev_domain_destroyed(struct daemon *d, uint16_t domid)
+ev_domain_destroyed(struct core *d, uint16_t domid)
 {
     struct dom *dm = dom_get(d, domid, 0);
 
@@ -429,7 +429,7 @@ ev_domain_destroyed(struct daemon *d, uint16_t domid)
         if (e == NULL || e->emu_domid != domid)
             continue;
         e->alive = 0;
-        DAEMON_HOOK(d, emu_gone, e, "its domain was destroyed");
+        CORE_OBSERVE(d, emu_gone, e, "its domain was destroyed");
         for (em = LIST_FIRST(&e->maps); em; em = next) {
             next = LIST_NEXT(em, emu_link);
             emu_map_free(em);
@@ -453,7 +453,7 @@ ev_domain_destroyed(struct daemon *d, uint16_t domid)
 }
 
 static void
-apply(struct daemon *d, const struct iomap_event *ev)
+apply(struct core *d, const struct iomap_event *ev)
 {
     uint32_t n;
 
@@ -475,7 +475,7 @@ apply(struct daemon *d, const struct iomap_event *ev)
         if (ev->type == IOMAP_EV_MAP) {
             if (ev_map(d, ev, n) < 0) {
                 log_warnx("%s: out of memory tracking a mapping: resync", __func__);
-                daemon_resync(d);
+                core_resync(d);
             }
         } else if (ev->type == IOMAP_EV_UNMAP) {
             if (ev_unmap(d, ev, n) < 0)
@@ -526,14 +526,14 @@ apply(struct daemon *d, const struct iomap_event *ev)
                  e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
         e->alive = 0;
         emu_unregister(d, e);
-        DAEMON_HOOK(d, emu_gone, e, "shim reported it gone");
+        CORE_OBSERVE(d, emu_gone, e, "shim reported it gone");
         if (d->resync == RS_NONE)
             emu_force_unmap_all(d, e);
         return;
     }
     case IOMAP_EV_OVERFLOW:
         d->st.overflows++;
-        daemon_resync(d);
+        core_resync(d);
         return;
     case IOMAP_EV_DUMP_HELD:
     case IOMAP_EV_DUMP_MAP:
@@ -600,7 +600,7 @@ apply(struct daemon *d, const struct iomap_event *ev)
 }
 
 int
-daemon_process(struct daemon *d)
+core_process(struct core *d)
 {
     struct iomap_event batch[BATCH];
     int n, total = 0;
@@ -628,7 +628,7 @@ daemon_process(struct daemon *d)
         d->st.overflows++;
         log_warnx("event ring overflowed (%u events lost): resync",
                   d->ring->hdr->lost);
-        daemon_resync(d);
+        core_resync(d);
     }
     emu_judge(d);
     emu_send_ioreqs(d);
@@ -644,7 +644,7 @@ daemon_process(struct daemon *d)
 }
 
 uint64_t
-daemon_mappings(const struct daemon *d)
+core_mappings(const struct core *d)
 {
     uint64_t n = 0;
 
@@ -655,7 +655,7 @@ daemon_mappings(const struct daemon *d)
 }
 
 uint32_t
-daemon_domains(const struct daemon *d)
+core_domains(const struct core *d)
 {
     uint32_t n = 0;
 
@@ -665,7 +665,7 @@ daemon_domains(const struct daemon *d)
 }
 
 uint32_t
-daemon_emulators(const struct daemon *d)
+core_emulators(const struct core *d)
 {
     uint32_t n = 0;
 

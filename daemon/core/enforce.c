@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * daemon_tick(): the policy's timeouts.  A page INVALIDATING for longer
+ * core_tick(): the policy's timeouts.  A page INVALIDATING for longer
  * than policy->inval.timeout_ns takes the next escalation step at each
  * multiple of it (log, force-unmap, kill the emulator, crash the guest);
  * a page FLUSHING longer than policy->flush.timeout_ns likewise (log and
@@ -8,15 +8,15 @@
  * policy says, a page is never released before its flush completed (I1):
  * the FLUSHING steps only report, retry and escalate.
  *
- * daemon_recheck_policy(): existing mappings against a new policy's map
+ * core_recheck_policy(): existing mappings against a new policy's map
  * rules (after a reload, after a resync).
  */
 #include "config.h"
 
 #include <stdlib.h>
 
-#include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "daemon/core/core_priv.h"
+#include "util/log.h"
 #include "policy/policy.h"
 
 #define MS UINT64_C(1000000)
@@ -29,7 +29,7 @@ holder_at(struct page *p, unsigned i)
 }
 
 static void
-kill_emu(struct daemon *d, struct emu *e)
+kill_emu(struct core *d, struct emu *e)
 {
     if (e->killed)
         return;
@@ -49,7 +49,7 @@ kill_emu(struct daemon *d, struct emu *e)
 }
 
 static void
-crash_guest(struct daemon *d, uint16_t domid, uint16_t *last)
+crash_guest(struct core *d, uint16_t domid, uint16_t *last)
 {
     if (*last == domid)
         return;                 /* once per domain and tick */
@@ -61,7 +61,7 @@ crash_guest(struct daemon *d, uint16_t domid, uint16_t *last)
 }
 
 static void
-step(struct daemon *d, uint32_t pi, enum policy_action a, uint64_t age,
+step(struct core *d, uint32_t pi, enum policy_action a, uint64_t age,
      uint16_t *crashed)
 {
     struct page *p = &d->pages[pi];
@@ -116,7 +116,7 @@ step(struct daemon *d, uint32_t pi, enum policy_action a, uint64_t age,
 }
 
 int
-daemon_tick(struct daemon *d)
+core_tick(struct core *d)
 {
     const struct policy *pol = d->policy;
     uint64_t now = d->clock(d), period;
@@ -184,7 +184,7 @@ daemon_tick(struct daemon *d)
 
 /*
  * Existing mappings against the map rules of the policy in force.  Called
- * when a policy is swapped in (daemon_set_policy: SIGHUP, policy.reload)
+ * when a policy is swapped in (core_set_policy: SIGHUP, policy.reload)
  * and when a resync has rebuilt the books from a dump (DUMP_MAP records
  * never went through ev_map's check).  A mapping the policy forbids (its
  * emulator may not map that domain, or it lies in a reserved range) is
@@ -195,7 +195,7 @@ daemon_tick(struct daemon *d)
  * their way out already.  Returns the number of gfns force-unmapped.
  */
 uint64_t
-daemon_recheck_policy(struct daemon *d)
+core_recheck_policy(struct core *d)
 {
     const struct policy *pol = d->policy;
     uint64_t forced = 0, checked = 0;

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/hmap.h"
+#include "util/hmap.h"
 
 #define FSET_LEAF_BITS  12
 #define FSET_L2_BITS    12

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "daemon/hmap.h"
+#include "util/hmap.h"
 
 static inline size_t
 hash64(uint64_t k)
