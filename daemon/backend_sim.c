@@ -15,33 +15,48 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon/iomapd.h"
+#include "daemon/backend_sim.h"
 #include "util/log.h"
 #include "shim/sim/simhc.h"
-#include "shim/sim/simserver.h"
 
-struct sim_be {
-    struct iomap_ring ring;
-    void  *region;
-    size_t len;
-    int    shm_fd, ev_fd, cmd_fd;
-};
 
-static void
-sim_kick_shim(struct core *d)
+void
+sim_be_kick(struct backend *be)
 {
-    struct sim_be *b = ((struct iomapd *)d->backend)->be_priv;
+    struct sim_be *b = (struct sim_be *)be;
     uint64_t one = 1;
 
     if (write(b->cmd_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         log_warn("%s: eventfd", __func__);
 }
 
+struct iomap_ring *
+sim_be_ring(struct backend *be)
+{
+    return &((struct sim_be *)be)->ring;
+}
+
+int
+sim_be_notify_fd(struct backend *be)
+{
+    return ((struct sim_be *)be)->ev_fd;
+}
+
+void
+sim_be_notified(struct backend *be)
+{
+    uint64_t v;
+
+    if (read(((struct sim_be *)be)->ev_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("%s: read", __func__);
+}
+
 static int
-sim_open(struct iomapd *io, char *err, size_t errlen)
+sim_open(const struct backend_args *args, struct backend **out, char *err,
+         size_t errlen)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    const char *path = io->opt.sim_socket;
+    const char *path = args->sim_socket;
     struct simhc_attach a;
     int fds[3], s, rc;
     char cbuf[CMSG_SPACE(sizeof(fds))];
@@ -95,10 +110,8 @@ sim_open(struct iomapd *io, char *err, size_t errlen)
         munmap(b->region, b->len);
         goto fail;
     }
-    io->be_priv = b;
-    io->notify_fd = b->ev_fd;
-    io->d.ring = &b->ring;
-    io->d.kick_shim = sim_kick_shim;
+    b->be.ops = &backend_sim;
+    *out = &b->be;
     return 0;
 
 fail:
@@ -110,102 +123,23 @@ fail:
 }
 
 static void
-sim_close(struct iomapd *io)
+sim_close(struct backend *be)
 {
-    struct sim_be *b = io->be_priv;
+    struct sim_be *b = (struct sim_be *)be;
 
-    if (b == NULL)
-        return;
     munmap(b->region, b->len);
     close(b->shm_fd);
     close(b->ev_fd);
     close(b->cmd_fd);
     free(b);
-    io->be_priv = NULL;
 }
 
-const struct iomapd_backend backend_sim = {
+const struct backend_ops backend_sim = {
     .name = "sim",
     .open = sim_open,
+    .ring = sim_be_ring,
+    .notify_fd = sim_be_notify_fd,
+    .notified = sim_be_notified,
+    .kick = sim_be_kick,
     .close = sim_close,
-};
-
-/*
- * sim-embedded: the simulated hypervisor runs in this process, on the
- * daemon's own loop.  The rings are the same shared memory and eventfds as
- * with iomap-sim (so the daemon code cannot tell the difference); emulators
- * and drivers use the simulated hypercall socket at --sim-socket.  The
- * host has 1 GiB of frames and device-TLB flushes of 100 us; guests are
- * created with `iomap-sim ctl SOCKET domain-create DOMID PAGES`.
- */
-struct sim_emb {
-    struct sim_be    be;        /* first: the sim backend's kick uses it */
-    struct sim       sim;
-    struct simserver ss;
-};
-
-static int
-sim_embedded_open(struct iomapd *io, char *err, size_t errlen)
-{
-    struct sim_config cfg = { .nr_pages = 262144, .ev_slots = 65536,
-                              .cmd_slots = 4096, .flush_latency_ns = 100000,
-                              .shared = 1 };
-    struct sim_emb *b = calloc(1, sizeof(*b));
-    const char *path = io->opt.sim_socket_set ? io->opt.sim_socket :
-                       RUNSTATEDIR "/iomapd/sim-hc.sock";
-    int rc;
-
-    if (b == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    rc = sim_init(&b->sim, &cfg);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot set up the simulated host: %s", strerror(-rc));
-        sim_fini(&b->sim);
-        free(b);
-        return rc;
-    }
-    rc = simserver_init(&b->ss, io->base, &b->sim, NULL, path, err, errlen);
-    if (rc < 0) {
-        sim_fini(&b->sim);
-        free(b);
-        return rc;
-    }
-    /* Attach as any daemon would: the header is checked the same way. */
-    rc = iomap_ring_attach(&b->be.ring, b->sim.region, b->sim.region_len, err, errlen);
-    if (rc < 0) {
-        simserver_fini(&b->ss);
-        sim_fini(&b->sim);
-        free(b);
-        return rc;
-    }
-    b->be.shm_fd = b->be.ev_fd = -1;
-    b->be.cmd_fd = b->sim.cmd_fd;
-    io->be_priv = b;
-    io->notify_fd = b->sim.ev_fd;
-    io->d.ring = &b->be.ring;
-    io->d.kick_shim = sim_kick_shim;
-    log_info("simulated hypervisor embedded: %" PRIu64 " frames; hypercalls on %s",
-             cfg.nr_pages, path);
-    return 0;
-}
-
-static void
-sim_embedded_close(struct iomapd *io)
-{
-    struct sim_emb *b = io->be_priv;
-
-    if (b == NULL)
-        return;
-    simserver_fini(&b->ss);
-    sim_fini(&b->sim);
-    free(b);
-    io->be_priv = NULL;
-}
-
-const struct iomapd_backend backend_sim_embedded = {
-    .name = "sim-embedded",
-    .open = sim_embedded_open,
-    .close = sim_embedded_close,
 };

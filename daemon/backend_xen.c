@@ -7,31 +7,26 @@
  *
  * Notifications: the shim raises VIRQ_IOMAP after posting events; the
  * daemon kicks the shim with the iommu_op hypercall after posting commands.
- * /dev/xen/evtchn masks a port once it has been read, until
- * the reader writes it back (xenevtchn_unmask).  The main loop only reads
- * io->notify_fd, the way it reads the sim's eventfd, so a small helper
- * thread waits on the event channel, unmasks the port and bumps an eventfd
- * which is io->notify_fd.  The thread touches nothing else; the rings are
- * only ever read and written by the main loop.
+ * /dev/xen/evtchn masks a port once it has been read, until the reader
+ * writes it back (xenevtchn_unmask).  The daemon's one loop watches the
+ * event channel's fd itself (xenevtchn_fd) and, when it is readable, takes
+ * the pending port and unmasks it (xen_notified) before running the core:
+ * no thread, as in tools/xenstored.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <xentoollog.h>
 
 #include "daemon/backend_xen.h"
-#include "daemon/iomapd.h"
 #include "util/log.h"
 
 /* ---- the real libxen calls -------------------------------------------------- */
@@ -271,7 +266,7 @@ xenbe_strerror(enum xenbe_step step, int err, char *buf, size_t len)
                  VIRQ_IOMAP, strerror(err));
         break;
     case XENBE_STEP_NOTIFY_FD:
-        snprintf(buf, len, "cannot set up the notification relay: %s", strerror(err));
+        snprintf(buf, len, "the event channel has no fd to watch: %s", strerror(err));
         break;
     default:
         snprintf(buf, len, "Xen backend: %s", strerror(err));
@@ -327,6 +322,7 @@ xenbe_attach_region(struct iomap_ring *r, void *mem, unsigned long nr_frames,
 /* ---- the backend ------------------------------------------------------------- */
 
 struct xen_be {
+    struct backend be;         /* first */
     struct iomap_ring ring;
     xc_interface *xch;
     xenforeignmemory_handle *fmem;
@@ -337,17 +333,13 @@ struct xen_be {
     xenevtchn_handle *xce;
     evtchn_port_t lport;        /* our end of VIRQ_IOMAP */
     int           bound;
-    int           efd;          /* io->notify_fd */
-    int           stop_fd;
-    pthread_t     thr;
-    int           thr_started;
     uint64_t      kick_errors;
 };
 
 static void
-xen_kick_shim(struct core *d)
+xen_kick(struct backend *be)
 {
-    struct xen_be *b = ((struct iomapd *)d->backend)->be_priv;
+    struct xen_be *b = (struct xen_be *)be;
 
     /* The shim also takes commands whenever it posts events: a lost kick
      * delays commands, it does not lose them. */
@@ -355,71 +347,54 @@ xen_kick_shim(struct core *d)
         log_warn("iommu_op(XEN_IOMMUOP_kick)");
 }
 
-/* Wait on the event channel, unmask, and bump the eventfd. */
-/* The policy gave up on a guest whose pages stay stuck: crash it. */
-static void
-xen_crash_guest(struct core *d, uint16_t domid)
+static struct iomap_ring *
+xen_ring(struct backend *be)
 {
-    struct xen_be *b = ((struct iomapd *)d->backend)->be_priv;
+    return &((struct xen_be *)be)->ring;
+}
+
+/* The event channel's own fd, watched on the daemon's loop: no thread. */
+static int
+xen_notify_fd(struct backend *be)
+{
+    return xenbe_ops->evtchn_fd(((struct xen_be *)be)->xce);
+}
+
+/* VIRQ_IOMAP fired: take the pending port and unmask it for the next one. */
+static void
+xen_notified(struct backend *be)
+{
+    struct xen_be *b = (struct xen_be *)be;
+    int port = xenbe_ops->pending(b->xce);
+
+    if (port >= 0)
+        xenbe_ops->unmask(b->xce, (evtchn_port_t)port);
+}
+
+/* The policy gave up on a guest whose pages stay stuck: crash it. */
+static int
+xen_crash_guest(struct backend *be, uint16_t domid)
+{
+    struct xen_be *b = (struct xen_be *)be;
 
     if (domid == 0) {
         log_warnx("policy: refusing to crash dom0");
-        return;
+        return -EPERM;
     }
-    if (xenbe_ops->crash_domain == NULL ||
-        xenbe_ops->crash_domain(b->xch, domid) < 0)
+    if (xenbe_ops->crash_domain == NULL)
+        return -EOPNOTSUPP;
+    if (xenbe_ops->crash_domain(b->xch, domid) < 0) {
+        int rc = -errno;
+
         log_warn("policy: cannot crash d%u", domid);
-}
-
-static void *
-relay_thread(void *arg)
-{
-    struct xen_be *b = arg;
-    struct pollfd pfd[2] = {
-        { .fd = xenbe_ops->evtchn_fd(b->xce), .events = POLLIN },
-        { .fd = b->stop_fd, .events = POLLIN },
-    };
-    uint64_t one = 1;
-
-    for (;;) {
-        int port;
-
-        if (poll(pfd, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (pfd[1].revents)
-            break;
-        if (!(pfd[0].revents & POLLIN)) {
-            if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
-                break;
-            continue;
-        }
-        port = xenbe_ops->pending(b->xce);
-        if (port < 0)
-            continue;
-        xenbe_ops->unmask(b->xce, (evtchn_port_t)port);
-        if (write(b->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-            break;
+        return rc;
     }
-    return NULL;
+    return 0;
 }
 
 static void
 xen_teardown(struct xen_be *b)
 {
-    uint64_t one = 1;
-
-    if (b->thr_started) {
-        if (write(b->stop_fd, &one, sizeof(one)) < 0)
-            pthread_cancel(b->thr);
-        pthread_join(b->thr, NULL);
-    }
-    if (b->stop_fd >= 0)
-        close(b->stop_fd);
-    if (b->efd >= 0)
-        close(b->efd);
     if (b->bound)
         xenbe_ops->unbind(b->xce, b->lport);
     if (b->xce)
@@ -442,7 +417,8 @@ xen_teardown(struct xen_be *b)
     } while (0)
 
 static int
-xen_open(struct iomapd *io, char *err, size_t errlen)
+xen_open(const struct backend_args *args, struct backend **out, char *err,
+         size_t errlen)
 {
     const struct xenbe_ops *o = xenbe_ops;
     struct xen_be *b;
@@ -455,7 +431,7 @@ xen_open(struct iomapd *io, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    b->efd = b->stop_fd = -1;
+    (void)args;
 
     /* Are we in a Xen domain that may talk to the hypervisor at all? */
     errno = 0;
@@ -516,22 +492,11 @@ xen_open(struct iomapd *io, char *err, size_t errlen)
     b->lport = (evtchn_port_t)rc;
     b->bound = 1;
     errno = 0;
-    b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    b->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (b->efd < 0 || b->stop_fd < 0)
+    if (o->evtchn_fd(b->xce) < 0)
         FAIL(XENBE_STEP_NOTIFY_FD);
-    rc = pthread_create(&b->thr, NULL, relay_thread, b);
-    if (rc != 0) {
-        errno = rc;
-        FAIL(XENBE_STEP_NOTIFY_FD);
-    }
-    b->thr_started = 1;
 
-    io->be_priv = b;
-    io->notify_fd = b->efd;
-    io->d.ring = &b->ring;
-    io->d.kick_shim = xen_kick_shim;
-    io->d.crash_guest = xen_crash_guest;
+    b->be.ops = &backend_xen;
+    *out = &b->be;
     log_debug("xen: shim ring of %lu pages (%u events, %u commands), "
               "VIRQ_IOMAP on port %u", b->nr_frames, b->ring.ev_slots,
               b->ring.cmd_slots, b->lport);
@@ -543,35 +508,32 @@ fail:
 }
 
 static void
-xen_close(struct iomapd *io)
+xen_close(struct backend *be)
 {
-    struct xen_be *b = io->be_priv;
-
-    if (b == NULL)
-        return;
-    io->d.ring = NULL;
-    io->notify_fd = -1;
-    xen_teardown(b);
-    io->be_priv = NULL;
+    xen_teardown((struct xen_be *)be);
 }
 
-int
-xenbe_domain_exists(struct iomapd *io, uint16_t domid)
+static int
+xen_domain_exists(struct backend *be, uint16_t domid)
 {
-    struct xen_be *b = io->be_priv;
+    struct xen_be *b = (struct xen_be *)be;
     xc_domaininfo_t info;
     int n;
 
-    if (b == NULL || io->be != &backend_xen)
-        return -ENODEV;
     n = xenbe_ops->getinfolist(b->xch, domid, 1, &info);
     if (n < 0)
         return -errno;
     return n == 1 && info.domain == domid;
 }
 
-const struct iomapd_backend backend_xen = {
+const struct backend_ops backend_xen = {
     .name = "xen",
     .open = xen_open,
+    .ring = xen_ring,
+    .notify_fd = xen_notify_fd,
+    .notified = xen_notified,
+    .kick = xen_kick,
+    .crash_guest = xen_crash_guest,
+    .domain_exists = xen_domain_exists,
     .close = xen_close,
 };

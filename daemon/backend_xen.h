@@ -30,7 +30,7 @@
 
 #include "shim/ring.h"
 
-struct iomapd;
+#include "daemon/backend.h"
 
 /* Where the shim lives (docs/XEN.md); one place to change if it moves. */
 #define XENBE_PRIVCMD          "/dev/xen/privcmd"
@@ -64,7 +64,7 @@ enum xenbe_step {
     XENBE_STEP_KICK,            /* iommu_op(XEN_IOMMUOP_kick)           */
     XENBE_STEP_EVTCHN_OPEN,     /* xenevtchn_open                       */
     XENBE_STEP_BIND,            /* xenevtchn_bind_virq(VIRQ_IOMAP)      */
-    XENBE_STEP_NOTIFY_FD,       /* eventfd / helper thread              */
+    XENBE_STEP_NOTIFY_FD,       /* the event channel fd                  */
     XENBE_STEP_MAX
 };
 
@@ -119,11 +119,5 @@ int  xenbe_attach_region(struct iomap_ring *r, void *mem, unsigned long nr_frame
                          char *err, size_t errlen);
 /* The resource size in bytes -> frames; 0 and err set if unusable. */
 unsigned long xenbe_size_to_frames(size_t size, char *err, size_t errlen);
-
-/*
- * Does domid exist?  1 yes, 0 no, -errno if it cannot be told (backend
- * not open).  For validating domids given through the control API.
- */
-int  xenbe_domain_exists(struct iomapd *io, uint16_t domid);
 
 #endif

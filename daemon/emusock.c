@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,31 +29,52 @@
 #include "ioreq/iomap-emu.h"
 
 struct emu_conn {
-    struct iomapd *io;
-    struct event  *ev;
-    int            fd;
-    pid_t          pid;     /* the peer, from SO_PEERCRED */
-    struct emu    *emu;     /* once registered */
+    struct emusock     *es;
+    struct event       *ev;
+    struct event       *ev_answer;  /* its response eventfd, once registered */
+    int                 fd;
+    pid_t               pid;        /* the peer, from SO_PEERCRED */
+    int                 registered;
+    struct core_emu_id  id;
+    LIST_ENTRY(emu_conn) link;
 };
+
+struct emusock {
+    struct iomapd      *io;
+    int                 lfd;
+    struct event       *ev_accept;
+    LIST_HEAD(, emu_conn) conns;
+};
+
+static struct emu_conn *
+conn_of(struct emusock *es, const struct core_emu_id *id)
+{
+    struct emu_conn *c;
+
+    LIST_FOREACH(c, &es->conns, link)
+        if (c->registered && c->id.emu_domid == id->emu_domid &&
+            c->id.ioservid == id->ioservid)
+            return c;
+    return NULL;
+}
 
 /*
  * The policy's "kill the emulator" step (core_tick): the process that
  * registered this identity gets SIGKILL.  Its mappings are force-unmapped
  * by the caller whatever happens to it.
  */
-static void
-kill_registered(struct core *d, uint16_t emu_domid, uint16_t ioservid)
+void
+emusock_kill(struct emusock *es, const struct core_emu_id *id)
 {
-    struct emu *e = emu_get(d, emu_domid, ioservid, 0);
-    struct emu_conn *c = e ? e->conn : NULL;
+    struct emu_conn *c = es ? conn_of(es, id) : NULL;
 
     if (c == NULL || c->pid <= 1) {
         log_warnx("emulator %u:%u has no registered process to kill",
-                  emu_domid, ioservid);
+                  id->emu_domid, id->ioservid);
         return;
     }
-    log_warnx("sending SIGKILL to emulator %u:%u (pid %ld)", emu_domid, ioservid,
-              (long)c->pid);
+    log_warnx("sending SIGKILL to emulator %u:%u (pid %ld)", id->emu_domid,
+              id->ioservid, (long)c->pid);
     if (kill(c->pid, SIGKILL) < 0)
         log_warn("%s: kill %ld", __func__, (long)c->pid);
 }
@@ -60,41 +82,35 @@ kill_registered(struct core *d, uint16_t emu_domid, uint16_t ioservid)
 static void
 on_answer_kick(evutil_socket_t fd, short what, void *arg)
 {
-    iomapd_process(arg);
+    iomapd_request_run(arg);
 }
 
 static void
-conn_close(struct emu_conn *c)
+conn_free(struct emu_conn *c)
 {
-    struct iomapd *io = c->io;
-    struct emu *e = c->emu;
-
-    if (e) {
-        log_info("emulator %u:%u closed its channel", e->emu_domid, e->ioservid);
-        if (e->loop_ev) {
-            event_free(e->loop_ev);
-            e->loop_ev = NULL;
-        }
-        emu_unregister(&io->d, e);
-        e->conn = NULL;
-        CORE_OBSERVE(&io->d, emu_gone, e, "closed its channel");
-        /* Invalidates it will never answer: the shim takes those back. */
-        for (uint32_t pi = io->d.inv_head; pi != PAGE_NONE; pi = io->d.pages[pi].fl_next) {
-            const struct page *p = &io->d.pages[pi];
-
-            if (page_has_holder(p, e->idx))
-                emu_queue_invalidate(&io->d, e, p->domid, p->gfn);
-        }
-        e->qlen = e->qhead = 0;
-        iomapd_process(io);
-    }
+    LIST_REMOVE(c, link);
+    if (c->ev_answer)
+        event_free(c->ev_answer);
     event_free(c->ev);
     close(c->fd);
     free(c);
 }
 
+static void
+conn_close(struct emu_conn *c)
+{
+    struct iomapd *io = c->es->io;
+
+    if (c->registered) {
+        /* The core drains what it asked of it: once, there. */
+        core_emu_detach(io->core, &c->id, "closed its channel");
+        iomapd_request_run(io);
+    }
+    conn_free(c);
+}
+
 static int
-send_welcome(int fd, int32_t status, const struct ioreq_chan *ch)
+send_welcome(int fd, int32_t status, const struct core_emu_chan *ch)
 {
     struct iomap_emu_welcome w = { IOMAP_EMU_PROTO_MAGIC, status };
     int fds[3];
@@ -124,13 +140,14 @@ static void
 on_conn(evutil_socket_t fd, short what, void *arg)
 {
     struct emu_conn *c = arg;
-    struct iomapd *io = c->io;
+    struct iomapd *io = c->es->io;
     struct iomap_emu_hello h;
-    struct emu *e;
+    struct core_emu_id id;
+    struct core_emu_chan ch;
     ssize_t n = recv(fd, &h, sizeof(h), 0);
     int rc;
 
-    if (n <= 0 || c->emu) {
+    if (n <= 0 || c->registered) {
         /* EOF, error, or talking after registration: close. */
         conn_close(c);
         return;
@@ -142,20 +159,16 @@ on_conn(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    e = emu_get(&io->d, h.emu_domid, h.ioservid, 1);
-    if (e == NULL) {
-        send_welcome(fd, -ENOSPC, NULL);
-        conn_close(c);
-        return;
-    }
-    if (e->conn) {
+    id.emu_domid = h.emu_domid;
+    id.ioservid = h.ioservid;
+    if (conn_of(c->es, &id)) {
         log_warnx("emulator %u:%u is already registered: second registration refused",
                   h.emu_domid, h.ioservid);
         send_welcome(fd, -EEXIST, NULL);
         conn_close(c);
         return;
     }
-    rc = emu_register(&io->d, e, h.caps, 1);
+    rc = core_emu_attach(io->core, &id, h.caps, 1, &ch);
     if (rc < 0) {
         log_warnx("emulator %u:%u: registration failed: %s", h.emu_domid,
                   h.ioservid, strerror(-rc));
@@ -163,30 +176,23 @@ on_conn(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
-    if (send_welcome(fd, 0, &e->chan) < 0) {
-        emu_unregister(&io->d, e);
+    c->registered = 1;
+    c->id = id;
+    if (send_welcome(fd, 0, &ch) < 0) {
         conn_close(c);
         return;
     }
-    c->emu = e;
-    e->conn = c;
-    e->loop_ev = event_new(io->base, e->chan.resp_fd, EV_READ | EV_PERSIST,
-                           on_answer_kick, io);
-    event_add(e->loop_ev, NULL);
-    /* Pages it holds that wait for it get their invalidates now. */
-    for (uint32_t pi = io->d.inv_head; pi != PAGE_NONE; pi = io->d.pages[pi].fl_next) {
-        const struct page *p = &io->d.pages[pi];
-
-        if (page_has_holder(p, e->idx))
-            emu_queue_invalidate(&io->d, e, p->domid, p->gfn);
-    }
-    iomapd_process(io);
+    c->ev_answer = event_new(io->base, ch.resp_fd, EV_READ | EV_PERSIST,
+                             on_answer_kick, io);
+    event_add(c->ev_answer, NULL);
+    iomapd_request_run(io);
 }
 
 static void
 on_accept(evutil_socket_t lfd, short what, void *arg)
 {
-    struct iomapd *io = arg;
+    struct emusock *es = arg;
+    struct iomapd *io = es->io;
     struct ucred cred;
     socklen_t len = sizeof(cred);
     struct emu_conn *c;
@@ -206,23 +212,25 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
         close(fd);
         return;
     }
-    c->io = io;
+    c->es = es;
     c->fd = fd;
     c->pid = cred.pid;
     c->ev = event_new(io->base, fd, EV_READ | EV_PERSIST, on_conn, c);
+    LIST_INSERT_HEAD(&es->conns, c, link);
     event_add(c->ev, NULL);
 }
 
-int
-emusock_init(struct iomapd *io, const char *path, char *err, size_t errlen)
+struct emusock *
+emusock_new(struct iomapd *io, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    struct emusock *es;
     mode_t old;
     int fd, probe;
 
     if (strlen(path) >= sizeof(sun.sun_path)) {
         snprintf(err, errlen, "emulator socket path too long: %s", path);
-        return -ENAMETOOLONG;
+        return NULL;
     }
     strcpy(sun.sun_path, path);
     /* A live daemon answers on it: do not steal its socket. */
@@ -230,7 +238,7 @@ emusock_init(struct iomapd *io, const char *path, char *err, size_t errlen)
     if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
         close(probe);
         snprintf(err, errlen, "%s is in use by another iomapd", path);
-        return -EADDRINUSE;
+        return NULL;
     }
     if (probe >= 0)
         close(probe);
@@ -239,44 +247,38 @@ emusock_init(struct iomapd *io, const char *path, char *err, size_t errlen)
     old = umask(0077);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
         listen(fd, 64) < 0) {
-        int rc = -errno;
-
         umask(old);
         snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
-        return rc;
+        return NULL;
     }
     umask(old);
-    io->emu_lfd = fd;
-    io->d.kill_emulator = kill_registered;
-    io->ev_emu_accept = event_new(io->base, fd, EV_READ | EV_PERSIST, on_accept, io);
-    event_add(io->ev_emu_accept, NULL);
-    return 0;
+    es = calloc(1, sizeof(*es));
+    if (es == NULL) {
+        snprintf(err, errlen, "out of memory");
+        close(fd);
+        return NULL;
+    }
+    es->io = io;
+    es->lfd = fd;
+    LIST_INIT(&es->conns);
+    es->ev_accept = event_new(io->base, fd, EV_READ | EV_PERSIST, on_accept, es);
+    event_add(es->ev_accept, NULL);
+    return es;
 }
 
 void
-emusock_fini(struct iomapd *io)
+emusock_free(struct emusock *es)
 {
-    for (uint32_t i = 0; i < io->d.nemus; i++) {
-        struct emu *e = io->d.emus[i];
-        struct emu_conn *c = e ? e->conn : NULL;
+    struct emu_conn *c;
 
-        if (e && e->loop_ev) {
-            event_free(e->loop_ev);
-            e->loop_ev = NULL;
-        }
-        if (c) {
-            event_free(c->ev);
-            close(c->fd);
-            free(c);
-            e->conn = NULL;
-        }
-    }
-    if (io->ev_emu_accept)
-        event_free(io->ev_emu_accept);
-    if (io->emu_lfd >= 0)
-        close(io->emu_lfd);
-    io->ev_emu_accept = NULL;
-    io->emu_lfd = -1;
+    if (es == NULL)
+        return;
+    while ((c = LIST_FIRST(&es->conns)) != NULL)
+        conn_free(c);
+    if (es->ev_accept)
+        event_free(es->ev_accept);
+    close(es->lfd);
+    free(es);
 }

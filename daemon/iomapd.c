@@ -23,26 +23,77 @@
 #endif
 
 #include "daemon/iomapd.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "json-api/ctl.h"
 #include "policy/policy.h"
+#include "shim/ring.h"
 
 static struct iomapd iomapd;
 
-uint64_t
-iomapd_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+/* ---- the core's environment --------------------------------------------------- */
 
 static uint64_t
-daemon_clock(struct core *d)
+env_clock(void *arg)
 {
-    (void)d;
-    return iomapd_now_ns();
+    (void)arg;
+    return clock_now_ns();
+}
+
+static void
+env_kick(void *arg)
+{
+    struct iomapd *io = arg;
+
+    io->be->kick(io->bep);
+}
+
+static void
+env_kill_emulator(void *arg, const struct core_emu_id *id)
+{
+    struct iomapd *io = arg;
+
+    emusock_kill(io->emusock, id);
+}
+
+static void
+env_crash_guest(void *arg, uint16_t domid)
+{
+    struct iomapd *io = arg;
+    int rc = io->be->crash_guest ? io->be->crash_guest(io->bep, domid) : -EOPNOTSUPP;
+
+    if (rc == -EOPNOTSUPP)
+        log_warnx("policy: the %s backend cannot crash d%u", io->be->name, domid);
+}
+
+/* Observers: the control server's notifications, once it exists. */
+static void
+env_page_released(void *arg, uint16_t domid, uint64_t gfn, uint64_t mfn,
+                  uint64_t lat_ns)
+{
+    struct iomapd *io = arg;
+
+    if (io->ctl)
+        ctl_page_released(io->ctl, domid, gfn, mfn, lat_ns);
+}
+
+static void
+env_emu_gone(void *arg, const struct core_emu_id *id, const char *why)
+{
+    struct iomapd *io = arg;
+
+    if (io->ctl)
+        ctl_emu_gone(io->ctl, id, why);
+}
+
+static void
+env_timeout(void *arg, const struct core_emu_id *id, uint16_t domid, uint64_t gfn,
+            const char *what)
+{
+    struct iomapd *io = arg;
+
+    if (io->ctl)
+        ctl_timeout(io->ctl, id, domid, gfn, what);
 }
 
 /* sd_notify(3) when running under systemd; a no-op otherwise. */
@@ -65,30 +116,54 @@ notify(const char *fmt, ...)
 static void
 notify_status(struct iomapd *io)
 {
+    struct core_status cs;
+
+    core_status(io->core, &cs);
     notify("STATUS=%s: %u domains, %u emulators, %llu pages in flight, "
            "%llu released", io->stopping ? "draining" : "running",
-           core_domains(&io->d), core_emulators(&io->d),
-           (unsigned long long)(io->d.n_invalidating + io->d.n_flushing),
-           (unsigned long long)io->d.st.pages_released);
+           cs.domains, cs.emulators,
+           (unsigned long long)(cs.invalidating + cs.flushing),
+           (unsigned long long)core_stats(io->core)->pages_released);
+}
+
+static uint64_t
+in_flight(const struct iomapd *io)
+{
+    struct core_status cs;
+
+    core_status(io->core, &cs);
+    return cs.invalidating + cs.flushing;
+}
+
+/* The one place the core is run from the loop. */
+static void
+on_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct iomapd *io = arg;
+
+    (void)fd;
+    (void)what;
+    if (core_process(io->core) < 0)
+        fatalx("the shim's event ring is corrupt: refusing to guess what it "
+               "holds (restart iomapd to resynchronise)");
+    ctl_flush_notes(io->ctl);
 }
 
 void
-iomapd_process(struct iomapd *io)
+iomapd_request_run(struct iomapd *io)
 {
-    if (core_process(&io->d) < 0)
-        fatalx("the shim's event ring is corrupt: refusing to guess what it "
-               "holds (restart iomapd to resynchronise)");
-    ctl_flush_notes(io);
+    event_active(io->ev_run, EV_TIMEOUT, 0);
 }
 
 static void
 on_notify(evutil_socket_t fd, short what, void *arg)
 {
-    uint64_t v;
+    struct iomapd *io = arg;
 
-    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        log_warn("%s: read", __func__);
-    iomapd_process(arg);
+    (void)fd;
+    (void)what;
+    io->be->notified(io->bep);
+    iomapd_request_run(io);
 }
 
 /* A periodic pass: catches a missed notification, and runs timeouts. */
@@ -96,11 +171,10 @@ static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct iomapd *io = arg;
-    uint64_t now = iomapd_now_ns();
+    uint64_t now = clock_now_ns();
 
-    core_tick(&io->d);        /* the policy's timeouts */
-    iomapd_process(io);
-    ctl_tick(io);
+    core_tick(io->core);        /* the policy's timeouts, drain deadlines */
+    iomapd_request_run(io);
     /* The watchdog is fed from the loop: a stuck loop gets restarted. */
     if (io->wd_usec && now - io->wd_last >= io->wd_usec * 1000 / 2) {
         notify("WATCHDOG=1");
@@ -111,7 +185,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
         io->status_last = now;
     }
     if (io->stopping) {
-        uint64_t left = io->d.n_invalidating + io->d.n_flushing;
+        uint64_t left = in_flight(io);
 
         if (left == 0 || now >= io->stop_deadline) {
             if (left)
@@ -122,14 +196,19 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int
-iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
+/*
+ * (Re)load the policy from opt.config: 0 loaded, 1 no file (built-in
+ * defaults), -1 refused (err says "path:line: why"; the old one stays).
+ */
+static int
+load_policy(void *arg, char *err, size_t errlen)
 {
+    struct iomapd *io = arg;
     char buf[POLICY_ERRLEN];
     struct policy *p = NULL;
 
     if (access(io->opt.config, F_OK) < 0 && errno == ENOENT) {
-        core_set_policy(&io->d, NULL);
+        core_set_policy(io->core, NULL);
         log_info("policy: no %s: built-in defaults", io->opt.config);
         return 1;
     }
@@ -137,7 +216,7 @@ iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
         snprintf(err, errlen, "%s", buf);
         return -1;
     }
-    core_set_policy(&io->d, p);
+    core_set_policy(io->core, p);
     log_info("policy loaded from %s", io->opt.config);
     return 0;
 }
@@ -148,7 +227,7 @@ reload(struct iomapd *io)
     char err[POLICY_ERRLEN];
 
     notify("RELOADING=1");
-    if (iomapd_load_policy(io, err, sizeof(err)) < 0)
+    if (load_policy(io, err, sizeof(err)) < 0)
         log_warnx("SIGHUP: policy refused, the old one stays: %s", err);
     notify("READY=1");
     notify_status(io);
@@ -170,15 +249,28 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     }
     /* Drain, do not cancel: let pages in flight finish, up to a deadline. */
     io->stopping = 1;
-    io->stop_deadline = iomapd_now_ns() + (uint64_t)io->opt.stop_timeout_ms * 1000000u;
+    io->stop_deadline = clock_now_ns() + (uint64_t)io->opt.stop_timeout_ms * 1000000u;
     if (io->ctl)
-        ((struct ctl *)io->ctl)->stopping = 1;
+        io->ctl->stopping = 1;
     notify("STOPPING=1");
     log_info("%s: stopping: %llu pages in flight get up to %u ms to finish",
              strsignal((int)sig),
-             (unsigned long long)(io->d.n_invalidating + io->d.n_flushing),
-             io->opt.stop_timeout_ms);
+             (unsigned long long)in_flight(io), io->opt.stop_timeout_ms);
     notify_status(io);
+}
+
+/* A start-up failure: one line on stderr, exit 1. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("iomapd: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
 }
 
 static void
@@ -211,13 +303,15 @@ usage(FILE *f)
         RUNSTATEDIR, RUNSTATEDIR, RUNSTATEDIR, SYSCONFDIR);
 }
 
-static const struct iomapd_backend *
+static const struct backend_ops *
 find_backend(const char *name)
 {
     if (strcmp(name, "sim") == 0)
         return &backend_sim;
+#ifdef HAVE_SIM_EMBEDDED
     if (strcmp(name, "sim-embedded") == 0)
         return &backend_sim_embedded;
+#endif
 #ifdef HAVE_XEN_BACKEND
     if (strcmp(name, "xen") == 0)
         return &backend_xen;
@@ -256,8 +350,6 @@ main(int argc, char **argv)
     io->opt.config = SYSCONFDIR "/iomapd/iomapd.conf";
     io->opt.log_level = LOG_LVL_INFO;
     io->opt.stop_timeout_ms = 5000;
-    io->emu_lfd = -1;
-    io->notify_fd = -1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":b:e:s:c:l:vhV", opts, NULL)) != -1) {
         switch (c) {
@@ -316,6 +408,9 @@ main(int argc, char **argv)
         if (strcmp(io->opt.backend, "xen") == 0)
             fprintf(stderr, "iomapd: this iomapd was built without the Xen backend "
                     "(configure --with-xen and libxen-dev)\n");
+        else if (strcmp(io->opt.backend, "sim-embedded") == 0)
+            fprintf(stderr, "iomapd: the simulated hypervisor is not in this iomapd: "
+                    "use iomapd-sim --backend sim-embedded\n");
         else
             fprintf(stderr, "iomapd: unknown backend '%s' (sim, sim-embedded or xen)\n",
                     io->opt.backend);
@@ -324,34 +419,58 @@ main(int argc, char **argv)
     log_init("iomapd", io->opt.log_level);
     signal(SIGPIPE, SIG_IGN);
 
-    core_init(&io->d, NULL, NULL, daemon_clock);
-    io->d.backend = io;
-    io->started_ns = iomapd_now_ns();
+    io->started_ns = clock_now_ns();
     io->base = event_base_new();
     if (io->base == NULL)
         fatalx("cannot create the event loop");
     /* The backend first: without a shim there is nothing to say but why. */
-    rc = io->be->open(io, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "iomapd: %s backend: %s\n", io->be->name, err);
-        return 1;
+    {
+        struct backend_args ba = { .base = io->base, .sim_socket = io->opt.sim_socket,
+                                   .sim_socket_set = io->opt.sim_socket_set };
+
+        rc = io->be->open(&ba, &io->bep, err, sizeof(err));
     }
-    if (iomapd_load_policy(io, err, sizeof(err)) < 0) {
-        fprintf(stderr, "iomapd: policy: %s\n", err);
-        io->be->close(io);
-        return 1;
+    if (rc < 0)
+        die("%s backend: %s", io->be->name, err);
+    {
+        struct core_env env = {
+            .ring = io->be->ring(io->bep), .clock = env_clock, .kick = env_kick,
+            .kill_emulator = env_kill_emulator, .crash_guest = env_crash_guest,
+            .page_released = env_page_released, .emu_gone = env_emu_gone,
+            .timeout = env_timeout, .arg = io,
+        };
+
+        io->core = core_new(&env);
+        if (io->core == NULL)
+            fatal("cannot create the books");
     }
-    if (emusock_init(io, io->opt.emu_socket, err, sizeof(err)) < 0) {
-        fprintf(stderr, "iomapd: %s\n", err);
-        return 1;
+    io->ev_run = event_new(io->base, -1, 0, on_run, io);
+    if (io->ev_run == NULL)
+        fatalx("cannot create the event loop");
+    if (load_policy(io, err, sizeof(err)) < 0) {
+        io->be->close(io->bep);
+        die("policy: %s", err);
     }
-    if (ctl_init(io, err, sizeof(err)) < 0) {
-        fprintf(stderr, "iomapd: control socket: %s\n", err);
-        emusock_fini(io);
-        unlink(io->opt.emu_socket);
-        return 1;
+    io->emusock = emusock_new(io, io->opt.emu_socket, err, sizeof(err));
+    if (io->emusock == NULL)
+        die("%s", err);
+    {
+        struct ctl_env cenv = {
+            .base = io->base, .core = io->core, .socket_path = io->opt.ctl_socket,
+            .socket_group = io->opt.ctl_group, .admin_group = io->opt.ctl_admin_group,
+            .config_path = io->opt.config, .backend = io->be->name,
+            .started_ns = io->started_ns, .reload_policy = load_policy,
+            .request_run = (void (*)(void *))iomapd_request_run, .arg = io,
+        };
+
+        io->ctl = ctl_create(&cenv);
+        if (io->ctl == NULL || ctl_listen(io->ctl, err, sizeof(err)) < 0) {
+            emusock_free(io->emusock);
+            unlink(io->opt.emu_socket);
+            die("control socket: %s", io->ctl ? err : "out of memory");
+        }
     }
-    io->ev_notify = event_new(io->base, io->notify_fd, EV_READ | EV_PERSIST,
+    io->ev_notify = event_new(io->base, io->be->notify_fd(io->bep), EV_READ | EV_PERSIST,
                               on_notify, io);
     io->ev_tick = event_new(io->base, -1, EV_PERSIST, on_tick, io);
     event_add(io->ev_notify, NULL);
@@ -361,8 +480,8 @@ main(int argc, char **argv)
         event_add(sigs[i], NULL);
     }
     /* Whatever happened before we came up, the dump tells. */
-    core_resync(&io->d);
-    iomapd_process(io);
+    core_resync(io->core);
+    iomapd_request_run(io);
     log_info("iomapd %s running: backend %s, emulators on %s, control on %s",
              PACKAGE_VERSION, io->be->name, io->opt.emu_socket, io->opt.ctl_socket);
 #ifdef HAVE_SYSTEMD
@@ -379,18 +498,21 @@ main(int argc, char **argv)
     event_base_dispatch(io->base);
 
     notify("STOPPING=1");
-    ctl_fini(io);
-    emusock_fini(io);
+    ctl_free(io->ctl);
+    io->ctl = NULL;
+    emusock_free(io->emusock);
+    io->emusock = NULL;
     unlink(io->opt.emu_socket);
     for (int i = 0; signums[i]; i++)
         event_free(sigs[i]);
     event_free(io->ev_notify);
     event_free(io->ev_tick);
+    event_free(io->ev_run);
     log_info("stopped: %llu pages released, %llu in flight left to the shim",
-             (unsigned long long)io->d.st.pages_released,
-             (unsigned long long)(io->d.n_invalidating + io->d.n_flushing));
-    core_fini(&io->d);
-    io->be->close(io);
+             (unsigned long long)core_stats(io->core)->pages_released,
+             (unsigned long long)in_flight(io));
+    core_free(io->core);
+    io->be->close(io->bep);
     event_base_free(io->base);
     return 0;
 }

@@ -1,26 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The iomapd process: its event loop, its backend and its sockets, around
- * the books of daemon/core/core_priv.h.
+ * The iomapd process: its one event loop, its backend, its sockets, around
+ * the core of daemon/core/core.h.  Private to daemon/.
  */
 #ifndef IOMAPD_H
 #define IOMAPD_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
 
-#include "daemon/core/core_priv.h"
+#include "daemon/backend.h"
+#include "daemon/core/core.h"
 
 struct event_base;
 struct event;
-struct iomapd;
-
-struct iomapd_backend {
-    const char *name;
-    /* Attach to the shim; fill d->ring; return 0 or -errno with err set. */
-    int  (*open)(struct iomapd *io, char *err, size_t errlen);
-    void (*close)(struct iomapd *io);
-};
+struct ctl;
+struct emusock;
 
 struct iomapd_opts {
     const char *backend;
@@ -38,39 +33,29 @@ struct iomapd_opts {
 struct iomapd {
     struct iomapd_opts      opt;
     struct event_base      *base;
-    struct core           d;
-    const struct iomapd_backend *be;
-    void                   *be_priv;
-    int                     notify_fd;  /* shim -> daemon kick, or -1 */
+    struct core            *core;
+    const struct backend_ops *be;
+    struct backend         *bep;
     struct event           *ev_notify;
     struct event           *ev_tick;
-    int                     emu_lfd;
-    struct event           *ev_emu_accept;
+    struct event           *ev_run;     /* deferred: run the core once */
+    struct emusock         *emusock;
+    struct ctl             *ctl;
     uint64_t                started_ns;
-    void                   *ctl;        /* json-api control server */
     int                     stopping;   /* SIGTERM seen: draining */
     uint64_t                stop_deadline;
     uint64_t                wd_usec;    /* systemd watchdog, 0 if off */
     uint64_t                wd_last, status_last;
 };
 
-uint64_t iomapd_now_ns(void);
-/*
- * (Re)load the policy from opt.config: 0 loaded, 1 no file (built-in
- * defaults), -1 refused (err says "path:line: why"; the old one stays).
- */
-int      iomapd_load_policy(struct iomapd *io, char *err, size_t errlen);
-/* Run the books after anything happened (ring, ioreq answers, sockets). */
-void     iomapd_process(struct iomapd *io);
+/* Run the core soon: one deferred event, whoever asks and how often. */
+void     iomapd_request_run(struct iomapd *io);
 
-/* Emulator registration socket (daemon/emusock.c). */
-int      emusock_init(struct iomapd *io, const char *path, char *err, size_t errlen);
-void     emusock_fini(struct iomapd *io);
-
-extern const struct iomapd_backend backend_sim;
-extern const struct iomapd_backend backend_sim_embedded;
-#ifdef HAVE_XEN_BACKEND
-extern const struct iomapd_backend backend_xen;
-#endif
+/* The emulator registration socket (daemon/emusock.c). */
+struct emusock *emusock_new(struct iomapd *io, const char *path, char *err,
+                            size_t errlen);
+void     emusock_free(struct emusock *es);
+/* The policy's kill-emulator step: SIGKILL to the registered process. */
+void     emusock_kill(struct emusock *es, const struct core_emu_id *id);
 
 #endif

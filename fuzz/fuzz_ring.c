@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "shim/ring.h"
-#include "daemon/core/core_priv.h"
+#include "daemon/core/core.h"
 #include "util/log.h"
 
 #define EV_SLOTS  64u
@@ -33,16 +33,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uint64_t fake_now;
 
 static uint64_t
-clock_fn(struct core *d)
+clock_fn(void *arg)
 {
-    (void)d;
+    (void)arg;
     return fake_now;
 }
 
 static void
-kick_fn(struct core *d)
+kick_fn(void *arg)
 {
-    (void)d;
+    (void)arg;
+}
+
+static struct core *
+books(struct iomap_ring *r)
+{
+    struct core_env env = { .ring = r, .clock = clock_fn, .kick = kick_fn };
+
+    return core_new(&env);
 }
 
 static void
@@ -60,7 +68,7 @@ run_region(const uint8_t *data, size_t size)
     size_t len = IOMAP_REGION_SIZE(EV_SLOTS, CMD_SLOTS);
     uint8_t *mem = calloc(1, len);
     struct iomap_ring r;
-    struct core d;
+    struct core *d;
     char err[128];
 
     if (mem == NULL)
@@ -69,15 +77,15 @@ run_region(const uint8_t *data, size_t size)
     /* The region's length is part of the input too. */
     if (iomap_ring_attach(&r, mem, size < len ? (size > 64 ? size : len) : len,
                           err, sizeof(err)) == 0) {
-        if (core_init(&d, &r, kick_fn, clock_fn) == 0) {
+        if ((d = books(&r)) != NULL) {
             for (int i = 0; i < 4; i++) {
-                if (core_process(&d) < 0)
+                if (core_process(d) < 0)
                     break;
                 fake_now += 1000000000ull;
-                core_tick(&d);
+                core_tick(d);
             }
         }
-        core_fini(&d);
+        core_free(d);
     }
     free(mem);
 }
@@ -88,7 +96,7 @@ run_stream(const uint8_t *data, size_t size)
     size_t len = IOMAP_REGION_SIZE(EV_SLOTS, CMD_SLOTS);
     void *mem = calloc(1, len);
     struct iomap_ring shim, r;
-    struct core d;
+    struct core *d;
     char err[128];
     size_t nrec = size / sizeof(struct iomap_event), i = 0;
 
@@ -98,7 +106,7 @@ run_stream(const uint8_t *data, size_t size)
         nrec = MAX_RECORDS;
     if (iomap_ring_format(&shim, mem, len, EV_SLOTS, CMD_SLOTS) < 0 ||
         iomap_ring_attach(&r, mem, len, err, sizeof(err)) < 0 ||
-        core_init(&d, &r, kick_fn, clock_fn) < 0) {
+        (d = books(&r)) == NULL) {
         free(mem);
         return;
     }
@@ -112,14 +120,14 @@ run_stream(const uint8_t *data, size_t size)
             __atomic_store_n(&shim.hdr->ev_prod, prod + 1, __ATOMIC_RELEASE);
             i++;
         }
-        if (core_process(&d) < 0)
+        if (core_process(d) < 0)
             break;
         drain_cmds(&shim);
         fake_now += 300000000ull;
-        core_tick(&d);
+        core_tick(d);
         drain_cmds(&shim);
     }
-    core_fini(&d);
+    core_free(d);
     free(mem);
 }
 

@@ -34,8 +34,9 @@
 
 #include <jansson.h>
 
-#include "daemon/core/core_priv.h"
-#include "daemon/iomapd.h"
+#include "daemon/core/core.h"
+#include "util/clock.h"
+#include "ioreq/ioreq.h"
 #include "util/log.h"
 #include "json-api/ctl.h"
 #include "policy/policy.h"
@@ -51,7 +52,10 @@ static uint64_t fake_now;
 static unsigned reloads;
 static struct iomap_ring shim;
 
-/* ---- what iomapd.c gives methods.c ----------------------------------------- */
+/* ---- what iomapd.c gives the control server ---------------------------------- */
+
+static struct core *books;
+static struct ctl *ctl;
 
 /*
  * The clock moves 20 us at every look, so that a method's time budget
@@ -59,7 +63,7 @@ static struct iomap_ring shim;
  * way for every run of an input.
  */
 uint64_t
-iomapd_now_ns(void)
+clock_now_ns(void)
 {
     fake_now += 20000;
     return fake_now;
@@ -74,18 +78,19 @@ drain_cmds(void)
         ;
 }
 
-void
-iomapd_process(struct iomapd *io)
+static void
+run(void *arg)
 {
-    if (core_process(&io->d) < 0)
+    (void)arg;
+    if (core_process(books) < 0)
         abort();                /* the ring is ours and well-formed */
     drain_cmds();
-    ctl_flush_notes(io);
+    ctl_flush_notes(ctl);
 }
 
 /* policy.reload: alternately a good file, a broken one, and none. */
-int
-iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
+static int
+load_policy(void *arg, char *err, size_t errlen)
 {
     static const char *const texts[] = {
         "emulators = ( { domid = 0; targets = \"any\"; } );\n"
@@ -100,31 +105,32 @@ iomapd_load_policy(struct iomapd *io, char *err, size_t errlen)
     char buf[POLICY_ERRLEN];
     struct policy *p = NULL;
 
+    (void)arg;
     if (t == NULL) {
-        core_set_policy(&io->d, NULL);
+        core_set_policy(books, NULL);
         return 1;
     }
     if (policy_parse_string(t, &p, buf) < 0) {
-        snprintf(err, errlen, "%s: %s", io->opt.config, buf);
+        snprintf(err, errlen, "/fuzz/iomapd.conf: %s", buf);
         return -1;
     }
-    core_set_policy(&io->d, p);
+    core_set_policy(books, p);
     return 0;
 }
 
 /* ---- the books -------------------------------------------------------------- */
 
 static uint64_t
-clock_fn(struct core *d)
+clock_fn(void *arg)
 {
-    (void)d;
+    (void)arg;
     return fake_now;
 }
 
 static void
-kick_fn(struct core *d)
+kick_fn(void *arg)
 {
-    (void)d;
+    (void)arg;
 }
 
 static void
@@ -142,12 +148,12 @@ post(uint8_t type, uint8_t flags, uint16_t domid, uint16_t emu, uint16_t ios,
 
 /* Mappings of three emulators in d1 and d2, pages in flight of both. */
 static void
-populate(struct iomapd *io)
+populate(void)
 {
-    struct emu *e;
+    struct core_emu_id id = { 0, 1 };
+    struct core_emu_chan ch;
 
-    e = emu_get(&io->d, 0, 1, 1);
-    if (e == NULL || emu_register(&io->d, e, IOMAP_EMU_CAP_INVALIDATE_PAGE, 0) < 0)
+    if (core_emu_attach(books, &id, IOMAP_EMU_CAP_INVALIDATE_PAGE, 0, &ch) < 0)
         abort();
     post(IOMAP_EV_MAP, 0, 1, 0, 1, 256, 0, 0x100, 0x10100);
     post(IOMAP_EV_MAP, IOMAP_F_READONLY, 1, 0, 2, 16, 0, 0x180, 0x10180);
@@ -157,7 +163,7 @@ populate(struct iomapd *io)
     post(IOMAP_EV_PAGE_REMOVED, 0, 2, 0, 0, 8, 0, 0x2010, 0x20010);
     post(IOMAP_EV_UNMAP, 0, 1, 0, 1, 4, 1, 0x100, 0x10100);
     post(IOMAP_EV_FLUSH, 0, 0, 0, 0, 1, 1, 0, 0);
-    iomapd_process(io);
+    run(NULL);
 }
 
 /* ---- the oracle ----------------------------------------------------------------- */
@@ -252,8 +258,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static void *mem;
     size_t len = IOMAP_REGION_SIZE(EV_SLOTS, CMD_SLOTS);
     struct iomap_ring r;
-    struct iomapd io;
-    struct ctl *ctl;
     char err[128];
     const char *p, *end;
     int admin, lines = 0;
@@ -273,21 +277,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fake_now = 1000000000ull;
     reloads = data[0] >> 4;
     memset(mem, 0, len);
-    memset(&io, 0, sizeof(io));
-    io.opt.config = "/fuzz/iomapd.conf";
-    io.opt.ctl_socket = "/fuzz/iomapd.sock";
-    io.emu_lfd = io.notify_fd = -1;
-    io.started_ns = fake_now;
     if (iomap_ring_format(&shim, mem, len, EV_SLOTS, CMD_SLOTS) < 0 ||
-        iomap_ring_attach(&r, mem, len, err, sizeof(err)) < 0 ||
-        core_init(&io.d, &r, kick_fn, clock_fn) < 0)
+        iomap_ring_attach(&r, mem, len, err, sizeof(err)) < 0)
         abort();
-    io.d.backend = &io;
-    ctl = ctl_create(&io);
-    if (ctl == NULL)
-        abort();
+    {
+        struct core_env env = { .ring = &r, .clock = clock_fn, .kick = kick_fn };
+        struct ctl_env cenv = {
+            .socket_path = "/fuzz/iomapd.sock", .config_path = "/fuzz/iomapd.conf",
+            .backend = "fuzz", .started_ns = fake_now, .reload_policy = load_policy,
+            .request_run = run,
+        };
+
+        books = core_new(&env);
+        if (books == NULL)
+            abort();
+        cenv.core = books;
+        ctl = ctl_create(&cenv);
+        if (ctl == NULL)
+            abort();
+    }
     ctl->stopping = (data[0] & 2) != 0;
-    populate(&io);
+    populate();
 
     p = (const char *)data + 1;
     end = (const char *)data + size;
@@ -305,12 +315,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ctl->dropped_clients != 0)
             abort();            /* the caller would have been hung up on */
         fake_now += 100000000ull;
-        core_tick(&io.d);
-        iomapd_process(&io);
-        ctl_tick(&io);
+        core_tick(books);
+        run(NULL);
         p += n + 1;
     }
-    ctl_fini(&io);
-    core_fini(&io.d);
+    ctl_free(ctl);
+    core_free(books);
+    ctl = NULL;
+    books = NULL;
     return 0;
 }

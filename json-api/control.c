@@ -38,8 +38,8 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#include "daemon/iomapd.h"
 #include "util/log.h"
+#include "daemon/core/core.h"
 #include "json-api/ctl.h"
 
 static void client_close(struct ctl_client *c, const char *why);
@@ -636,8 +636,8 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
         free(c);
         return;
     }
-    c->bev = bufferevent_socket_new(ctl->io->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->ev_more = event_new(ctl->io->base, -1, 0, on_more, c);
+    c->bev = bufferevent_socket_new(ctl->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->ev_more = event_new(ctl->env.base, -1, 0, on_more, c);
     if (c->bev == NULL || c->ev_more == NULL) {
         if (c->bev)
             bufferevent_free(c->bev);
@@ -687,8 +687,8 @@ anyone_wants(struct ctl *ctl, unsigned kind)
     return 0;
 }
 
-static void
-hook_page_released(void *arg, uint16_t domid, uint64_t gfn, uint64_t mfn,
+void
+ctl_page_released(void *arg, uint16_t domid, uint64_t gfn, uint64_t mfn,
                    uint64_t lat_ns)
 {
     struct ctl *ctl = arg;
@@ -711,28 +711,29 @@ hook_page_released(void *arg, uint16_t domid, uint64_t gfn, uint64_t mfn,
     ctl->rel_lat_max = lat_ns;
 }
 
-static void
-hook_emu_gone(void *arg, const struct emu *e, const char *why)
+void
+ctl_emu_gone(void *arg, const struct core_emu_id *e, const char *why)
 {
     struct ctl *ctl = arg;
+    struct core_emu_info info;
+    char id[16];
 
     if (!anyone_wants(ctl, NOTE_EMU_GONE))
         return;
     rel_flush(ctl);
-    {
-        char id[16];
-
-        snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
-        ctl_notify(ctl, NOTE_EMU_GONE, "emulator.gone",
-                   json_pack("{s:s, s:i, s:i, s:s, s:I}", "emulator", id,
-                             "emu_domid", e->emu_domid, "ioservid", e->ioservid,
-                             "reason", why, "held_pages", (json_int_t)e->held_pages));
-    }
+    /* A read of the books (the observer changes nothing in them). */
+    if (core_emu_find(ctl->env.core, e, &info) < 0)
+        info.held_pages = 0;
+    snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
+    ctl_notify(ctl, NOTE_EMU_GONE, "emulator.gone",
+               json_pack("{s:s, s:i, s:i, s:s, s:I}", "emulator", id,
+                         "emu_domid", e->emu_domid, "ioservid", e->ioservid,
+                         "reason", why, "held_pages", (json_int_t)info.held_pages));
 }
 
-static void
-hook_timeout(void *arg, const struct emu *e, uint16_t domid, uint64_t gfn,
-             const char *what)
+void
+ctl_timeout(void *arg, const struct core_emu_id *e, uint16_t domid, uint64_t gfn,
+            const char *what)
 {
     struct ctl *ctl = arg;
     json_t *p;
@@ -751,24 +752,11 @@ hook_timeout(void *arg, const struct emu *e, uint16_t domid, uint64_t gfn,
     ctl_notify(ctl, NOTE_PAGE_TIMEOUT, "page.timeout", p);
 }
 
-static const struct core_hooks ctl_hooks = {
-    .page_released = hook_page_released,
-    .emu_gone = hook_emu_gone,
-    .timeout = hook_timeout,
-};
-
 void
-ctl_flush_notes(struct iomapd *io)
+ctl_flush_notes(struct ctl *ctl)
 {
-    if (io->ctl)
-        rel_flush(io->ctl);
-}
-
-void
-ctl_tick(struct iomapd *io)
-{
-    if (io->ctl)
-        ctl_drains_tick(io->ctl);
+    if (ctl)
+        rel_flush(ctl);
 }
 
 /* ---- the socket ---------------------------------------------------------------- */
@@ -878,65 +866,50 @@ listen_socket(struct ctl *ctl, const char *path, char *err, size_t errlen)
 }
 
 struct ctl *
-ctl_create(struct iomapd *io)
+ctl_create(const struct ctl_env *env)
 {
     struct ctl *ctl = calloc(1, sizeof(*ctl));
 
     if (ctl == NULL)
         return NULL;
-    ctl->io = io;
+    ctl->env = *env;
     ctl->lfd = -1;
     LIST_INIT(&ctl->clients);
     LIST_INIT(&ctl->drains);
-    io->ctl = ctl;
-    io->d.hooks = &ctl_hooks;
-    io->d.hooks_arg = ctl;
     return ctl;
 }
 
 int
-ctl_init(struct iomapd *io, char *err, size_t errlen)
+ctl_listen(struct ctl *ctl, char *err, size_t errlen)
 {
-    struct ctl *ctl = ctl_create(io);
     int fd;
 
-    if (ctl == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    if (io->opt.ctl_group) {
-        if (lookup_group(io->opt.ctl_group, &ctl->sock_gid, err, errlen) < 0)
-            goto fail;
+    if (ctl->env.socket_group) {
+        if (lookup_group(ctl->env.socket_group, &ctl->sock_gid, err, errlen) < 0)
+            return -1;
         ctl->have_sock_gid = 1;
     }
-    if (io->opt.ctl_admin_group) {
-        if (lookup_group(io->opt.ctl_admin_group, &ctl->admin_gid, err, errlen) < 0)
-            goto fail;
+    if (ctl->env.admin_group) {
+        if (lookup_group(ctl->env.admin_group, &ctl->admin_gid, err, errlen) < 0)
+            return -1;
         ctl->have_admin_gid = 1;
     }
-    fd = listen_socket(ctl, io->opt.ctl_socket, err, errlen);
+    fd = listen_socket(ctl, ctl->env.socket_path, err, errlen);
     if (fd < 0)
-        goto fail;
+        return -1;
     ctl->lfd = fd;
-    ctl->ev_accept = event_new(io->base, fd, EV_READ | EV_PERSIST, on_accept, ctl);
+    ctl->ev_accept = event_new(ctl->env.base, fd, EV_READ | EV_PERSIST, on_accept, ctl);
     event_add(ctl->ev_accept, NULL);
     return 0;
-fail:
-    io->ctl = NULL;
-    io->d.hooks = NULL;
-    free(ctl);
-    return -1;
 }
 
 void
-ctl_fini(struct iomapd *io)
+ctl_free(struct ctl *ctl)
 {
-    struct ctl *ctl = io->ctl;
     struct ctl_client *c;
 
     if (ctl == NULL)
         return;
-    io->d.hooks = NULL;
     ctl_drains_free(ctl);
     while ((c = LIST_FIRST(&ctl->clients)) != NULL) {
         /* Last words, without waiting for slow readers. */
@@ -952,7 +925,6 @@ ctl_fini(struct iomapd *io)
     if (ctl->lfd >= 0)
         close(ctl->lfd);
     if (ctl->own_socket)
-        unlink(io->opt.ctl_socket);
+        unlink(ctl->env.socket_path);
     free(ctl);
-    io->ctl = NULL;
 }

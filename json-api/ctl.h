@@ -18,7 +18,9 @@
 
 #include <jansson.h>
 
-struct iomapd;
+struct core;
+struct core_emu_id;
+struct event_base;
 struct bufferevent;
 struct evbuffer;
 struct event;
@@ -70,6 +72,28 @@ enum {
 
 struct ctl;
 
+/*
+ * What the control server needs from its owner (daemon/iomapd.c): the
+ * loop, the core (through its public header only), the settings it
+ * reports, and the few actions it may ask for.  json-api links nothing of
+ * the daemon process.
+ */
+struct ctl_env {
+    struct event_base *base;
+    struct core       *core;
+    const char        *socket_path;
+    const char        *socket_group;    /* may query; NULL: none */
+    const char        *admin_group;     /* may also change; NULL: none */
+    const char        *config_path;     /* the policy file */
+    const char        *backend;         /* its name, for version/status */
+    uint64_t           started_ns;      /* util/clock.h time of start */
+    /* Reload the policy: 0 loaded, 1 no file (built-in), -1 refused (err). */
+    int  (*reload_policy)(void *arg, char *err, size_t errlen);
+    /* Run the core soon (a deferred event on the loop). */
+    void (*request_run)(void *arg);
+    void *arg;
+};
+
 struct ctl_client {
     struct ctl         *ctl;
     struct bufferevent *bev;        /* NULL: ctl_request's, not connected */
@@ -92,7 +116,7 @@ struct ctl_client {
 struct ctl_drain;
 
 struct ctl {
-    struct iomapd      *io;
+    struct ctl_env      env;
     int                 lfd;
     int                 own_socket; /* we created the path: unlink at exit */
     struct event       *ev_accept;
@@ -122,10 +146,20 @@ struct ctl_call {
 };
 
 /* control.c */
-int   ctl_init(struct iomapd *io, char *err, size_t errlen);
-void  ctl_fini(struct iomapd *io);
-/* The control state without a socket (ctl_init's first half; the fuzzer). */
-struct ctl *ctl_create(struct iomapd *io);
+/* The control state without a socket (the fuzzer, the bench); NULL if out of memory. */
+struct ctl *ctl_create(const struct ctl_env *env);
+/* Listen on env->socket_path; 0 or -1 with err set. */
+int   ctl_listen(struct ctl *ctl, char *err, size_t errlen);
+/* Say goodbye to every client, close and unlink the socket, free. */
+void  ctl_free(struct ctl *ctl);
+/* Send the coalesced page.released notifications (after a core run). */
+void  ctl_flush_notes(struct ctl *ctl);
+/* Observers of the core (struct core_env), with arg the ctl. */
+void  ctl_page_released(void *arg, uint16_t domid, uint64_t gfn, uint64_t mfn,
+                        uint64_t lat_ns);
+void  ctl_emu_gone(void *arg, const struct core_emu_id *id, const char *why);
+void  ctl_timeout(void *arg, const struct core_emu_id *id, uint16_t domid,
+                  uint64_t gfn, const char *what);
 /* Parse, validate and dispatch one request line as client c. */
 void  ctl_handle_line(struct ctl_client *c, const char *line, size_t n);
 /*
@@ -134,10 +168,6 @@ void  ctl_handle_line(struct ctl_client *c, const char *line, size_t n);
  * malloc'd ("" if nothing), or NULL if out of memory.
  */
 char *ctl_request(struct ctl *ctl, const char *line, size_t n, int admin);
-/* Send notifications gathered while the books were run. */
-void  ctl_flush_notes(struct iomapd *io);
-/* Every loop tick: deadlines of drains. */
-void  ctl_tick(struct iomapd *io);
 /*
  * The one way a response leaves the daemon: result (stolen) on success,
  * or code + message (+ data, stolen) on failure.  id is borrowed.
@@ -159,8 +189,6 @@ struct ctl_method {
 #define M_ADMIN   1u        /* mutating: root or the admin group only */
 
 const struct ctl_method *ctl_method_find(const char *name);
-/* The drain state machine (methods.c), called from ctl_tick / ctl_fini. */
-void  ctl_drains_tick(struct ctl *ctl);
 void  ctl_drains_free(struct ctl *ctl);
 /* Client gone: its drains keep running but answer nobody. */
 void  ctl_drains_forget(struct ctl *ctl, struct ctl_client *c);

@@ -18,7 +18,9 @@
 
 #include <event2/event.h>
 
-#include "daemon/iomapd.h"
+#include "iomap.h"
+#include "daemon/core/core.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "json-api/ctl.h"
 #include "policy/policy.h"
@@ -98,7 +100,7 @@ p_bool(struct ctl_call *call, json_t *params, const char *name, int *out, int *e
 }
 
 static json_t *
-emu_id(const struct emu *e)
+emu_id(const struct core_emu_id *e)
 {
     char id[16];
 
@@ -113,14 +115,14 @@ ns_to_us(uint64_t ns)
 }
 
 static const char *
-page_state_name(uint8_t s)
+page_state_name(enum core_page_state s)
 {
     switch (s) {
-    case PAGE_INVALIDATING: return "invalidating";
-    case PAGE_FLUSHING:     return "flushing";
-    case PAGE_NEW:          return "new";
-    default:                return "free";
+    case CORE_PAGE_INVALIDATING: return "invalidating";
+    case CORE_PAGE_FLUSHING:     return "flushing";
+    case CORE_PAGE_NEW:          return "new";
     }
+    return "free";
 }
 
 /* ---- version, status ------------------------------------------------------------ */
@@ -128,37 +130,38 @@ page_state_name(uint8_t s)
 static int
 m_version(struct ctl_call *call, json_t *params, json_t **result)
 {
-    struct iomapd *io = call->ctl->io;
+    const struct ctl_env *env = &call->ctl->env;
 
     *result = json_pack("{s:s, s:i, s:{s:i, s:i}, s:s}",
                         "daemon", PACKAGE_VERSION, "api", API_VERSION,
                         "abi", "major", IOMAP_ABI_VERSION_MAJOR,
                         "minor", IOMAP_ABI_VERSION_MINOR,
-                        "backend", io->be ? io->be->name : "none");
+                        "backend", env->backend ? env->backend : "none");
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
 
 static int
 m_status(struct ctl_call *call, json_t *params, json_t **result)
 {
-    struct iomapd *io = call->ctl->io;
-    const struct core *d = &io->d;
+    const struct ctl_env *env = &call->ctl->env;
+    struct core_status cs;
 
+    core_status(env->core, &cs);
     *result = json_pack("{s:s, s:s, s:f, s:s, s:b, s:i, s:i, s:I, "
                         "s:{s:I, s:I, s:I, s:I}, s:i}",
                         "state", call->ctl->stopping ? "stopping" : "running",
                         "version", PACKAGE_VERSION,
-                        "uptime_s", (double)(iomapd_now_ns() - io->started_ns) / 1e9,
-                        "backend", io->be ? io->be->name : "none",
-                        "resyncing", d->resync != RS_NONE,
-                        "domains", (int)core_domains(d),
-                        "emulators", (int)core_emulators(d),
-                        "mappings", (json_int_t)core_mappings(d),
+                        "uptime_s", (double)(clock_now_ns() - env->started_ns) / 1e9,
+                        "backend", env->backend ? env->backend : "none",
+                        "resyncing", cs.resyncing,
+                        "domains", (int)cs.domains,
+                        "emulators", (int)cs.emulators,
+                        "mappings", (json_int_t)cs.mappings,
                         "pages",
-                        "invalidating", (json_int_t)d->n_invalidating,
-                        "flushing", (json_int_t)d->n_flushing,
-                        "removed", (json_int_t)d->st.pages_removed,
-                        "released", (json_int_t)d->st.pages_released,
+                        "invalidating", (json_int_t)cs.invalidating,
+                        "flushing", (json_int_t)cs.flushing,
+                        "removed", (json_int_t)core_stats(env->core)->pages_removed,
+                        "released", (json_int_t)core_stats(env->core)->pages_released,
                         "clients", (int)call->ctl->nclients);
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
@@ -168,64 +171,54 @@ m_status(struct ctl_call *call, json_t *params, json_t **result)
 static int
 m_domain_list(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct core *d = &call->ctl->io->d;
+    const struct core *core = call->ctl->env.core;
+    struct core_dom_info di;
+    uint32_t cur = 0;
     json_t *a = json_array();
 
-    for (uint32_t i = 0; a && i < IOMAPD_MAX_DOMID; i++) {
-        const struct dom *dm = d->doms[i];
-        const struct emu_map *em;
-        uint64_t maps = 0;
-        int nemus = 0;
-
-        if (dm == NULL)
-            continue;
-        LIST_FOREACH(em, &dm->maps, dom_link) {
-            maps += em->fs.total;
-            nemus += em->fs.total != 0;
-        }
+    while (a && core_dom_next(core, &cur, &di))
         json_array_append_new(a, json_pack("{s:i, s:I, s:i, s:I}",
-                                           "domid", (int)dm->domid,
-                                           "mappings", (json_int_t)maps,
-                                           "emulators", nemus,
-                                           "pending_pages", (json_int_t)dm->npending));
-    }
+                                           "domid", (int)di.domid,
+                                           "mappings", (json_int_t)di.mappings,
+                                           "emulators", (int)di.emulators,
+                                           "pending_pages", (json_int_t)di.pending_pages));
     *result = json_pack("{s:o}", "domains", a);
     return *result ? 0 : RPC_INTERNAL_ERROR;
+}
+
+static const char *
+invalidate_name(enum core_invalidate v)
+{
+    switch (v) {
+    case CORE_INV_PER_PAGE: return "per-page";
+    case CORE_INV_GLOBAL:   return "global";
+    case CORE_INV_NONE:     break;
+    }
+    return "none";
 }
 
 static int
 m_emulator_list(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct core *d = &call->ctl->io->d;
+    const struct core *core = call->ctl->env.core;
+    struct core_emu_info e;
+    uint32_t cur = 0;
     json_t *a = json_array();
 
-    for (uint32_t i = 0; a && i < d->nemus; i++) {
-        const struct emu *e = d->emus[i];
-        const struct emu_map *em;
-        uint64_t maps = 0;
-        int ndoms = 0;
-
-        if (e == NULL)
-            continue;
-        LIST_FOREACH(em, &e->maps, emu_link) {
-            maps += em->fs.total;
-            ndoms += em->fs.total != 0;
-        }
+    while (a && core_emu_next(core, &cur, &e))
         json_array_append_new(a, json_pack(
             "{s:o, s:i, s:i, s:b, s:b, s:s, s:I, s:i, s:I, s:i, s:i, s:I, s:I, s:I, s:I}",
-            "emulator", emu_id(e), "emu_domid", e->emu_domid, "ioservid", e->ioservid,
-            "alive", e->alive, "registered", e->has_chan,
-            "invalidate", !e->has_chan ? "none" :
-                (e->caps & IOMAP_EMU_CAP_INVALIDATE_PAGE) ? "per-page" : "global",
-            "mappings", (json_int_t)maps, "domains", ndoms,
-            "held_pages", (json_int_t)e->held_pages,
-            "queued_ranges", (int)e->qlen,
-            "in_flight", e->has_chan ? (int)e->chan.busy : 0,
-            "invalidates_sent", (json_int_t)e->invalidates_sent,
-            "answers", (json_int_t)e->answers,
-            "forced_unmaps", (json_int_t)e->forced_unmaps,
-            "bad_unmaps", (json_int_t)e->bad_unmaps));
-    }
+            "emulator", emu_id(&e.id), "emu_domid", e.id.emu_domid,
+            "ioservid", e.id.ioservid, "alive", e.alive, "registered", e.registered,
+            "invalidate", invalidate_name(e.invalidate),
+            "mappings", (json_int_t)e.mappings, "domains", (int)e.domains,
+            "held_pages", (json_int_t)e.held_pages,
+            "queued_ranges", (int)e.queued_ranges,
+            "in_flight", (int)e.in_flight,
+            "invalidates_sent", (json_int_t)e.invalidates_sent,
+            "answers", (json_int_t)e.answers,
+            "forced_unmaps", (json_int_t)e.forced_unmaps,
+            "bad_unmaps", (json_int_t)e.bad_unmaps));
     *result = json_pack("{s:o}", "emulators", a);
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
@@ -244,7 +237,7 @@ parse_cursor_m(const char *s, uint32_t *slot, uint32_t *domid, uint64_t *gfn)
     char tail;
 
     if (sscanf(s, "m1.%u.%u.%llx%c", &a, &b, &g, &tail) != 3 ||
-        a > IOMAPD_MAX_EMUS || b > IOMAPD_MAX_DOMID)
+        a > CORE_MAX_EMUS || b > CORE_MAX_DOMID)
         return -1;
     *slot = a;
     *domid = b;
@@ -255,16 +248,19 @@ parse_cursor_m(const char *s, uint32_t *slot, uint32_t *domid, uint64_t *gfn)
 static int
 m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct core *d = &call->ctl->io->d;
+    const struct core *core = call->ctl->env.core;
+    struct core_map_filter f = { 0 };
+    struct core_map_cursor cur;
+    struct core_map_info batch[32];
     uint64_t domid = 0, limit = CTL_DEFAULT_LIMIT, gfn_lo = 0, gfn_hi = UINT64_MAX - 1;
     uint16_t edom = 0, eserv = 0;
     int have_dom, have_emu, err = 0;
     uint32_t slot = 0, cdom = 0;
     uint64_t cgfn = 0;
     json_t *a, *jc, *next = json_null();
-    uint64_t n = 0, t_end = iomapd_now_ns() + CTL_LIST_BUDGET_NS;
+    uint64_t n = 0, t_end = clock_now_ns() + CTL_LIST_BUDGET_NS;
 
-    if ((have_dom = p_uint(call, params, "domid", IOMAPD_MAX_DOMID - 1, &domid, &err)) < 0 ||
+    if ((have_dom = p_uint(call, params, "domid", CORE_MAX_DOMID - 1, &domid, &err)) < 0 ||
         (have_emu = p_emulator(call, params, "emulator", &edom, &eserv, &err)) < 0 ||
         p_uint(call, params, "gfn_start", UINT64_MAX >> 12, &gfn_lo, &err) < 0 ||
         p_uint(call, params, "gfn_end", UINT64_MAX >> 12, &gfn_hi, &err) < 0 ||
@@ -282,56 +278,52 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
             return ctl_err(call, APP_BAD_CURSOR,
                            "cursor is not one this daemon gave out");
     }
+    f.gfn_lo = gfn_lo;
+    f.gfn_hi = gfn_hi;
+    f.have_domid = have_dom;
+    f.domid = (uint16_t)domid;
+    f.have_emu = have_emu;
+    f.emu.emu_domid = edom;
+    f.emu.ioservid = eserv;
+    cur.slot = slot;
+    cur.domid = cdom;
+    cur.gfn = cgfn;
     a = json_array();
-    for (; slot < d->nemus && a; slot++, cdom = 0, cgfn = 0) {
-        const struct emu *e = d->emus[slot];
-        json_t *eid;
+    while (a) {
+        /*
+         * Bounded work per call: the loop (and the events) wait for it.
+         * Past the time budget the page is short and carries a cursor;
+         * the client asks for the rest.  A page holds at least
+         * CTL_LIST_MIN_PAGE entries (or the limit), so that a slow
+         * machine still makes progress and the result does not depend on
+         * timing below that size.
+         */
+        size_t want = limit - n < 32 ? (size_t)(limit - n) : 32, got;
 
-        if (e == NULL || (have_emu && (e->emu_domid != edom || e->ioservid != eserv)))
-            continue;
-        eid = emu_id(e);        /* one string per emulator, shared by its entries */
-        for (uint32_t dm = cdom; dm < IOMAPD_MAX_DOMID; dm++, cgfn = 0) {
-            const struct emu_map *em = NULL, *it;
-            uint64_t g;
+        if (n == limit || (n >= CTL_LIST_MIN_PAGE && clock_now_ns() > t_end)) {
+            struct core_map_cursor peek = cur;
+            char c[64];
 
-            if (have_dom && dm != domid)
-                continue;
-            if (d->doms[dm] == NULL)
-                continue;
-            LIST_FOREACH(it, &e->maps, emu_link)
-                if (it->dom->domid == dm)
-                    em = it;
-            if (em == NULL || em->fs.total == 0)
-                continue;
-            g = cgfn > gfn_lo ? cgfn : gfn_lo;
-            for (g = fset_next(&em->fs, g); g != UINT64_MAX && g <= gfn_hi;
-                 g = fset_next(&em->fs, g + 1)) {
-                /*
-                 * Bounded work per call: the loop (and the events) wait
-                 * for it.  Past the time budget the page is short and
-                 * carries a cursor; the client asks for the rest.  A page
-                 * holds at least CTL_LIST_MIN_PAGE entries (or the limit),
-                 * so that a slow machine still makes progress and the
-                 * result does not depend on timing below that size.
-                 */
-                if (n == limit || (n >= CTL_LIST_MIN_PAGE && n % 32 == 0 &&
-                                   iomapd_now_ns() > t_end)) {
-                    char cur[64];
-
-                    snprintf(cur, sizeof(cur), "m1.%u.%u.%" PRIx64, slot, dm, g);
-                    next = json_string(cur);
-                    json_decref(eid);
-                    goto done;
-                }
-                json_array_append_new(a, json_pack("{s:O, s:i, s:I, s:i}",
-                    "emulator", eid, "domid", (int)dm, "gfn", (json_int_t)g,
-                    "count", (int)fset_count(&em->fs, g)));
-                n++;
-            }
+            /* A cursor only if something is left (peek without moving on). */
+            if (core_map_list(core, &f, &peek, batch, 1) == 0)
+                break;
+            snprintf(c, sizeof(c), "m1.%u.%u.%" PRIx64, cur.slot, cur.domid, cur.gfn);
+            next = json_string(c);
+            break;
         }
-        json_decref(eid);
+        got = core_map_list(core, &f, &cur, batch, want);
+        for (size_t i = 0; i < got; i++) {
+            char id[16];
+
+            snprintf(id, sizeof(id), "%u:%u", batch[i].emu.emu_domid, batch[i].emu.ioservid);
+            json_array_append_new(a, json_pack("{s:s, s:i, s:I, s:i}",
+                "emulator", id, "domid", (int)batch[i].domid,
+                "gfn", (json_int_t)batch[i].gfn, "count", (int)batch[i].count));
+        }
+        n += got;
+        if (got < want)
+            break;              /* the end */
     }
-done:
     *result = json_pack("{s:o, s:o}", "mappings", a, "next_cursor", next);
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
@@ -341,15 +333,17 @@ done:
 static int
 m_page_list(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct core *d = &call->ctl->io->d;
-    uint64_t now = iomapd_now_ns();
+    const struct core *core = call->ctl->env.core;
+    struct core_page_filter f = { 0 };
+    struct core_page_info pi;
+    struct core_status cs;
     uint64_t domid = 0, limit = CTL_DEFAULT_LIMIT, pos = 0;
-    int have_dom, want = 0, err = 0;
-    uint32_t scanned = 0;
+    int have_dom, err = 0;
+    uint32_t budget = CTL_PAGE_SCAN;
     json_t *a, *jc, *js, *next = json_null();
     uint64_t n = 0;
 
-    if ((have_dom = p_uint(call, params, "domid", IOMAPD_MAX_DOMID - 1, &domid, &err)) < 0 ||
+    if ((have_dom = p_uint(call, params, "domid", CORE_MAX_DOMID - 1, &domid, &err)) < 0 ||
         p_uint(call, params, "limit", CTL_MAX_LIMIT, &limit, &err) < 0)
         return err;
     if (limit == 0)
@@ -357,13 +351,15 @@ m_page_list(struct ctl_call *call, json_t *params, json_t **result)
     js = json_object_get(params, "state");
     if (js && !json_is_null(js)) {
         if (json_is_string(js) && !strcmp(json_string_value(js), "invalidating"))
-            want = PAGE_INVALIDATING;
+            f.state = CORE_PAGE_INVALIDATING;
         else if (json_is_string(js) && !strcmp(json_string_value(js), "flushing"))
-            want = PAGE_FLUSHING;
+            f.state = CORE_PAGE_FLUSHING;
         else
             return ctl_err(call, RPC_INVALID_PARAMS,
                            "state must be \"invalidating\" or \"flushing\"");
     }
+    f.have_domid = have_dom;
+    f.domid = (uint16_t)domid;
     jc = json_object_get(params, "cursor");
     if (jc && !json_is_null(jc)) {
         unsigned long long v;
@@ -375,42 +371,44 @@ m_page_list(struct ctl_call *call, json_t *params, json_t **result)
             return ctl_err(call, APP_BAD_CURSOR, "cursor is not one this daemon gave out");
         pos = v;
     }
+    core_status(core, &cs);
     a = json_array();
-    for (; pos < d->pages_cap && a; pos++) {
-        const struct page *p = &d->pages[pos];
+    while (a) {
         json_t *hold;
+        struct core_holder h;
 
-        if (n == limit || scanned == CTL_PAGE_SCAN) {
+        if (n == limit || budget == 0) {
+            uint64_t peek = pos;
+            uint32_t one = UINT32_MAX;
             char cur[32];
 
             /* Bounded work per request: the client asks for the rest. */
+            if (n == limit && !core_page_next(core, &f, &peek, &one, &pi))
+                break;
             snprintf(cur, sizeof(cur), "p1.%" PRIu64, pos);
             next = json_string(cur);
             break;
         }
-        scanned++;
-        if (p->state == PAGE_FREE || (want && p->state != want) ||
-            (have_dom && p->domid != domid))
-            continue;
-        hold = json_array();
-        for (unsigned i = 0; i < p->nholders; i++) {
-            const struct holder *h = i < IOMAPD_INLINE_HOLDERS ? &p->h[i] :
-                                     &p->more[i - IOMAPD_INLINE_HOLDERS];
-            const struct emu *e = d->emus[h->emu];
-
-            if (e)
-                json_array_append_new(hold, json_pack("{s:o, s:i}", "emulator",
-                                                      emu_id(e), "count", h->count));
+        if (!core_page_next(core, &f, &pos, &budget, &pi)) {
+            if (budget)
+                break;          /* the end */
+            continue;           /* budget spent: a cursor, above */
         }
+        hold = json_array();
+        for (uint32_t i = 0; i < pi.nholders; i++)
+            if (core_page_holder(core, pi.handle, i, &h) == 0)
+                json_array_append_new(hold, json_pack("{s:o, s:i}", "emulator",
+                                                      emu_id(&h.emu), "count",
+                                                      (int)h.count));
         json_array_append_new(a, json_pack(
             "{s:i, s:I, s:I, s:s, s:f, s:{s:o, s:I, s:I, s:b}}",
-            "domid", p->domid, "gfn", (json_int_t)p->gfn, "mfn", (json_int_t)p->mfn,
-            "state", page_state_name(p->state),
-            "age_ms", (double)(now - p->t_removed) / 1e6,
+            "domid", pi.domid, "gfn", (json_int_t)pi.gfn, "mfn", (json_int_t)pi.mfn,
+            "state", page_state_name(pi.state),
+            "age_ms", (double)pi.age_ns / 1e6,
             "waits_for", "holders", hold,
-            "cover_seq", (json_int_t)p->cover_seq,
-            "flush_done_seq", (json_int_t)d->max_done,
-            "flush_queued", d->max_queued >= p->cover_seq));
+            "cover_seq", (json_int_t)pi.cover_seq,
+            "flush_done_seq", (json_int_t)cs.flush_done,
+            "flush_queued", pi.flush_queued));
         n++;
     }
     *result = json_pack("{s:o, s:o}", "pages", a, "next_cursor", next);
@@ -452,7 +450,7 @@ static int
 m_stats(struct ctl_call *call, json_t *params, json_t **result)
 {
     const struct ctl *ctl = call->ctl;
-    const struct core_stats *st = &ctl->io->d.st;
+    const struct core_stats *st = core_stats(ctl->env.core);
     json_t *c = json_object(), *h = json_array();
 
 #define X(f) json_object_set_new(c, #f, json_integer((json_int_t)st->f));
@@ -529,9 +527,11 @@ prom(struct sbuf *b, const char *name, const char *type, const char *help,
 static int
 m_metrics(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct iomapd *io = call->ctl->io;
-    const struct core *d = &io->d;
-    const struct core_stats *st = &d->st;
+    const struct ctl_env *env = &call->ctl->env;
+    const struct core_stats *st = core_stats(env->core);
+    struct core_status cs;
+    struct core_emu_info e;
+    uint32_t ecur = 0;
     struct sbuf b = { 0 };
     uint64_t cum = 0;
     int top = -1;
@@ -539,25 +539,24 @@ m_metrics(struct ctl_call *call, json_t *params, json_t **result)
 #define X(f) prom(&b, #f "_total", "counter", "Daemon counter " #f " (see iomapd-api(7)).", st->f);
     COUNTERS(X)
 #undef X
+    core_status(env->core, &cs);
     prom(&b, "domains", "gauge", "Domains with mappings or pages in flight.",
-         core_domains(d));
-    prom(&b, "emulators", "gauge", "Emulators known to the daemon.", core_emulators(d));
-    prom(&b, "mappings", "gauge", "Emulator mappings of guest pages.", core_mappings(d));
+         cs.domains);
+    prom(&b, "emulators", "gauge", "Emulators known to the daemon.", cs.emulators);
+    prom(&b, "mappings", "gauge", "Emulator mappings of guest pages.", cs.mappings);
     sb_printf(&b, "# HELP iomapd_pages Removed pages not yet released, by state.\n"
               "# TYPE iomapd_pages gauge\n"
               "iomapd_pages{state=\"invalidating\"} %" PRIu64 "\n"
               "iomapd_pages{state=\"flushing\"} %" PRIu64 "\n",
-              d->n_invalidating, d->n_flushing);
+              cs.invalidating, cs.flushing);
     sb_printf(&b, "# HELP iomapd_uptime_seconds Time since iomapd started.\n"
               "# TYPE iomapd_uptime_seconds gauge\niomapd_uptime_seconds %.3f\n",
-              (double)(iomapd_now_ns() - io->started_ns) / 1e9);
+              (double)(clock_now_ns() - env->started_ns) / 1e9);
     sb_printf(&b, "# HELP iomapd_emulator_held_pages Removed pages waiting for this "
               "emulator's unmap.\n# TYPE iomapd_emulator_held_pages gauge\n");
-    for (uint32_t i = 0; i < d->nemus; i++)
-        if (d->emus[i])
-            sb_printf(&b, "iomapd_emulator_held_pages{emulator=\"%u:%u\"} %" PRIu64 "\n",
-                      d->emus[i]->emu_domid, d->emus[i]->ioservid,
-                      d->emus[i]->held_pages);
+    while (core_emu_next(env->core, &ecur, &e))
+        sb_printf(&b, "iomapd_emulator_held_pages{emulator=\"%u:%u\"} %" PRIu64 "\n",
+                  e.id.emu_domid, e.id.ioservid, e.held_pages);
     for (int i = 0; i < 64; i++)
         if (st->lat_hist[i])
             top = i;
@@ -583,84 +582,31 @@ m_metrics(struct ctl_call *call, json_t *params, json_t **result)
 
 /* ---- emulator.drain ----------------------------------------------------------- */
 
+/* The core drains; the control server only answers when it is over. */
 struct ctl_drain {
     struct ctl        *ctl;
     struct ctl_client *c;           /* NULL once the caller went away */
     json_t            *id;
-    uint16_t           emu_domid, ioservid;
-    int                unmap_all;
-    uint64_t           t0, deadline;
-    uint64_t           held0;
+    struct core_emu_id emu;
     LIST_ENTRY(ctl_drain) link;
 };
 
 static void
-drain_reply(struct ctl_drain *dr, const char *outcome, uint64_t forced,
-            uint64_t maps_left)
+drain_done(void *arg, const struct core_emu_id *e, const struct core_drain_result *r)
 {
+    struct ctl_drain *dr = arg;
     char id[16];
 
-    snprintf(id, sizeof(id), "%u:%u", dr->emu_domid, dr->ioservid);
+    snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
     ctl_respond(dr->c, dr->id, json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}",
-                "emulator", id, "outcome", outcome,
-                "held_pages_at_start", (json_int_t)dr->held0,
-                "forced_pages", (json_int_t)forced,
-                "mappings_left", (json_int_t)maps_left,
-                "elapsed_ms", (double)(iomapd_now_ns() - dr->t0) / 1e6), 0, NULL, NULL);
+                "emulator", id, "outcome", r->outcome,
+                "held_pages_at_start", (json_int_t)r->held_at_start,
+                "forced_pages", (json_int_t)r->forced,
+                "mappings_left", (json_int_t)r->mappings_left,
+                "elapsed_ms", (double)r->elapsed_ns / 1e6), 0, NULL, NULL);
     LIST_REMOVE(dr, link);
     json_decref(dr->id);
     free(dr);
-}
-
-/* 1 if the drain is over (and answered). */
-static int
-drain_step(struct ctl_drain *dr)
-{
-    struct iomapd *io = dr->ctl->io;
-    struct emu *e = emu_get(&io->d, dr->emu_domid, dr->ioservid, 0);
-    uint64_t maps;
-
-    if (e == NULL) {
-        drain_reply(dr, "gone", 0, 0);
-        return 1;
-    }
-    maps = emu_mappings(e);
-    if (e->held_pages == 0 && e->qlen == 0 && !e->need_global) {
-        if (dr->unmap_all && maps) {
-            /* Leaving for good: nothing pending, drop what is left. */
-            emu_force_unmap_all(&io->d, e);
-            e->forced_unmaps += maps;
-            iomapd_process(io);
-            drain_reply(dr, "drained", 0, 0);
-        } else {
-            drain_reply(dr, "drained", 0, maps);
-        }
-        return 1;
-    }
-    if (iomapd_now_ns() >= dr->deadline) {
-        uint64_t held = e->held_pages;
-
-        log_warnx("drain of emulator %u:%u: %llu pages still held at the deadline: "
-                  "force-unmapping", e->emu_domid, e->ioservid, (unsigned long long)held);
-        CORE_OBSERVE(&io->d, timeout, e, IOMAP_DOMID_ANY, 0, "drain deadline");
-        emu_force_unmap_all(&io->d, e);
-        e->forced_unmaps += held;
-        iomapd_process(io);
-        drain_reply(dr, "forced", held, 0);
-        return 1;
-    }
-    return 0;
-}
-
-void
-ctl_drains_tick(struct ctl *ctl)
-{
-    struct ctl_drain *dr, *next;
-
-    for (dr = LIST_FIRST(&ctl->drains); dr; dr = next) {
-        next = LIST_NEXT(dr, link);
-        drain_step(dr);
-    }
 }
 
 void
@@ -679,6 +625,7 @@ ctl_drains_free(struct ctl *ctl)
     struct ctl_drain *dr;
 
     while ((dr = LIST_FIRST(&ctl->drains)) != NULL) {
+        core_drain_cancel(ctl->env.core, &dr->emu);
         ctl_respond(dr->c, dr->id, NULL, APP_SHUTTING_DOWN,
                     "iomapd stopped before the drain finished", NULL);
         LIST_REMOVE(dr, link);
@@ -691,45 +638,45 @@ static int
 m_emulator_drain(struct ctl_call *call, json_t *params, json_t **result)
 {
     struct ctl *ctl = call->ctl;
-    struct iomapd *io = ctl->io;
-    uint16_t edom, eserv;
+    struct core_emu_id emu;
     uint64_t timeout_ms = 5000;
-    int have, unmap_all = 0, err = 0;
+    int have, unmap_all = 0, err = 0, rc;
     struct ctl_drain *dr;
-    struct emu *e;
 
-    if ((have = p_emulator(call, params, "emulator", &edom, &eserv, &err)) < 0 ||
+    if ((have = p_emulator(call, params, "emulator", &emu.emu_domid, &emu.ioservid,
+                           &err)) < 0 ||
         p_uint(call, params, "timeout_ms", 3600 * 1000, &timeout_ms, &err) < 0 ||
         p_bool(call, params, "unmap_all", &unmap_all, &err) < 0)
         return err;
     if (!have)
         return ctl_err(call, RPC_INVALID_PARAMS, "emulator is required (\"D:N\")");
-    e = emu_get(&io->d, edom, eserv, 0);
-    if (e == NULL)
-        return ctl_err(call, APP_NO_SUCH_EMULATOR, "no emulator %u:%u", edom, eserv);
-    LIST_FOREACH(dr, &ctl->drains, link)
-        if (dr->emu_domid == edom && dr->ioservid == eserv)
-            return ctl_err(call, APP_DRAIN_IN_PROGRESS,
-                           "emulator %u:%u is already being drained", edom, eserv);
     dr = calloc(1, sizeof(*dr));
     if (dr == NULL)
         return ctl_err(call, RPC_INTERNAL_ERROR, "out of memory");
     dr->ctl = ctl;
     dr->c = call->id ? call->c : NULL;    /* a notification gets no answer */
     dr->id = call->id ? json_incref(call->id) : NULL;
-    dr->emu_domid = edom;
-    dr->ioservid = eserv;
-    dr->unmap_all = unmap_all;
-    dr->t0 = iomapd_now_ns();
-    dr->deadline = dr->t0 + timeout_ms * 1000000ull;
-    dr->held0 = e->held_pages;
+    dr->emu = emu;
     LIST_INSERT_HEAD(&ctl->drains, dr, link);
-    log_info("drain of emulator %u:%u requested by uid %u: %llu pages pending, "
-             "deadline %llu ms", edom, eserv, (unsigned)call->c->uid,
-             (unsigned long long)e->held_pages, (unsigned long long)timeout_ms);
-    /* Make sure what it has pending is asked for now. */
-    iomapd_process(io);
-    drain_step(dr);     /* may answer at once, through ctl_respond */
+    log_info("drain of emulator %u:%u requested by uid %u", emu.emu_domid,
+             emu.ioservid, (unsigned)call->c->uid);
+    /* The core may end it at once, answering through drain_done. */
+    rc = core_drain(ctl->env.core, &emu, timeout_ms * 1000000ull, unmap_all,
+                    drain_done, dr);
+    if (rc < 0) {
+        LIST_REMOVE(dr, link);
+        json_decref(dr->id);
+        free(dr);
+        if (rc == -ENOENT)
+            return ctl_err(call, APP_NO_SUCH_EMULATOR, "no emulator %u:%u",
+                           emu.emu_domid, emu.ioservid);
+        if (rc == -EBUSY)
+            return ctl_err(call, APP_DRAIN_IN_PROGRESS,
+                           "emulator %u:%u is already being drained",
+                           emu.emu_domid, emu.ioservid);
+        return ctl_err(call, RPC_INTERNAL_ERROR, "out of memory");
+    }
+    ctl->env.request_run(ctl->env.arg);
     return CTL_DEFERRED;
 }
 
@@ -748,12 +695,12 @@ policy_timeout_json(const struct policy_timeout *t)
 static int
 m_policy_get(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct policy *p = call->ctl->io->d.policy;
+    const struct policy *p = core_policy(call->ctl->env.core);
 
     if (p == NULL)
         return ctl_err(call, APP_NO_POLICY, "no policy in force");
     *result = json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:{s:I, s:I, s:I, s:I}, s:{s:o, s:o}}",
-        "source", p->source, "config", call->ctl->io->opt.config,
+        "source", p->source, "config", call->ctl->env.config_path,
         "enforce_rules", p->enforce_rules, "rules", (int)p->nrules,
         "reserved_ranges", (int)p->nrmrr, "readonly_ranges", (int)p->nro,
         "quotas", "mappings_per_emulator", (json_int_t)p->max_maps_per_emu,
@@ -768,16 +715,16 @@ m_policy_get(struct ctl_call *call, json_t *params, json_t **result)
 static int
 m_policy_reload(struct ctl_call *call, json_t *params, json_t **result)
 {
-    struct iomapd *io = call->ctl->io;
+    const struct ctl_env *env = &call->ctl->env;
     char err[POLICY_ERRLEN];
-    int rc = iomapd_load_policy(io, err, sizeof(err));
+    int rc = env->reload_policy(env->arg, err, sizeof(err));
 
     if (rc < 0) {
-        call->data = json_pack("{s:s}", "config", io->opt.config);
+        call->data = json_pack("{s:s}", "config", env->config_path);
         return ctl_err(call, APP_POLICY_INVALID, "policy refused, the old one stays: %s", err);
     }
-    *result = json_pack("{s:s, s:s}", "config", io->opt.config,
-                        "source", rc == 1 ? "built-in" : io->d.policy->source);
+    *result = json_pack("{s:s, s:s}", "config", env->config_path,
+                        "source", rc == 1 ? "built-in" : core_policy(env->core)->source);
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
 

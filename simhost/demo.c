@@ -91,6 +91,7 @@ main(int argc, char **argv)
     struct baseline_result base;
     struct timespec t0, t1;
     uint64_t needless = 0, violations, ballooned = 0;
+    struct core_stats st;
     char why[256] = "";
     int quiet = argc > 1 && strcmp(argv[1], "--quiet") == 0;
     int rc;
@@ -164,6 +165,7 @@ main(int argc, char **argv)
     for (int i = 0; i < w.nemus; i++)
         needless += w.emus[i].needless;
     violations = sim_violations(&w.sim) + w.i5_mismatches;
+    st = *core_stats(w.core);
     if (baseline_replay(&trace, bemus, 3, &base) < 0)
         fatalx("baseline replay ran out of memory");
 
@@ -174,13 +176,13 @@ main(int argc, char **argv)
            base.hypercalls);
     printf("  held for emulators %" PRIu64 " pages, released %" PRIu64
            " (removed -> released p50 <= %.2f ms, p99 <= %.2f ms, max %.2f ms)\n",
-           w.d.st.pages_removed, w.d.st.pages_released,
-           (double)percentile_ns(&w.d.st, 0.50) / 1e6,
-           (double)percentile_ns(&w.d.st, 0.99) / 1e6,
-           (double)w.d.st.lat_max_ns / 1e6);
+           st.pages_removed, st.pages_released,
+           (double)percentile_ns(&st, 0.50) / 1e6,
+           (double)percentile_ns(&st, 0.99) / 1e6,
+           (double)st.lat_max_ns / 1e6);
     printf("  iomapd             %" PRIu64 " per-page invalidate ioreqs (ranges), "
            "%" PRIu64 " pages unmapped needlessly, guest vCPUs blocked 0 ms\n",
-           w.d.st.invalidates_sent + w.d.st.global_invalidates_sent, needless);
+           st.invalidates_sent + st.global_invalidates_sent, needless);
     printf("  global invalidate  %" PRIu64 " invalidates, %" PRIu64
            " pages unmapped needlessly, %" PRIu64 " re-mapped, vCPUs blocked %.1f ms\n",
            base.invalidates_sent, base.needless_unmaps, base.remaps,
@@ -197,12 +199,12 @@ main(int argc, char **argv)
            ",\"baseline_global_flush\":{\"invalidates_sent\":%" PRIu64
            ",\"pages_unmapped_needlessly\":%" PRIu64 ",\"pages_remapped\":%" PRIu64
            ",\"vcpu_blocked_ms\":%" PRIu64 "}}\n",
-           w.d.st.pages_removed, w.d.st.pages_released,
-           w.d.st.invalidates_sent + w.d.st.global_invalidates_sent, needless,
-           violations, ballooned, w.d.st.lat_max_ns / 1000,
+           st.pages_removed, st.pages_released,
+           st.invalidates_sent + st.global_invalidates_sent, needless,
+           violations, ballooned, st.lat_max_ns / 1000,
            base.invalidates_sent, base.needless_unmaps, base.remaps,
            base.vcpu_blocked_ns / MS);
     trace_free(&trace);
     world_fini(&w);
-    return violations || w.d.st.pages_released != w.d.st.pages_removed;
+    return violations || st.pages_released != st.pages_removed;
 }

@@ -10,15 +10,29 @@
 #include "util/log.h"
 
 static uint64_t
-world_clock(struct core *d)
+world_clock(void *arg)
 {
-    return ((struct world *)d->backend)->now;
+    return ((struct world *)arg)->now;
 }
 
 static void
-world_kick(struct core *d)
+world_kick(void *arg)
 {
-    (void)d;    /* the world runs the shim's command processing itself */
+    (void)arg;  /* the world runs the shim's command processing itself */
+}
+
+/* The daemon's books on the world's ring and virtual clock. */
+static int
+world_core_new(struct world *w)
+{
+    struct core_env env = { .ring = &w->sim.ring, .clock = world_clock,
+                            .kick = world_kick, .arg = w };
+
+    w->core = core_new(&env);
+    if (w->core == NULL)
+        return -errno;
+    core_resync(w->core);       /* as at start-up */
+    return 0;
 }
 
 int
@@ -34,9 +48,11 @@ world_init(struct world *w, uint64_t host_pages, uint64_t flush_latency_ns,
     rc = sim_init(&w->sim, &cfg);
     if (rc < 0)
         return rc;
-    core_init(&w->d, &w->sim.ring, world_kick, world_clock);
-    w->d.backend = w;
-    core_resync(&w->d);       /* as at start-up */
+    rc = world_core_new(w);
+    if (rc < 0) {
+        sim_fini(&w->sim);
+        return rc;
+    }
     world_settle(w);
     return 0;
 }
@@ -55,22 +71,23 @@ world_fini(struct world *w)
 {
     for (int i = 0; i < w->nemus; i++)
         model_free(&w->emus[i]);
-    core_fini(&w->d);
+    core_free(w->core);
+    w->core = NULL;
     sim_fini(&w->sim);
 }
 
 static int
 connect_client(struct world *w, struct model_emu *m)
 {
-    struct emu *e = emu_get(&w->d, m->emu_domid, m->ioservid, 1);
+    struct core_emu_id id = { m->emu_domid, m->ioservid };
+    struct core_emu_chan ch;
     int rc;
 
-    if (e == NULL)
-        return -ENOMEM;
-    rc = emu_register(&w->d, e, m->legacy ? 0 : IOMAP_EMU_CAP_INVALIDATE_PAGE, 0);
+    rc = core_emu_attach(w->core, &id, m->legacy ? 0 : IOMAP_EMU_CAP_INVALIDATE_PAGE,
+                         0, &ch);
     if (rc < 0)
         return rc;
-    m->client = iomap_emu_open_local(e->chan.page, -1, -1);
+    m->client = iomap_emu_open_local(ch.page, -1, -1);
     return m->client ? 0 : -ENOMEM;
 }
 
@@ -320,18 +337,18 @@ void
 world_settle(struct world *w)
 {
     /* The daemon's periodic timer (policy timeouts), on the virtual clock. */
-    core_tick(&w->d);
+    core_tick(w->core);
     for (int round = 0; round < 1000; round++) {
         int progress = 0;
 
-        if (core_process(&w->d) > 0)
+        if (core_process(w->core) > 0)
             progress = 1;
         if (sim_process_cmds(&w->sim) > 0)
             progress = 1;
         for (int i = 0; i < w->nemus; i++)
             progress |= model_poll(w, &w->emus[i]);
         if (!progress && iomap_ring_events_pending(&w->sim.ring) == 0 &&
-            w->d.out_len == 0)
+            !core_cmds_waiting(w->core))
             return;
     }
 }
@@ -395,14 +412,15 @@ world_restart_emu(struct world *w, int me)
 int
 world_restart_daemon(struct world *w)
 {
-    core_fini(&w->d);
-    core_init(&w->d, &w->sim.ring, world_kick, world_clock);
-    w->d.backend = w;
-    core_resync(&w->d);
+    int rc;
+
+    core_free(w->core);
+    rc = world_core_new(w);
+    if (rc < 0)
+        return rc;
     /* Emulators reconnect to the new daemon, as they would on its socket. */
     for (int i = 0; i < w->nemus; i++) {
         struct model_emu *m = &w->emus[i];
-        int rc;
 
         iomap_emu_close(m->client);
         m->client = NULL;
@@ -420,40 +438,51 @@ world_restart_daemon(struct world *w)
 uint64_t
 world_check_views(struct world *w, char *why, size_t whylen)
 {
-    struct core *d = &w->d;
+    const struct core *d = w->core;
+    struct core_status cs;
+    struct core_page_filter any = { 0 };
+    struct core_page_info pinfo;
     uint64_t bad = 0, sim_live = 0, sim_held_maps = 0, held_pages = 0;
-    uint64_t d_live = core_mappings(d), d_held_maps = 0, d_pages = 0;
+    uint64_t d_live, d_held_maps = 0, d_pages = 0, cursor = 0;
+    uint32_t budget = UINT32_MAX;
 
-    if (d->resync != RS_NONE)
+    core_status(d, &cs);
+    if (cs.resyncing)
         return 0;       /* the books are being rebuilt */
+    d_live = cs.mappings;
     for (int e = 0; e < SIM_MAX_EMUS; e++) {
         const struct sim_emu *se = &w->sim.emus[e];
-        struct emu *de = se->used ? emu_get(d, se->emu_domid, se->ioservid, 0) : NULL;
+        struct core_emu_id id = { se->emu_domid, se->ioservid };
 
         for (uint32_t i = 0; se->used && i < se->nmaps; i++) {
             const struct sim_mapping *m = &se->maps[i];
             const struct sim_page *pg;
-            struct dom *dm;
 
             if (!m->live)
                 continue;
             pg = &w->sim.pages[m->mfn];
-            dm = dom_get(d, m->domid, 0);
             if (pg->state == SIM_PAGE_ALLOC) {
-                struct emu_map *em = de && dm ? emu_map_get(d, de, dm, 0) : NULL;
-
                 sim_live++;
-                if (em == NULL || fset_count(&em->fs, m->gfn) == 0) {
+                if (core_map_count(d, &id, m->domid, m->gfn) == 0) {
                     if (!bad++)
                         snprintf(why, whylen, "emulator %u:%u maps d%u gfn %#llx; "
                                  "the daemon does not know", se->emu_domid,
                                  se->ioservid, m->domid, (unsigned long long)m->gfn);
                 }
             } else {
-                uint32_t pi = dm ? page_find(d, dm, m->gfn, m->mfn) : PAGE_NONE;
+                int held = 0;
 
                 sim_held_maps++;
-                if (pi == PAGE_NONE || !de || !page_has_holder(&d->pages[pi], de->idx)) {
+                if (core_page_find(d, m->domid, m->gfn, m->mfn, &pinfo) == 0) {
+                    struct core_holder h;
+
+                    for (uint32_t k = 0; k < pinfo.nholders; k++)
+                        if (core_page_holder(d, pinfo.handle, k, &h) == 0 &&
+                            h.emu.emu_domid == id.emu_domid &&
+                            h.emu.ioservid == id.ioservid)
+                            held = 1;
+                }
+                if (!held) {
                     if (!bad++)
                         snprintf(why, whylen, "emulator %u:%u maps removed d%u gfn "
                                  "%#llx; the daemon does not wait for it",
@@ -463,15 +492,13 @@ world_check_views(struct world *w, char *why, size_t whylen)
             }
         }
     }
-    for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
-        const struct page *p = &d->pages[pi];
+    while (core_page_next(d, &any, &cursor, &budget, &pinfo)) {
+        struct core_holder h;
 
-        if (p->state == PAGE_FREE)
-            continue;
         d_pages++;
-        for (unsigned h = 0; h < p->nholders; h++)
-            d_held_maps += h < IOMAPD_INLINE_HOLDERS ? p->h[h].count :
-                           p->more[h - IOMAPD_INLINE_HOLDERS].count;
+        for (uint32_t k = 0; k < pinfo.nholders; k++)
+            if (core_page_holder(d, pinfo.handle, k, &h) == 0)
+                d_held_maps += h.count;
     }
     held_pages = sim_held_pages(&w->sim);
     if (sim_live != d_live || sim_held_maps != d_held_maps || held_pages != d_pages) {

@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 #include "shim/sim/sim.h"
-#include "daemon/core/core_priv.h"
+#include "daemon/core/core.h"
+#include "util/hmap.h"
 #include "ioreq/iomap-emu.h"
 
 #define WORLD_MAX_EMUS    8
@@ -46,7 +47,7 @@ struct model_emu {
 
 struct world {
     struct sim    sim;
-    struct core d;
+    struct core  *core;       /* the real books, on the virtual clock */
     uint64_t      now;
     struct model_emu emus[WORLD_MAX_EMUS];
     int           nemus;

@@ -6,7 +6,7 @@ B=${builddir:-.}
 T=$(mktemp -d /tmp/iomapd-emb.XXXXXX)
 . "${srcdir:-$(dirname "$0")/..}/tests/simlib.sh"
 
-"$B/iomapd" --backend sim-embedded --sim-socket "$T/hc.sock" -e "$T/emu.sock" \
+"$B/iomapd-sim" --backend sim-embedded --sim-socket "$T/hc.sock" -e "$T/emu.sock" \
     -s "$T/ctl.sock" 2>"$T/iomapd.log" &
 DMN=$!
 wait_sock "$T/emu.sock" || fail "iomapd did not come up"

@@ -37,18 +37,18 @@ static uint64_t fig_events, fig_pages, fig_runs;
 static void
 report(const char *name)
 {
-    fig_events += W.d.st.events;
+    fig_events += W.core->st.events;
     fig_pages += W.sim.st.pages_held;
     fig_runs++;
     if (getenv("FAULTS_VERBOSE"))
         fprintf(stderr, "  %-28s events %llu, held %llu, released %llu, forced %llu, "
                 "resyncs %llu, bad %llu\n", name,
-                (unsigned long long)W.d.st.events,
+                (unsigned long long)W.core->st.events,
                 (unsigned long long)W.sim.st.pages_held,
                 (unsigned long long)W.sim.st.pages_released,
                 (unsigned long long)W.sim.st.forced_unmaps,
-                (unsigned long long)W.d.st.resyncs,
-                (unsigned long long)W.d.st.bad_events);
+                (unsigned long long)W.core->st.resyncs,
+                (unsigned long long)W.core->st.bad_events);
 }
 
 /* No I1/I3 violation, consistent frames, and the daemon sees the truth. */
@@ -71,7 +71,7 @@ report(const char *name)
             fprintf(stderr, "\n  held: %llu (%s)\n",                        \
                     (unsigned long long)sim_held_pages(&W.sim),             \
                     W.sim.last_violation);                                  \
-        CU_ASSERT_EQUAL(W.d.n_invalidating + W.d.n_flushing, 0);            \
+        CU_ASSERT_EQUAL(W.core->n_invalidating + W.core->n_flushing, 0);            \
     } while (0)
 
 static int
@@ -133,7 +133,7 @@ test_emu_crash(void)
     balloon(1, 128, 256);                   /* a alone, a and b */
     world_settle(&W);
     world_advance(&W, 100 * US);            /* b answered, a has not */
-    CU_ASSERT(W.d.n_invalidating > 0);
+    CU_ASSERT(W.core->n_invalidating > 0);
     CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 256);
     CHECK_SAFE();
 
@@ -166,7 +166,7 @@ test_emu_answer_no_unmap(void)
     world_settle(&W);
     balloon(1, 0, 64);
     world_advance(&W, 5 * MS);
-    CU_ASSERT(W.d.emus[0] != NULL);
+    CU_ASSERT(W.core->emus[0] != NULL);
     CU_ASSERT_EQUAL(emu_live(a), 256 - 64);
     CU_ASSERT(W.sim.st.forced_unmaps >= 64);
     CHECK_QUIESCENT();
@@ -188,7 +188,7 @@ test_emu_never_answers(void)
     p->inval.nsteps = 2;
     p->inval.steps[0] = POLICY_ACT_LOG;
     p->inval.steps[1] = POLICY_ACT_FORCE_UNMAP;
-    core_set_policy(&W.d, p);
+    core_set_policy(W.core, p);
     a = add_emu(0, 1, 10 * US, 1, 0);
     b = add_emu(0, 2, 10 * US, 2, 0);
     W.emus[a].misbehave = ME_IGNORE_INVALIDATES;
@@ -203,9 +203,9 @@ test_emu_never_answers(void)
     CU_ASSERT_EQUAL(emu_live(a), 256);
     world_advance(&W, 50 * MS);
     CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 128);   /* not before the timeout */
-    CU_ASSERT_EQUAL(W.d.st.timeouts_invalidating, 0);
+    CU_ASSERT_EQUAL(W.core->st.timeouts_invalidating, 0);
     world_advance(&W, 100 * MS);                    /* step 1: log */
-    CU_ASSERT(W.d.st.timeouts_invalidating >= 1);
+    CU_ASSERT(W.core->st.timeouts_invalidating >= 1);
     CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 128);
     CHECK_SAFE();
     world_advance(&W, 100 * MS);                    /* step 2: force-unmap */
@@ -221,10 +221,10 @@ test_emu_never_answers(void)
 static unsigned kills, crashes;
 
 static void
-kill_hook(struct core *d, uint16_t emu_domid, uint16_t ioservid)
+kill_hook(void *arg, const struct core_emu_id *id)
 {
-    struct world *w = d->backend;
-    int i = sim_emu_find(&w->sim, emu_domid, ioservid);
+    struct world *w = arg;
+    int i = sim_emu_find(&w->sim, id->emu_domid, id->ioservid);
 
     kills++;
     if (i >= 0)
@@ -232,9 +232,9 @@ kill_hook(struct core *d, uint16_t emu_domid, uint16_t ioservid)
 }
 
 static void
-crash_hook(struct core *d, uint16_t domid)
+crash_hook(void *arg, uint16_t domid)
 {
-    (void)d;
+    (void)arg;
     (void)domid;
     crashes++;
 }
@@ -251,9 +251,9 @@ test_escalation_kill(void)
     p->inval.steps[0] = POLICY_ACT_LOG;
     p->inval.steps[1] = POLICY_ACT_KILL_EMULATOR;
     p->inval.steps[2] = POLICY_ACT_CRASH_GUEST;
-    core_set_policy(&W.d, p);
-    W.d.kill_emulator = kill_hook;
-    W.d.crash_guest = crash_hook;
+    core_set_policy(W.core, p);
+    W.core->env.kill_emulator = kill_hook;
+    W.core->env.crash_guest = crash_hook;
     kills = crashes = 0;
     a = add_emu(0, 1, 10 * US, 1, 0);
     W.emus[a].misbehave = ME_IGNORE_INVALIDATES;
@@ -289,7 +289,7 @@ test_domain_destroyed(void)
     balloon(1, 0, 256);
     balloon(2, 0, 64);
     world_advance(&W, 200 * US);    /* b unmapped: FLUSHING; a: INVALIDATING */
-    CU_ASSERT(W.d.n_invalidating > 0);
+    CU_ASSERT(W.core->n_invalidating > 0);
     CHECK_SAFE();
     CU_ASSERT_EQUAL(sim_domain_destroy(&W.sim, 1), 0);
     world_settle(&W);
@@ -337,7 +337,7 @@ test_flush_stuck(void)
     p->flush.nsteps = 2;
     p->flush.steps[0] = POLICY_ACT_LOG;
     p->flush.steps[1] = POLICY_ACT_FLUSH;
-    core_set_policy(&W.d, p);
+    core_set_policy(W.core, p);
     a = add_emu(0, 1, 10 * US, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 256), 256);
     world_settle(&W);
@@ -345,14 +345,14 @@ test_flush_stuck(void)
     balloon(1, 0, 128);
     world_advance(&W, 1 * MS);
     CU_ASSERT_EQUAL(emu_live(a), 128);              /* it did unmap */
-    CU_ASSERT_EQUAL(W.d.n_flushing, 128);
+    CU_ASSERT_EQUAL(W.core->n_flushing, 128);
     world_advance(&W, 1 * S);
     /* Held all along: nothing released before its flush (I1). */
     CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 128);
     CU_ASSERT_EQUAL(W.sim.st.pages_released, 0);
-    CU_ASSERT(W.d.st.timeouts_flushing >= 1);
-    CU_ASSERT(W.d.st.devices_broken >= 1);          /* reported broken */
-    CU_ASSERT(W.d.st.flush_cmds >= 1);              /* and retried */
+    CU_ASSERT(W.core->st.timeouts_flushing >= 1);
+    CU_ASSERT(W.core->st.devices_broken >= 1);          /* reported broken */
+    CU_ASSERT(W.core->st.flush_cmds >= 1);              /* and retried */
     CHECK_SAFE();
     W.sim.flush_stuck = 0;
     world_advance(&W, 1 * MS);
@@ -380,7 +380,7 @@ test_ring_overflow(void)
         world_map(&W, a, 2, g, 1);
     CU_ASSERT(W.sim.st.events_lost > 0);
     world_settle(&W);
-    CU_ASSERT(W.d.st.resyncs >= 2);                 /* start-up + overflow */
+    CU_ASSERT(W.core->st.resyncs >= 2);                 /* start-up + overflow */
     CHECK_SAFE();
     /* Overflow again with pages in flight and flushes pending. */
     for (uint64_t g = 0; g < 1024; g++)
@@ -398,7 +398,7 @@ test_ring_overflow(void)
     CHECK_SAFE();
     world_advance(&W, 10 * MS);
     CHECK_QUIESCENT();
-    CU_ASSERT(W.d.st.overflows >= 2);
+    CU_ASSERT(W.core->st.overflows >= 2);
     report("ring-overflow");
     world_fini(&W);
 }
@@ -425,7 +425,7 @@ test_daemon_restart(void)
     CU_ASSERT(held > 0);
     CU_ASSERT_EQUAL(world_restart_daemon(&W), 0);
     CHECK_SAFE();
-    CU_ASSERT_EQUAL(W.d.n_invalidating + W.d.n_flushing, sim_held_pages(&W.sim));
+    CU_ASSERT_EQUAL(W.core->n_invalidating + W.core->n_flushing, sim_held_pages(&W.sim));
     /* Restart again in the middle, while answers and flushes are due. */
     world_advance(&W, 300 * US);
     CU_ASSERT_EQUAL(world_restart_daemon(&W), 0);
@@ -444,7 +444,7 @@ static void
 test_emu_removed_drained(void)
 {
     int a;
-    struct emu *e;
+    struct core_emu_id id = { 0, 1 };
 
     CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
     a = add_emu(0, 1, 5 * MS, 1, 0);
@@ -452,13 +452,11 @@ test_emu_removed_drained(void)
     world_settle(&W);
     balloon(1, 0, 128);
     world_settle(&W);
-    CU_ASSERT_EQUAL(W.d.n_invalidating, 128);
+    CU_ASSERT_EQUAL(W.core->n_invalidating, 128);
     /* It disconnects from the daemon (closes its socket) with work pending. */
-    e = emu_get(&W.d, 0, 1, 0);
-    CU_ASSERT_FATAL(e != NULL);
     iomap_emu_close(W.emus[a].client);
     W.emus[a].client = NULL;
-    emu_unregister(&W.d, e);
+    core_emu_detach(W.core, &id, "closed its channel");
     world_settle(&W);
     world_advance(&W, 1 * MS);
     /* What it was asked to drop is force-unmapped; the rest stays. */
@@ -530,9 +528,9 @@ test_bad_records(void)
     W.sim.flush_stuck = 1;
     balloon(1, 0, 8);               /* 8 pages FLUSHING, flush outstanding */
     world_advance(&W, 1 * MS);
-    CU_ASSERT_EQUAL(W.d.n_flushing, 8);
-    bad0 = W.d.st.bad_events;
-    unk0 = W.d.st.unknown_events;
+    CU_ASSERT_EQUAL(W.core->n_flushing, 8);
+    bad0 = W.core->st.bad_events;
+    unk0 = W.core->st.unknown_events;
     cmds0 = W.sim.st.cmds;
     released0 = W.sim.st.pages_released;
     {
@@ -565,13 +563,13 @@ test_bad_records(void)
         for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
             inject(&unknown[i]);
         world_settle(&W);
-        CU_ASSERT_EQUAL(W.d.st.bad_events - bad0, sizeof(bad) / sizeof(bad[0]));
-        CU_ASSERT_EQUAL(W.d.st.unknown_events - unk0, 3);
+        CU_ASSERT_EQUAL(W.core->st.bad_events - bad0, sizeof(bad) / sizeof(bad[0]));
+        CU_ASSERT_EQUAL(W.core->st.unknown_events - unk0, 3);
     }
     /* Nothing changed: no command, no release, books equal the truth. */
     CU_ASSERT_EQUAL(W.sim.st.cmds, cmds0);
     CU_ASSERT_EQUAL(W.sim.st.pages_released, released0);
-    CU_ASSERT_EQUAL(W.d.n_flushing, 8);
+    CU_ASSERT_EQUAL(W.core->n_flushing, 8);
     CHECK_SAFE();
     W.sim.flush_stuck = 0;
     world_advance(&W, 5 * MS);
@@ -593,13 +591,13 @@ test_unmatched_unmap_event(void)
     a = add_emu(0, 1, 10 * US, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 64), 64);
     world_settle(&W);
-    un0 = W.d.st.unmatched_unmaps;
+    un0 = W.core->st.unmatched_unmaps;
     inject(&ev);
     ev.emu_domid = 9;               /* an emulator never seen */
     inject(&ev);
     world_settle(&W);
-    CU_ASSERT_EQUAL(W.d.st.unmatched_unmaps - un0, 8);
-    CU_ASSERT_EQUAL(core_mappings(&W.d), 64);
+    CU_ASSERT_EQUAL(W.core->st.unmatched_unmaps - un0, 8);
+    CU_ASSERT_EQUAL(core_mappings(W.core), 64);
     CHECK_SAFE();
     report("unmatched-unmap");
     world_fini(&W);
@@ -616,7 +614,7 @@ test_flood_quota(void)
     CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
     p->max_maps_per_emu = 1000;
     p->max_maps_per_dom = 1500;
-    core_set_policy(&W.d, p);
+    core_set_policy(W.core, p);
     a = add_emu(0, 1, 10 * US, 1, 0);       /* the flooder */
     b = add_emu(0, 2, 10 * US, 1, 2);
     CU_ASSERT_EQUAL(world_map(&W, b, 2, 0, 512), 512);
@@ -627,9 +625,9 @@ test_flood_quota(void)
     }
     world_advance(&W, 1 * MS);
     CU_ASSERT(emu_live(a) <= 1000);
-    CU_ASSERT(W.d.st.quota_denials > 0);
+    CU_ASSERT(W.core->st.quota_denials > 0);
     {
-        struct emu *e = emu_get(&W.d, 0, 1, 0);
+        struct emu *e = emu_get(W.core, 0, 1, 0);
         const struct emu_map *em;
         uint64_t n = 0;
 
@@ -668,10 +666,10 @@ test_flood_balloon(void)
         world_advance(&W, 100 * US);
     }
     world_advance(&W, 10 * MS);
-    CU_ASSERT(W.d.st.overflows > 0);
+    CU_ASSERT(W.core->st.overflows > 0);
     CHECK_QUIESCENT();
     /* The daemon's page array did not grow past what was in flight. */
-    CU_ASSERT(W.d.pages_cap <= 4096);
+    CU_ASSERT(W.core->pages_cap <= 4096);
     report("flood-balloon");
     world_fini(&W);
 }

@@ -11,6 +11,7 @@
 
 #include "tests/cunit_main.h"
 #include "simhost/world.h"
+#include "daemon/core/core_priv.h"
 #include "util/log.h"
 
 #define US 1000ull
@@ -40,7 +41,7 @@ teardown(void)
 static struct emu *
 demu(int me)
 {
-    return emu_get(&w.d, w.emus[me].emu_domid, w.emus[me].ioservid, 0);
+    return emu_get(w.core, w.emus[me].emu_domid, w.emus[me].ioservid, 0);
 }
 
 static void
@@ -52,25 +53,25 @@ test_one_page(void)
     CU_ASSERT_EQUAL(world_map(&w, 0, 1, 100, 1), 1);
     CU_ASSERT_EQUAL(world_map(&w, 1, 2, 100, 1), 1);   /* same gfn, other guest */
     world_settle(&w);
-    CU_ASSERT_EQUAL(core_mappings(&w.d), 2);
+    CU_ASSERT_EQUAL(core_mappings(w.core), 2);
 
     CU_ASSERT_EQUAL(sim_decrease_reservation(&w.sim, 1, 100, 0), 1);
     world_settle(&w);
     /* INVALIDATING: exactly the emulator that maps it was asked. */
-    CU_ASSERT_EQUAL(w.d.n_invalidating, 1);
+    CU_ASSERT_EQUAL(w.core->n_invalidating, 1);
     CU_ASSERT_EQUAL(demu(0)->invalidates_sent, 1);
     CU_ASSERT_EQUAL(demu(1)->invalidates_sent, 0);
     CU_ASSERT_EQUAL(sim_held_pages(&w.sim), 1);
 
     world_advance(&w, 60 * US);     /* the answer (50 us) comes, flush queued */
-    CU_ASSERT_EQUAL(w.d.n_invalidating, 0);
-    CU_ASSERT_EQUAL(w.d.n_flushing, 1);
+    CU_ASSERT_EQUAL(w.core->n_invalidating, 0);
+    CU_ASSERT_EQUAL(w.core->n_flushing, 1);
     CU_ASSERT_EQUAL(sim_held_pages(&w.sim), 1);     /* not before the flush */
-    CU_ASSERT_EQUAL(w.d.st.pages_released, 0);
+    CU_ASSERT_EQUAL(w.core->st.pages_released, 0);
 
     world_advance(&w, 300 * US);
-    CU_ASSERT_EQUAL(w.d.n_flushing, 0);
-    CU_ASSERT_EQUAL(w.d.st.pages_released, 1);
+    CU_ASSERT_EQUAL(w.core->n_flushing, 0);
+    CU_ASSERT_EQUAL(w.core->st.pages_released, 1);
     CU_ASSERT_EQUAL(sim_held_pages(&w.sim), 0);
     CU_ASSERT_EQUAL(sim_violations(&w.sim), 0);
     CU_ASSERT_EQUAL(world_check_views(&w, why, sizeof(why)), 0);
@@ -89,7 +90,7 @@ test_unmapped_page_is_not_held(void)
     world_settle(&w);
     CU_ASSERT_EQUAL(sim_decrease_reservation(&w.sim, 1, 200, 0), 1);
     world_settle(&w);
-    CU_ASSERT_EQUAL(w.d.st.pages_removed, 0);       /* nobody held gfn 200 */
+    CU_ASSERT_EQUAL(w.core->st.pages_removed, 0);       /* nobody held gfn 200 */
     CU_ASSERT_EQUAL(demu(0)->invalidates_sent, 0);
     CU_ASSERT_EQUAL(sim_held_pages(&w.sim), 0);
     teardown();
@@ -105,9 +106,9 @@ test_extent_coalesced(void)
     world_settle(&w);
     /* One extent of 512 contiguous gfns: one ioreq range. */
     CU_ASSERT_EQUAL(demu(0)->invalidates_sent, 1);
-    CU_ASSERT_EQUAL(w.d.n_invalidating, 512);
+    CU_ASSERT_EQUAL(w.core->n_invalidating, 512);
     world_advance(&w, 1 * MS);
-    CU_ASSERT_EQUAL(w.d.st.pages_released, 512);
+    CU_ASSERT_EQUAL(w.core->st.pages_released, 512);
     CU_ASSERT_EQUAL(sim_check_quiescent(&w.sim), 0);
     CU_ASSERT_EQUAL(sim_violations(&w.sim), 0);
     teardown();
@@ -124,10 +125,10 @@ test_legacy_gets_global(void)
     world_settle(&w);
     sim_decrease_reservation(&w.sim, 1, 10, 0);
     world_settle(&w);
-    CU_ASSERT_EQUAL(w.d.st.global_invalidates_sent, 1);
-    CU_ASSERT_EQUAL(w.d.st.invalidates_sent, 0);
+    CU_ASSERT_EQUAL(w.core->st.global_invalidates_sent, 1);
+    CU_ASSERT_EQUAL(w.core->st.invalidates_sent, 0);
     world_advance(&w, 1 * MS);
-    CU_ASSERT_EQUAL(w.d.st.pages_released, 1);
+    CU_ASSERT_EQUAL(w.core->st.pages_released, 1);
     CU_ASSERT_FALSE(world_is_mapped(&w, 2, 1, 1000));
     CU_ASSERT_EQUAL(w.emus[2].needless, 7);     /* the cost of the old way */
     CU_ASSERT_EQUAL(sim_violations(&w.sim), 0);
@@ -148,7 +149,7 @@ test_answer_without_unmap_is_forced(void)
     CU_ASSERT_EQUAL(demu(0)->forced_unmaps, 2);
     CU_ASSERT_EQUAL(w.sim.st.forced_unmaps, 2);
     world_advance(&w, 1 * MS);
-    CU_ASSERT_EQUAL(w.d.st.pages_released, 2);
+    CU_ASSERT_EQUAL(w.core->st.pages_released, 2);
     CU_ASSERT_EQUAL(sim_check_quiescent(&w.sim), 0);
     CU_ASSERT_EQUAL(sim_violations(&w.sim), 0);
     teardown();
@@ -178,7 +179,7 @@ test_gfn_repopulated_while_held(void)
     CU_ASSERT_EQUAL(world_check_views(&w, why, sizeof(why)), 0);
     CU_ASSERT_EQUAL(sim_held_pages(&w.sim), 1);
     world_advance(&w, 10 * MS);
-    CU_ASSERT_EQUAL(w.d.st.pages_released, 1);
+    CU_ASSERT_EQUAL(w.core->st.pages_released, 1);
     /* The new frame's mapping is untouched and still tracked. */
     CU_ASSERT_TRUE(world_is_mapped(&w, 2, 1, 77));
     CU_ASSERT_EQUAL(world_check_views(&w, why, sizeof(why)), 0);
@@ -200,7 +201,7 @@ test_unmapped_but_unflushed_page(void)
     sim_decrease_reservation(&w.sim, 1, 300, 0);
     world_settle(&w);
     CU_ASSERT_EQUAL(sim_held_pages(&w.sim), 1);
-    CU_ASSERT_EQUAL(w.d.n_flushing, 1);
+    CU_ASSERT_EQUAL(w.core->n_flushing, 1);
     world_advance(&w, 500 * US);
     CU_ASSERT_EQUAL(sim_held_pages(&w.sim), 1);
     world_advance(&w, 600 * US);
@@ -220,11 +221,11 @@ test_daemon_restart_resyncs(void)
     world_settle(&w);
     sim_decrease_reservation(&w.sim, 1, 0, 5);      /* 32 pages in flight */
     world_advance(&w, 100 * US);
-    CU_ASSERT_EQUAL(w.d.n_invalidating, 32);
+    CU_ASSERT_EQUAL(w.core->n_invalidating, 32);
     CU_ASSERT_EQUAL(world_restart_daemon(&w), 0);
-    CU_ASSERT_EQUAL(w.d.resync, RS_NONE);
+    CU_ASSERT_EQUAL(w.core->resync, RS_NONE);
     CU_ASSERT_EQUAL(world_check_views(&w, why, sizeof(why)), 0);
-    CU_ASSERT_EQUAL(w.d.n_invalidating, 32);        /* rebuilt from the dump */
+    CU_ASSERT_EQUAL(w.core->n_invalidating, 32);        /* rebuilt from the dump */
     world_advance(&w, 10 * MS);
     CU_ASSERT_EQUAL(sim_check_quiescent(&w.sim), 0);
     CU_ASSERT_EQUAL(sim_violations(&w.sim), 0);

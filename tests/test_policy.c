@@ -182,7 +182,7 @@ test_enforce(void)
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 3, 1024) == 0);
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(good, &p, err), 0);
-    CU_ASSERT_EQUAL(core_set_policy(&W.d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
     a = world_add_emu(&W, 0, 1, 0, 10 * US);
     b = world_add_emu(&W, 0, 2, 0, 10 * US);
     c = world_add_emu(&W, 0, 3, 0, 10 * US);      /* in no rule */
@@ -197,16 +197,16 @@ test_enforce(void)
     world_settle(&W);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 64);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[c].sim_idx].live, 0);
-    CU_ASSERT_EQUAL(W.d.st.policy_denials, 32 + 16);
+    CU_ASSERT_EQUAL(W.core->st.policy_denials, 32 + 16);
     /* RMRR: its own code and counter. */
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0x7f0, 32), 32);
     world_settle(&W);
-    CU_ASSERT_EQUAL(W.d.st.rmrr_maps, 32);
+    CU_ASSERT_EQUAL(W.core->st.rmrr_maps, 32);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 64);
     /* b may only map read-only (the model maps writable). */
     CU_ASSERT_EQUAL(world_map(&W, b, 1, 100, 8), 8);
     world_settle(&W);
-    CU_ASSERT_EQUAL(W.d.st.readonly_denials, 8);
+    CU_ASSERT_EQUAL(W.core->st.readonly_denials, 8);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 0);
     /* A read-only map by b is fine. */
     CU_ASSERT_EQUAL(sim_iommu_map(&W.sim, W.emus[b].sim_idx, 1, 200, 1u << 30, 4,
@@ -272,11 +272,11 @@ test_recheck_on_reload(void)
     world_settle(&W);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 128);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 16);
-    CU_ASSERT_EQUAL(W.d.st.policy_denials + W.d.st.rmrr_maps, 0);
+    CU_ASSERT_EQUAL(W.core->st.policy_denials + W.core->st.rmrr_maps, 0);
 
     /* Reload: a may map d1 only, b nothing; 0x800-0x80f of d1 reserved. */
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
-    CU_ASSERT_EQUAL(core_set_policy(&W.d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
     world_settle(&W);
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0, 64), 64);           /* allowed: kept */
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x7f0, 0x800), 16);    /* allowed: kept */
@@ -284,17 +284,17 @@ test_recheck_on_reload(void)
     CU_ASSERT_EQUAL(sim_live(&W, a, 2, 0, 4096), 0);          /* now denied */
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 80);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 0);   /* now denied */
-    CU_ASSERT_EQUAL(W.d.st.policy_denials, 32 + 16);
-    CU_ASSERT_EQUAL(W.d.st.rmrr_maps, 16);
+    CU_ASSERT_EQUAL(W.core->st.policy_denials, 32 + 16);
+    CU_ASSERT_EQUAL(W.core->st.rmrr_maps, 16);
     CU_ASSERT_EQUAL(world_check_views(&W, why, sizeof(why)), 0);
     CU_ASSERT_EQUAL(sim_violations(&W.sim), 0);
     /* The same policy again changes nothing. */
     p = NULL;
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
-    CU_ASSERT_EQUAL(core_set_policy(&W.d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
     world_settle(&W);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 80);
-    CU_ASSERT_EQUAL(W.d.st.policy_denials, 32 + 16);
+    CU_ASSERT_EQUAL(W.core->st.policy_denials, 32 + 16);
     /* Removed pages still go the usual way. */
     for (int g = 0; g < 64; g++)
         sim_decrease_reservation(&W.sim, 1, (uint64_t)g, 0);
@@ -321,13 +321,13 @@ test_recheck_after_resync(void)
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 1, 4096) == 0);
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
-    CU_ASSERT_EQUAL(core_set_policy(&W.d, p), 0);
+    CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
     a = world_add_emu(&W, 0, 1, 0, 10 * US);
     c = world_add_emu(&W, 0, 3, 0, 10 * US);      /* in no rule */
     world_emu_serves(&W, a, 1);
     world_emu_serves(&W, c, 2);
     world_settle(&W);
-    overflows = W.d.st.overflows;
+    overflows = W.core->st.overflows;
     /* 300 single-page maps by c and 8 by a, with nobody reading the ring. */
     for (int g = 0; g < 600; g += 2)
         n += world_map(&W, c, 2, (uint64_t)g, 1);
@@ -335,11 +335,11 @@ test_recheck_after_resync(void)
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0x10, 8), 8);
     CU_ASSERT(iomap_ring_overflowed(&W.sim.ring));
     world_settle(&W);
-    CU_ASSERT(W.d.st.overflows > overflows);
-    CU_ASSERT_EQUAL(W.d.resync, RS_NONE);
+    CU_ASSERT(W.core->st.overflows > overflows);
+    CU_ASSERT_EQUAL(W.core->resync, RS_NONE);
     CU_ASSERT_EQUAL(W.sim.emus[W.emus[c].sim_idx].live, 0);   /* every one taken back */
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x10, 0x18), 8);       /* allowed: kept */
-    CU_ASSERT_EQUAL(W.d.st.policy_denials, 300);
+    CU_ASSERT_EQUAL(W.core->st.policy_denials, 300);
     CU_ASSERT_EQUAL(world_check_views(&W, why, sizeof(why)), 0);
     CU_ASSERT_EQUAL(sim_violations(&W.sim), 0);
     CU_ASSERT_EQUAL(sim_check(&W.sim), 0);

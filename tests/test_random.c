@@ -29,6 +29,7 @@
 
 #include "tests/cunit_main.h"
 #include "simhost/world.h"
+#include "daemon/core/core_priv.h"
 #include "util/log.h"
 
 #define US 1000ull
@@ -200,7 +201,7 @@ one_run(unsigned run_seed, int out_of_order, int faults)
         }
     }
     /* Let everything finish: answers, flushes (all of them, if by hand). */
-    released_before_end = w.d.st.pages_released;
+    released_before_end = w.core->st.pages_released;
     if (faults) {
         /* Faults heal: flushes resume, hung emulators are restarted, and
          * the policy's timeouts get the virtual time they need. */
@@ -231,14 +232,14 @@ one_run(unsigned run_seed, int out_of_order, int faults)
     CU_ASSERT_EQUAL(w.sim.st.pages_released, w.sim.st.pages_held);
     if (!faults) {
         /* Without restarts the daemon's own counters agree. */
-        CU_ASSERT_EQUAL(w.d.st.pages_released, w.d.st.pages_removed);
-        CU_ASSERT_EQUAL(w.d.st.unmatched_unmaps, 0);
+        CU_ASSERT_EQUAL(w.core->st.pages_released, w.core->st.pages_removed);
+        CU_ASSERT_EQUAL(w.core->st.unmatched_unmaps, 0);
     }
     printf("test_random: seed %u: %" PRIu64 " maps, %" PRIu64 " unmaps, %" PRIu64
            " pages removed while mapped, %" PRIu64 " released (%" PRIu64
            " at the end), %" PRIu64 " refused bogus unmaps, %" PRIu64 " flushes\n",
            run_seed, w.sim.st.maps, w.sim.st.unmaps, w.sim.st.pages_held,
-           w.sim.st.pages_released, w.d.st.pages_released - released_before_end,
+           w.sim.st.pages_released, w.core->st.pages_released - released_before_end,
            w.sim.st.unmaps_refused, w.sim.st.flushes_done);
     if (faults)
         printf("test_random: seed %u faults: %" PRIu64 " emulator crashes, %" PRIu64
@@ -246,7 +247,7 @@ one_run(unsigned run_seed, int out_of_order, int faults)
                " flush outages, %" PRIu64 " bursts (%" PRIu64 " resyncs, %" PRIu64
                " events lost), %" PRIu64 " daemon restarts\n", run_seed, fl.crashes,
                fl.restarts, fl.stalls, fl.hangs, fl.stuck_flushes, fl.bursts,
-               w.d.st.resyncs, w.sim.st.events_lost, fl.daemon_restarts);
+               w.core->st.resyncs, w.sim.st.events_lost, fl.daemon_restarts);
     world_fini(&w);
     return 0;
 }

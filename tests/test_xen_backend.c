@@ -15,7 +15,6 @@
 
 #include "tests/cunit_main.h"
 #include "daemon/backend_xen.h"
-#include "daemon/iomapd.h"
 
 /* ---- fake libxen ----------------------------------------------------------- */
 
@@ -218,14 +217,7 @@ fake_done(void)
     xenbe_ops = &xenbe_libxen_ops;
 }
 
-static void
-io_init(struct iomapd *io)
-{
-    memset(io, 0, sizeof(*io));
-    io->notify_fd = -1;
-    io->be = &backend_xen;
-    io->d.backend = io;
-}
+static const struct backend_args no_args;
 
 /* ---- messages ------------------------------------------------------------------ */
 
@@ -345,59 +337,63 @@ readable(int fd, int ms)
 }
 
 static void
-test_open_kick_relay_close(void)
+test_open_kick_notify_close(void)
 {
-    struct iomapd io;
+    struct backend *be = NULL;
     char err[256] = "";
     uint32_t port = 43;
-    uint64_t v;
+    int nfd;
 
     fake_reset();
-    io_init(&io);
-    CU_ASSERT_EQUAL_FATAL(backend_xen.open(&io, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(backend_xen.open(&no_args, &be, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(fk.map_domid, DOMID_XEN);
     CU_ASSERT_EQUAL(fk.map_type, XENMEM_resource_iomap);
     CU_ASSERT_EQUAL(fk.map_id, IOMAP_RESOURCE_RING);
     CU_ASSERT_EQUAL(fk.map_nr, FRAMES);
     CU_ASSERT_EQUAL(fk.bind_virq, VIRQ_IOMAP);
     CU_ASSERT_EQUAL(fk.kicks, 1);   /* the probe at open */
-    CU_ASSERT_PTR_NOT_NULL(io.d.ring);
-    CU_ASSERT_EQUAL(io.d.ring->ev_slots, 64);
-    CU_ASSERT(io.notify_fd >= 0);
-    CU_ASSERT_FALSE(readable(io.notify_fd, 0));
+    CU_ASSERT_PTR_NOT_NULL(backend_xen.ring(be));
+    CU_ASSERT_EQUAL(backend_xen.ring(be)->ev_slots, 64);
+    nfd = backend_xen.notify_fd(be);
+    CU_ASSERT(nfd >= 0);
+    CU_ASSERT_FALSE(readable(nfd, 0));
 
     /* daemon -> shim: the iommu_op kick. */
-    io.d.kick_shim(&io.d);
+    backend_xen.kick(be);
     CU_ASSERT_EQUAL(fk.kicks, 2);
     /* A failing kick is logged once and does not stop the daemon. */
     fk.fail_at = F_KICK;
     fk.fail_errno = EIO;
-    io.d.kick_shim(&io.d);
-    io.d.kick_shim(&io.d);
+    backend_xen.kick(be);
+    backend_xen.kick(be);
     fk.fail_at = -1;
-    io.d.kick_shim(&io.d);
+    backend_xen.kick(be);
     CU_ASSERT_EQUAL(fk.kicks, 3);
 
-    /* shim -> daemon: VIRQ_IOMAP fires; notify_fd wakes, the port is unmasked. */
+    /*
+     * shim -> daemon: VIRQ_IOMAP fires; the event channel's own fd (watched
+     * on the loop, no thread) becomes readable; notified() takes the port
+     * and unmasks it, and the fd is quiet again.
+     */
     CU_ASSERT_EQUAL(write(fk.pipe[1], &port, sizeof(port)), sizeof(port));
-    CU_ASSERT(readable(io.notify_fd, 2000));
-    CU_ASSERT_EQUAL(read(io.notify_fd, &v, sizeof(v)), sizeof(v));
+    CU_ASSERT(readable(nfd, 2000));
+    backend_xen.notified(be);
     CU_ASSERT_EQUAL(__atomic_load_n(&fk.unmasked, __ATOMIC_SEQ_CST), 1);
     CU_ASSERT_EQUAL(fk.last_unmask_port, 43);
-    /* ... and again: the relay keeps going. */
+    CU_ASSERT_FALSE(readable(nfd, 0));
+    /* ... and again. */
     CU_ASSERT_EQUAL(write(fk.pipe[1], &port, sizeof(port)), sizeof(port));
-    CU_ASSERT(readable(io.notify_fd, 2000));
+    CU_ASSERT(readable(nfd, 2000));
+    backend_xen.notified(be);
+    CU_ASSERT_EQUAL(__atomic_load_n(&fk.unmasked, __ATOMIC_SEQ_CST), 2);
 
-    CU_ASSERT_EQUAL(xenbe_domain_exists(&io, 2), 1);
-    CU_ASSERT_EQUAL(xenbe_domain_exists(&io, 9), 0);
+    CU_ASSERT_EQUAL(backend_xen.domain_exists(be, 2), 1);
+    CU_ASSERT_EQUAL(backend_xen.domain_exists(be, 9), 0);
 
-    backend_xen.close(&io);
-    CU_ASSERT_PTR_NULL(io.be_priv);
-    CU_ASSERT_PTR_NULL(io.d.ring);
+    backend_xen.close(be);
     /* xc, fmem, resource, xencall, evtchn, binding */
     CU_ASSERT_EQUAL(fk.opened, 6);
     CU_ASSERT_EQUAL(fk.closed, fk.opened);
-    CU_ASSERT_EQUAL(xenbe_domain_exists(&io, 2), -ENODEV);
     fake_done();
 }
 
@@ -420,20 +416,18 @@ test_open_fails_cleanly(void)
         { F_BIND, EINVAL, XENBE_STEP_BIND, "VIRQ_IOMAP" },
     };
     char err[256], want[256];
-    struct iomapd io;
+    struct backend *be;
 
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         fake_reset();
         fk.fail_at = c[i].at;
         fk.fail_errno = c[i].err;
-        io_init(&io);
-        CU_ASSERT_EQUAL(backend_xen.open(&io, err, sizeof(err)), -c[i].err);
+        be = NULL;
+        CU_ASSERT_EQUAL(backend_xen.open(&no_args, &be, err, sizeof(err)), -c[i].err);
         xenbe_strerror(c[i].step, c[i].err, want, sizeof(want));
         CU_ASSERT_STRING_EQUAL(err, want);
         CU_ASSERT_PTR_NOT_NULL(strstr(err, c[i].want));
-        CU_ASSERT_PTR_NULL(io.be_priv);
-        CU_ASSERT_PTR_NULL(io.d.ring);
-        CU_ASSERT_EQUAL(io.notify_fd, -1);
+        CU_ASSERT_PTR_NULL(be);
         CU_ASSERT_EQUAL(fk.closed, fk.opened);
         fake_done();
     }
@@ -442,14 +436,13 @@ test_open_fails_cleanly(void)
 static void
 test_open_rejects_bad_region(void)
 {
-    struct iomapd io;
+    struct backend *be = NULL;
     char err[256];
 
     /* No domain 0 in the list. */
     fake_reset();
     fk.ndoms = 0;
-    io_init(&io);
-    CU_ASSERT(backend_xen.open(&io, err, sizeof(err)) < 0);
+    CU_ASSERT(backend_xen.open(&no_args, &be, err, sizeof(err)) < 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "dom0"));
     CU_ASSERT_EQUAL(fk.closed, fk.opened);
     fake_done();
@@ -457,8 +450,7 @@ test_open_rejects_bad_region(void)
     /* A resource of an odd size. */
     fake_reset();
     fk.res_size = 100;
-    io_init(&io);
-    CU_ASSERT_EQUAL(backend_xen.open(&io, err, sizeof(err)), -EPROTO);
+    CU_ASSERT_EQUAL(backend_xen.open(&no_args, &be, err, sizeof(err)), -EPROTO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "100-byte"));
     CU_ASSERT_EQUAL(fk.closed, fk.opened);
     fake_done();
@@ -466,18 +458,16 @@ test_open_rejects_bad_region(void)
     /* A region that is not the shim's. */
     fake_reset();
     ((struct iomap_ring_hdr *)fk.region)->magic = htole32(0xdeadbeef);
-    io_init(&io);
-    CU_ASSERT_EQUAL(backend_xen.open(&io, err, sizeof(err)), -EINVAL);
+    CU_ASSERT_EQUAL(backend_xen.open(&no_args, &be, err, sizeof(err)), -EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad magic"));
-    CU_ASSERT_PTR_NULL(io.d.ring);
+    CU_ASSERT_PTR_NULL(be);
     CU_ASSERT_EQUAL(fk.closed, fk.opened);
     fake_done();
 
     /* Another ABI major. */
     fake_reset();
     ((struct iomap_ring_hdr *)fk.region)->version = htole32(7u << 16);
-    io_init(&io);
-    CU_ASSERT_EQUAL(backend_xen.open(&io, err, sizeof(err)), -EPROTO);
+    CU_ASSERT_EQUAL(backend_xen.open(&no_args, &be, err, sizeof(err)), -EPROTO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "shim ABI 7.0"));
     CU_ASSERT_EQUAL(fk.closed, fk.opened);
     fake_done();
@@ -487,15 +477,14 @@ test_open_rejects_bad_region(void)
 static void
 test_real_libxen_without_xen(void)
 {
-    struct iomapd io;
+    struct backend *be = NULL;
     char err[256] = "";
 
     if (access(XENBE_PRIVCMD, F_OK) == 0)
         return;                 /* a Xen domain: the shell test covers it */
-    io_init(&io);
-    CU_ASSERT_EQUAL(backend_xen.open(&io, err, sizeof(err)), -ENOENT);
+    CU_ASSERT_EQUAL(backend_xen.open(&no_args, &be, err, sizeof(err)), -ENOENT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "/dev/xen/privcmd missing"));
-    CU_ASSERT_PTR_NULL(io.be_priv);
+    CU_ASSERT_PTR_NULL(be);
 }
 
 int
@@ -506,7 +495,7 @@ main(void)
         { "messages are one line", test_messages_one_line },
         { "resource size to frames", test_size_to_frames },
         { "attach the mapped region", test_attach_region },
-        { "open, kick, relay VIRQ_IOMAP, close", test_open_kick_relay_close },
+        { "open, kick, VIRQ_IOMAP on the loop, close", test_open_kick_notify_close },
         { "open fails cleanly at every step", test_open_fails_cleanly },
         { "open rejects a bad region", test_open_rejects_bad_region },
         { "real libxen without a hypervisor", test_real_libxen_without_xen },

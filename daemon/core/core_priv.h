@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The daemon's books: domains, emulators, the mapping tracker, the pages
- * between removal and release, and the state of the shim's flush queue.
- * Everything here runs on the one event-loop thread.
+ * The core's private header: the structs behind daemon/core/core.h and the
+ * calls between the core's own files.  Only daemon/core/ and the core's
+ * unit tests include it.
+ *
+ * Calls inside the core go one way, top to bottom:
+ *   ingest.c (events, resync)  ->  enforce.c (policy, timeouts, drains)
+ *   -> pages.c (lifecycle, answers judged)  ->  emu.c (emulators, their
+ *   invalidate queues)  ->  cmdq.c (commands)  ->  the ring (shim/ring.c)
+ * api.c and query.c are the public calls on top of them all.
  *
  * Life of one removed page (DESIGN.md):
  *   MAPPED        the tracker has (emulator, domain, gfn) bits set;
@@ -13,20 +19,21 @@
  *   RELEASED      max_done >= cover_seq: IOMAP_CMD_RELEASE is posted and the
  *                 struct page is freed.
  */
-#ifndef IOMAP_DAEMON_H
-#define IOMAP_DAEMON_H
+#ifndef IOMAP_CORE_PRIV_H
+#define IOMAP_CORE_PRIV_H
 
 #include <stdint.h>
 #include <sys/queue.h>
 
 #include "iomap.h"
+#include "daemon/core/core.h"
 #include "shim/ring.h"
 #include "ioreq/channel.h"
 #include "util/hmap.h"
 #include "daemon/core/tracker.h"
 
-#define IOMAPD_MAX_DOMID     0x7ff0     /* DOMID_FIRST_RESERVED */
-#define IOMAPD_MAX_EMUS      1024
+#define IOMAPD_MAX_DOMID     CORE_MAX_DOMID
+#define IOMAPD_MAX_EMUS      CORE_MAX_EMUS
 #define IOMAPD_INLINE_HOLDERS 4
 #define PAGE_NONE            UINT32_MAX
 
@@ -127,23 +134,6 @@ struct emu {
     uint64_t  global_sent_at;   /* removal clock when the global went out */
     uint64_t  held_pages;       /* pages where this emulator is a holder */
     uint64_t  invalidates_sent, answers, forced_unmaps, bad_unmaps;
-    void     *loop_ev;          /* libevent event for the resp eventfd */
-    void     *conn;             /* registration connection, if any */
-};
-
-struct core_stats {
-    uint64_t events, event_batches, unknown_events, bad_events;
-    uint64_t maps, unmaps, unmatched_unmaps;
-    uint64_t pages_removed, pages_released, invalidates_sent;
-    uint64_t global_invalidates_sent, forced_unmaps, flush_cmds;
-    uint64_t release_cmds, cmd_errors, overflows, resyncs;
-    uint64_t lat_count, lat_sum_ns, lat_max_ns;
-    uint64_t lat_hist[64];      /* log2 buckets of removed -> released ns */
-    /* Policy (policy/policy.h) and its timeouts (core_tick). */
-    uint64_t policy_denials, rmrr_maps, readonly_denials, quota_denials;
-    uint64_t pending_quota_forced;
-    uint64_t timeouts_invalidating, timeouts_flushing, devices_broken;
-    uint64_t escalations, emu_kills, guest_crashes;
 };
 
 struct answer {
@@ -151,39 +141,27 @@ struct answer {
     struct iomap_ioreq req;
 };
 
-struct core;
-struct policy;
-typedef void core_kick_fn(struct core *d);
-typedef uint64_t core_clock_fn(struct core *d);
-
-/*
- * Observers of the lifecycle (the control socket's subscriptions).  Each
- * may be NULL; they are called on the loop thread and must not call back
- * into the books.
- */
-struct core_hooks {
-    void (*page_released)(void *arg, uint16_t domid, uint64_t gfn,
-                          uint64_t mfn, uint64_t lat_ns);
-    void (*emu_gone)(void *arg, const struct emu *e, const char *why);
-    void (*timeout)(void *arg, const struct emu *e, uint16_t domid,
-                    uint64_t gfn, const char *what);
-};
+/* An observer of the environment, if set: CORE_OBSERVE(d, emu_gone, &id, why). */
 #define CORE_OBSERVE(d, fn, ...) \
-    do { if ((d)->hooks && (d)->hooks->fn) (d)->hooks->fn((d)->hooks_arg, __VA_ARGS__); } while (0)
-/* Escalation hooks of the policy (kill-emulator, crash-guest steps). */
-typedef void core_kill_emu_fn(struct core *d, uint16_t emu_domid,
-                                uint16_t ioservid);
-typedef void core_crash_guest_fn(struct core *d, uint16_t domid);
+    do { if ((d)->env.fn) (d)->env.fn((d)->env.arg, __VA_ARGS__); } while (0)
+
+/* A drain of one emulator (core_drain, enforce.c). */
+struct drain {
+    struct core_emu_id  id;
+    int                 unmap_all;
+    uint64_t            t0, deadline, held0;
+    core_drain_done_fn *done;
+    void               *arg;
+    LIST_ENTRY(drain)   link;
+};
 
 struct core {
-    struct iomap_ring *ring;
-    core_kick_fn    *kick_shim;   /* notify the shim of new commands */
-    core_clock_fn   *clock;       /* ns; monotonic */
-    void              *backend;     /* backend private */
+    struct core_env    env;
+    struct iomap_ring *ring;        /* env.ring */
     /* The policy in force (owned; never NULL after core_init). */
     struct policy     *policy;
-    core_kill_emu_fn *kill_emulator;      /* optional */
-    core_crash_guest_fn *crash_guest;     /* optional */
+    /* The pending-release quotas of the policy in force (0: none). */
+    uint64_t           max_pending_per_emu, max_pending_per_dom;
     uint64_t           next_tick;   /* daemon clock of the next page scan */
     uint32_t           broken_seq;  /* highest flush reported as stuck */
 
@@ -232,66 +210,53 @@ struct core {
     uint32_t          *rs_new;      /* pages of the current dump chunk */
     uint32_t           rs_nnew, rs_capnew;
 
-    struct core_stats st;
+    int                resync_wanted;   /* out of memory: resync after the batch */
 
-    const struct core_hooks *hooks;
-    void              *hooks_arg;
+    LIST_HEAD(, drain) drains;
+
+    struct core_stats  st;
 };
 
-int   core_init(struct core *d, struct iomap_ring *ring,
-                  core_kick_fn *kick, core_clock_fn *clock);
-void  core_fini(struct core *d);
-/*
- * Take every event on the ring, apply it, reap answered ioreqs, send what
- * is due (ioreqs, commands).  Returns the number of events or -EPROTO if
- * the ring is broken.
- */
-int   core_process(struct core *d);
-/* d->clock(d), or the reading of the current batch inside core_process(). */
+static inline uint64_t
+core_clock(struct core *d)
+{
+    return d->env.clock(d->env.arg);
+}
+
+/* core_clock(d), or the reading of the current batch inside core_process(). */
 static inline uint64_t
 core_now(struct core *d)
 {
-    return d->now_valid ? d->now_ns : d->clock(d);
+    return d->now_valid ? d->now_ns : core_clock(d);
 }
-/* Start a resync (at start-up, after an overflow). */
-void  core_resync(struct core *d);
+
+static inline struct core_emu_id
+emu_id_of(const struct emu *e)
+{
+    return (struct core_emu_id){ e->emu_domid, e->ioservid };
+}
+
+/* ---- ingest.c: events in ring order, resync by dump ------------------------- */
+int   core_init(struct core *d, const struct core_env *env);
+void  core_fini(struct core *d);
+struct dom *dom_get(struct core *d, uint16_t domid, int create);
+struct emu_map *emu_map_get(struct core *d, struct emu *e, struct dom *dm,
+                            int create);
+
+/* ---- enforce.c: the policy on new and existing mappings, timeouts, drains -- */
+/* A map the shim made, against the policy: force-unmapped if forbidden. */
+void  enforce_map(struct core *d, const struct iomap_event *ev, struct emu *e,
+                  struct dom *dm, uint32_t n);
 /*
- * Replace the policy (atomically, from the event loop's point of view) and
- * free the old one; the daemon owns p from now on.  NULL: built-in default.
- */
-int   core_set_policy(struct core *d, struct policy *p);
-/*
- * Periodic: check the ages of pages in flight against the policy's
- * timeouts and take the escalation steps due.  Call it from the event loop
- * (every 100 ms or so); cheap when nothing is in flight.  Returns the
- * number of steps taken.
- */
-int   core_tick(struct core *d);
-/*
- * Existing mappings against the policy's map rules (daemon/tick.c): what
- * it forbids is force-unmapped and counted as for a new map.  Called by
- * core_set_policy() and at the end of a resync; returns gfns forced.
+ * Existing mappings against the policy's map rules: what it forbids is
+ * force-unmapped and counted as for a new map.  Called when a policy comes
+ * into force and at the end of a resync; returns gfns forced.
  */
 uint64_t core_recheck_policy(struct core *d);
+void  drains_step(struct core *d);
+void  drains_free(struct core *d);
 
-/* Emulators (daemon/emu.c). */
-struct emu *emu_get(struct core *d, uint16_t emu_domid, uint16_t ioservid,
-                    int create);
-/* Give an emulator an ioreq channel; with_fds for another process. */
-int   emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds);
-void  emu_unregister(struct core *d, struct emu *e);
-void  emu_queue_invalidate(struct core *d, struct emu *e, uint16_t domid,
-                           uint64_t gfn);
-void  emu_send_ioreqs(struct core *d);
-void  emu_collect(struct core *d);
-void  emu_judge(struct core *d);
-/* Force-unmap every mapping of e (emulator gone, drain). */
-void  emu_force_unmap_all(struct core *d, struct emu *e);
-/* Force-unmap e's mappings of one gfn (coalesced with the previous one). */
-void  emu_force_unmap_gfn(struct core *d, struct emu *e, uint16_t domid,
-                          uint64_t gfn, uint32_t nr);
-
-/* Pages (daemon/pages.c). */
+/* ---- pages.c: the lifecycle of removed pages -------------------------------- */
 uint32_t page_find(struct core *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
 /* The first page of gfn's chain (through struct page.next), or PAGE_NONE. */
 uint32_t page_head(struct dom *dm, uint64_t gfn);
@@ -305,24 +270,56 @@ void  pages_flush_done(struct core *d);
 void  page_evaluate(struct core *d, uint32_t pi);
 void  page_add_holder(struct core *d, uint32_t pi, struct emu *e, uint32_t count);
 int   page_has_holder(const struct page *p, uint16_t emu);
+const struct holder *page_holder(const struct page *p, unsigned i);
 void  pages_drop_domain(struct core *d, struct dom *dm);
 void  pages_drop_all(struct core *d);
 void  pages_fini(struct core *d);
 void  pidx_free(struct core *d, struct dom *dm);
 uint32_t page_alloc(struct core *d, struct dom *dm, uint64_t gfn, uint64_t mfn);
+/*
+ * An emulator's part in the pages in flight, through the INVALIDATING list
+ * (only those pages have holders), never the pool:
+ *   pages_emu_requeue  queue its invalidates again (it registered);
+ *   pages_emu_left     force-unmap what it holds (it left: drain);
+ *   pages_emu_dropped  forget its holds (the shim dropped them with its
+ *                      domain).
+ */
+void  pages_emu_requeue(struct core *d, struct emu *e);
+void  pages_emu_left(struct core *d, struct emu *e);
+void  pages_emu_dropped(struct core *d, struct emu *e);
+/*
+ * Judge the collected answers (emu_collect): whatever an emulator still
+ * holds of what it said it dropped is force-unmapped.
+ */
+void  pages_judge_answers(struct core *d);
 
-/* Commands (daemon/daemon.c). */
-void  cmd_post(struct core *d, const struct iomap_cmd *c);
-void  cmd_flush_out(struct core *d);
-struct iomap_cmd *cmd_last(struct core *d);
-struct dom *dom_get(struct core *d, uint16_t domid, int create);
-struct emu_map *emu_map_get(struct core *d, struct emu *e, struct dom *dm,
-                            int create);
-
+/* ---- emu.c: emulators, their IOREQ channels and invalidate queues ---------- */
+struct emu *emu_get(struct core *d, uint16_t emu_domid, uint16_t ioservid,
+                    int create);
+/* Give an emulator an ioreq channel; with_fds for another process. */
+int   emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds);
+/* Close its channel; its queued invalidates go. */
+void  emu_unregister(struct core *d, struct emu *e);
+void  emu_queue_invalidate(struct core *d, struct emu *e, uint16_t domid,
+                           uint64_t gfn);
+void  emu_send_ioreqs(struct core *d);
+/* Answered ioreqs into d->ans (before the event ring is drained). */
+void  emu_collect(struct core *d);
+/* Force-unmap every mapping of e (emulator gone, drain). */
+void  emu_force_unmap_all(struct core *d, struct emu *e);
+/* Force-unmap e's mappings of one gfn (coalesced with the previous one). */
+void  emu_force_unmap_gfn(struct core *d, struct emu *e, uint16_t domid,
+                          uint64_t gfn, uint32_t nr);
 /* Mappings of one emulator, of one domain (counting multiplicity). */
 uint64_t emu_mappings(const struct emu *e);
 uint64_t dom_mappings(const struct dom *dm);
-/* Totals for status output. */
+
+/* ---- cmdq.c: commands to the shim, queued while the ring is full ----------- */
+void  cmd_post(struct core *d, const struct iomap_cmd *c);
+void  cmd_flush_out(struct core *d);
+struct iomap_cmd *cmd_last(struct core *d);
+
+/* Totals (query.c). */
 uint64_t core_mappings(const struct core *d);
 uint32_t core_domains(const struct core *d);
 uint32_t core_emulators(const struct core *d);

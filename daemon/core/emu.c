@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Emulators as the daemon sees them: identity (domain + ioreq server id),
- * their IOREQ channel, and the invalidates waiting for a free slot.
+ * Emulators as the core sees them: identity (domain + ioreq server id),
+ * their IOREQ channel, and the invalidates waiting for a free slot.  Below
+ * the pages layer: it knows nothing of pages, only of ranges to ask for.
  */
 #include "config.h"
 
@@ -75,11 +76,9 @@ emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds)
 }
 
 /*
- * The emulator leaves the daemon (closed its connection).  Drain, do not
- * cancel: every page it was asked to drop, or would have been asked to,
- * is force-unmapped, so those pages still reach RELEASED.  Its other
- * mappings stay; later removals of them are force-unmapped too
- * (emu_queue_invalidate without a channel).
+ * The emulator's channel closes.  What it was asked to drop is the pages
+ * layer's business (pages_emu_left); later removals of its other mappings
+ * are force-unmapped (emu_queue_invalidate without a channel).
  */
 void
 emu_unregister(struct core *d, struct emu *e)
@@ -90,17 +89,7 @@ emu_unregister(struct core *d, struct emu *e)
     e->has_chan = 0;
     e->qlen = e->qhead = 0;
     e->need_global = 0;
-    if (!e->held_pages || d->resync != RS_NONE)
-        return;
-    log_info("emulator %u:%u left with %llu pages to drop: force-unmapping them",
-             e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
-    /* Only INVALIDATING pages have holders: walk those, not the pool. */
-    for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
-        const struct page *p = &d->pages[pi];
-
-        if (page_has_holder(p, e->idx))
-            emu_force_unmap_gfn(d, e, p->domid, p->gfn, 1);
-    }
+    (void)d;
 }
 
 void
@@ -177,7 +166,7 @@ emu_send_ioreqs(struct core *d)
         if (e->need_global &&
             ioreq_chan_send(&e->chan, IOMAP_IOREQ_TYPE_INVALIDATE, 0, 0, 0) >= 0) {
             e->need_global = 0;
-            e->global_sent_at = d->clock(d);
+            e->global_sent_at = core_clock(d);
             e->invalidates_sent++;
             d->st.global_invalidates_sent++;
             sent = 1;
@@ -196,59 +185,6 @@ emu_send_ioreqs(struct core *d)
         }
         if (sent)
             ioreq_chan_kick(&e->chan);
-    }
-}
-
-/*
- * An answered invalidate: whatever the emulator still holds of what it
- * was asked to drop is force-unmapped (it said done, the shim disagrees).
- */
-static void
-on_answer(struct core *d, struct emu *e, const struct iomap_ioreq *req)
-{
-    e->answers++;
-    if (req->type == IOMAP_IOREQ_TYPE_INVALIDATE_PAGE) {
-        uint16_t domid = (uint16_t)req->data;
-        uint64_t gfn = req->addr >> 12;
-        struct dom *dm = dom_get(d, domid, 0);
-        uint32_t left = 0;
-
-        for (uint32_t i = 0; dm && i < req->count; i++) {
-            uint32_t pi = page_head(dm, gfn + i);
-
-            for (; pi != PAGE_NONE; pi = d->pages[pi].next)
-                if (page_has_holder(&d->pages[pi], e->idx))
-                    left++;
-        }
-        if (left) {
-            struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = domid,
-                                   .emu_domid = e->emu_domid,
-                                   .ioservid = e->ioservid, .nr = req->count,
-                                   .gfn = gfn };
-
-            log_warnx("emulator %u:%u answered an invalidate of d%u gfn %#llx+%u "
-                      "but still maps %u of those pages: force-unmapping",
-                      e->emu_domid, e->ioservid, domid, (unsigned long long)gfn,
-                      req->count, left);
-            e->forced_unmaps += left;
-            cmd_post(d, &c);
-        }
-    } else if (req->type == IOMAP_IOREQ_TYPE_INVALIDATE && e->held_pages) {
-        /* A legacy emulator dropped its whole mapcache, or should have. */
-        uint64_t sent_at = e->global_sent_at;
-
-        for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
-            const struct page *p = &d->pages[pi];
-
-            if (p->t_removed <= sent_at && page_has_holder(p, e->idx)) {
-                struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP,
-                                       .domid = p->domid, .emu_domid = e->emu_domid,
-                                       .ioservid = e->ioservid, .nr = 1,
-                                       .gfn = p->gfn };
-                e->forced_unmaps++;
-                cmd_post(d, &c);
-            }
-        }
     }
 }
 
@@ -297,18 +233,6 @@ emu_collect(struct core *d)
 }
 
 void
-emu_judge(struct core *d)
-{
-    for (uint32_t i = 0; i < d->ans_len; i++) {
-        struct emu *e = d->emus[d->ans[i].emu];
-
-        if (e)
-            on_answer(d, e, &d->ans[i].req);
-    }
-    d->ans_len = 0;
-}
-
-void
 emu_force_unmap_all(struct core *d, struct emu *e)
 {
     struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .flags = IOMAP_F_ALL,
@@ -319,3 +243,25 @@ emu_force_unmap_all(struct core *d, struct emu *e)
     e->need_global = 0;
     cmd_post(d, &c);
 }
+uint64_t
+emu_mappings(const struct emu *e)
+{
+    const struct emu_map *em;
+    uint64_t n = 0;
+
+    LIST_FOREACH(em, &e->maps, emu_link)
+        n += em->fs.total;
+    return n;
+}
+
+uint64_t
+dom_mappings(const struct dom *dm)
+{
+    const struct emu_map *em;
+    uint64_t n = 0;
+
+    LIST_FOREACH(em, &dm->maps, dom_link)
+        n += em->fs.total;
+    return n;
+}
+

@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Policy enforcement: the policy in force (core_set_policy), new maps
+ * against it (enforce_map), existing mappings against a new one
+ * (core_recheck_policy), its timeouts (core_tick) and the drains of
+ * emulators (core_drain).  Above the pages layer: it decides, pages.c,
+ * emu.c and cmdq.c carry it out.
+ *
  * core_tick(): the policy's timeouts.  A page INVALIDATING for longer
  * than policy->inval.timeout_ns takes the next escalation step at each
  * multiple of it (log, force-unmap, kill the emulator, crash the guest);
@@ -13,6 +19,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "daemon/core/core_priv.h"
@@ -22,11 +29,64 @@
 #define MS UINT64_C(1000000)
 #define TICK_MIN_NS (10 * MS)
 
-static struct holder *
-holder_at(struct page *p, unsigned i)
+int
+core_set_policy(struct core *d, struct policy *p)
 {
-    return i < IOMAPD_INLINE_HOLDERS ? &p->h[i] : &p->more[i - IOMAPD_INLINE_HOLDERS];
+    struct policy *old = d->policy;
+
+    if (p == NULL && (p = policy_default()) == NULL)
+        return -ENOMEM;
+    /* One pointer swap on the loop thread: no event sees a mix of both. */
+    d->policy = p;
+    d->max_pending_per_emu = p->max_pending_per_emu;
+    d->max_pending_per_dom = p->max_pending_per_dom;
+    d->next_tick = 0;
+    policy_free(old);
+    log_info("policy from %s in force", p->source);
+    core_recheck_policy(d);   /* mappings made under the old one */
+    return 0;
 }
+
+const struct policy *
+core_policy(const struct core *d)
+{
+    return d->policy;
+}
+
+/*
+ * The policy on a map the hypervisor already made: the daemon cannot
+ * refuse it, so a map the policy forbids (or one beyond a quota) is taken
+ * back with a force-unmap, logged with its verdict and counted.
+ */
+void
+enforce_map(struct core *d, const struct iomap_event *ev, struct emu *e,
+            struct dom *dm, uint32_t n)
+{
+    const struct policy *p = d->policy;
+    enum policy_verdict v;
+
+    v = policy_check_map(p, ev->emu_domid, ev->ioservid, ev->domid, ev->gfn, n,
+                         (ev->flags & IOMAP_F_READONLY) != 0);
+    if (v == POLICY_OK &&
+        ((p->max_maps_per_emu && emu_mappings(e) > p->max_maps_per_emu) ||
+         (p->max_maps_per_dom && dom_mappings(dm) > p->max_maps_per_dom)))
+        v = POLICY_E_QUOTA;
+    if (v == POLICY_OK)
+        return;
+    switch (v) {
+    case POLICY_E_RMRR:     d->st.rmrr_maps += n; break;
+    case POLICY_E_READONLY: d->st.readonly_denials += n; break;
+    case POLICY_E_QUOTA:    d->st.quota_denials += n; break;
+    default:                d->st.policy_denials += n; break;
+    }
+    log_warnx("policy: emulator %u:%u mapped d%u gfn %#llx+%u%s: %s (E%d): "
+              "force-unmapping", ev->emu_domid, ev->ioservid, ev->domid,
+              (unsigned long long)ev->gfn, n,
+              ev->flags & IOMAP_F_READONLY ? " read-only" : "",
+              policy_verdict_name(v), (int)v);
+    emu_force_unmap_gfn(d, e, ev->domid, ev->gfn, n);
+}
+
 
 static void
 kill_emu(struct core *d, struct emu *e)
@@ -37,12 +97,16 @@ kill_emu(struct core *d, struct emu *e)
     d->st.emu_kills++;
     log_warnx("policy: emulator %u:%u does not answer invalidates: killing it",
               e->emu_domid, e->ioservid);
-    if (d->kill_emulator)
-        d->kill_emulator(d, e->emu_domid, e->ioservid);
+    if (d->env.kill_emulator) {
+        struct core_emu_id id = emu_id_of(e);
+
+        d->env.kill_emulator(d->env.arg, &id);
+    }
     /* Whatever happens to the process, its mappings are taken back. */
     if (d->emus[e->idx] == e && e->has_chan) {
         e->alive = 0;
         emu_unregister(d, e);
+        pages_emu_left(d, e);
     }
     if (d->emus[e->idx] == e)
         emu_force_unmap_all(d, e);
@@ -56,8 +120,8 @@ crash_guest(struct core *d, uint16_t domid, uint16_t *last)
     *last = domid;
     d->st.guest_crashes++;
     log_warnx("policy: pages of d%u stuck: crashing the guest", domid);
-    if (d->crash_guest)
-        d->crash_guest(d, domid);
+    if (d->env.crash_guest)
+        d->env.crash_guest(d->env.arg, domid);
 }
 
 static void
@@ -83,7 +147,7 @@ step(struct core *d, uint32_t pi, enum policy_action a, uint64_t age,
         break;
     case POLICY_ACT_FORCE_UNMAP:
         for (unsigned i = 0; inval && i < p->nholders; i++) {
-            struct emu *e = d->emus[holder_at(p, i)->emu];
+            struct emu *e = d->emus[page_holder(p, i)->emu];
 
             if (e) {
                 e->forced_unmaps++;
@@ -103,7 +167,7 @@ step(struct core *d, uint32_t pi, enum policy_action a, uint64_t age,
             unsigned n = 0;
 
             for (unsigned i = 0; i < p->nholders && n < 64; i++)
-                ids[n++] = holder_at(p, i)->emu;
+                ids[n++] = page_holder(p, i)->emu;
             for (unsigned i = 0; i < n; i++)
                 if (d->emus[ids[i]])
                     kill_emu(d, d->emus[ids[i]]);
@@ -119,10 +183,14 @@ int
 core_tick(struct core *d)
 {
     const struct policy *pol = d->policy;
-    uint64_t now = d->clock(d), period;
+    uint64_t now = core_clock(d), period;
     uint16_t crashed = UINT16_MAX;
     int steps = 0;
 
+    if (!LIST_EMPTY(&d->drains)) {
+        drains_step(d);         /* deadlines */
+        cmd_flush_out(d);
+    }
     if (d->n_invalidating + d->n_flushing == 0 || now < d->next_tick ||
         d->resync != RS_NONE)
         return 0;
@@ -131,10 +199,22 @@ core_tick(struct core *d)
         period = pol->flush.timeout_ns;
     period /= 4;
     d->next_tick = now + (period > TICK_MIN_NS ? TICK_MIN_NS : period);
-    for (uint32_t pi = 0; pi < d->pages_cap; pi++) {
+    /*
+     * Only the pages in flight, never the pool: the INVALIDATING list,
+     * then the FLUSHING one.  A step only posts commands and calls the
+     * environment, so no page changes lists during the walk.
+     */
+    for (uint32_t pi = d->inv_head != PAGE_NONE ? d->inv_head : d->fl_head, pnext,
+         inv = d->inv_head != PAGE_NONE; pi != PAGE_NONE; pi = pnext) {
         struct page *p = &d->pages[pi];
         const struct policy_timeout *t;
         uint64_t start, age;
+
+        pnext = p->fl_next;
+        if (pnext == PAGE_NONE && inv) {
+            inv = 0;
+            pnext = d->fl_head;
+        }
 
         if (p->state == PAGE_INVALIDATING) {
             t = &pol->inval;
@@ -249,4 +329,83 @@ core_recheck_policy(struct core *d)
         cmd_flush_out(d);
     }
     return forced;
+}
+
+/* ---- drains (core_drain) ----------------------------------------------------- */
+
+static void
+drain_end(struct core *d, struct drain *dr, const char *outcome, uint64_t forced,
+          uint64_t maps_left)
+{
+    struct core_drain_result r = {
+        .outcome = outcome, .held_at_start = dr->held0, .forced = forced,
+        .mappings_left = maps_left, .elapsed_ns = core_clock(d) - dr->t0,
+    };
+    struct core_emu_id id = dr->id;
+    core_drain_done_fn *done = dr->done;
+    void *arg = dr->arg;
+
+    LIST_REMOVE(dr, link);
+    free(dr);
+    done(arg, &id, &r);
+}
+
+/* 1 if the drain is over (and reported). */
+static int
+drain_step(struct core *d, struct drain *dr)
+{
+    struct emu *e = emu_get(d, dr->id.emu_domid, dr->id.ioservid, 0);
+    uint64_t maps;
+
+    if (e == NULL) {
+        drain_end(d, dr, "gone", 0, 0);
+        return 1;
+    }
+    maps = emu_mappings(e);
+    if (e->held_pages == 0 && e->qlen == 0 && !e->need_global) {
+        if (dr->unmap_all && maps) {
+            /* Leaving for good: nothing pending, drop what is left. */
+            emu_force_unmap_all(d, e);
+            e->forced_unmaps += maps;
+            drain_end(d, dr, "drained", 0, 0);
+        } else {
+            drain_end(d, dr, "drained", 0, maps);
+        }
+        return 1;
+    }
+    if (core_clock(d) >= dr->deadline) {
+        uint64_t held = e->held_pages;
+        struct core_emu_id id = dr->id;
+
+        log_warnx("drain of emulator %u:%u: %llu pages still held at the deadline: "
+                  "force-unmapping", e->emu_domid, e->ioservid, (unsigned long long)held);
+        CORE_OBSERVE(d, timeout, &id, IOMAP_DOMID_ANY, 0, "drain deadline");
+        emu_force_unmap_all(d, e);
+        e->forced_unmaps += held;
+        drain_end(d, dr, "forced", held, 0);
+        return 1;
+    }
+    return 0;
+}
+
+void
+drains_step(struct core *d)
+{
+    struct drain *dr, *next;
+
+    for (dr = LIST_FIRST(&d->drains); dr; dr = next) {
+        next = LIST_NEXT(dr, link);
+        drain_step(d, dr);
+    }
+}
+
+void
+drains_free(struct core *d)
+{
+    struct drain *dr;
+
+    while ((dr = LIST_FIRST(&d->drains)) != NULL) {
+        LIST_REMOVE(dr, link);
+        free(dr);
+    }
 }

@@ -16,34 +16,16 @@
 #define BATCH 256
 
 int
-core_init(struct core *d, struct iomap_ring *ring, core_kick_fn *kick,
-            core_clock_fn *clock)
+core_init(struct core *d, const struct core_env *env)
 {
     memset(d, 0, sizeof(*d));
-    d->ring = ring;
-    d->kick_shim = kick;
-    d->clock = clock;
+    d->env = *env;
+    d->ring = env->ring;
     d->pages_free = PAGE_NONE;
     d->fl_head = d->fl_tail = PAGE_NONE;
     d->inv_head = d->inv_tail = PAGE_NONE;
-    d->policy = policy_default();
-    return d->policy ? 0 : -ENOMEM;
-}
-
-int
-core_set_policy(struct core *d, struct policy *p)
-{
-    struct policy *old = d->policy;
-
-    if (p == NULL && (p = policy_default()) == NULL)
-        return -ENOMEM;
-    /* One pointer swap on the loop thread: no event sees a mix of both. */
-    d->policy = p;
-    d->next_tick = 0;
-    policy_free(old);
-    log_info("policy from %s in force", p->source);
-    core_recheck_policy(d);   /* mappings made under the old one */
-    return 0;
+    LIST_INIT(&d->drains);
+    return core_set_policy(d, NULL);
 }
 
 static void
@@ -80,6 +62,7 @@ core_fini(struct core *d)
             free(d->emus[i]->q);
             free(d->emus[i]);
         }
+    drains_free(d);
     pages_fini(d);
     free(d->rs_new);
     free(d->out);
@@ -128,71 +111,6 @@ emu_map_get(struct core *d, struct emu *e, struct dom *dm, int create)
     LIST_INSERT_HEAD(&dm->maps, em, dom_link);
     LIST_INSERT_HEAD(&e->maps, em, emu_link);
     return em;
-}
-
-/* ---- commands ---------------------------------------------------------------- */
-
-/* The command queued last (still ours to coalesce into), or NULL. */
-struct iomap_cmd *
-cmd_last(struct core *d)
-{
-    return d->out_len ? &d->out[(d->out_head + d->out_len - 1) & (d->out_cap - 1)] : NULL;
-}
-
-void
-cmd_post(struct core *d, const struct iomap_cmd *c)
-{
-    struct iomap_cmd *last = cmd_last(d), *slot;
-
-    /* Coalesce releases of frames contiguous in gfn and mfn. */
-    if (last && c->type == IOMAP_CMD_RELEASE && last->type == IOMAP_CMD_RELEASE &&
-        last->domid == c->domid && last->gfn + last->nr == c->gfn &&
-        last->mfn + last->nr == c->mfn && last->nr + c->nr <= IOMAP_MAX_NR) {
-        last->nr += c->nr;
-        return;
-    }
-    if (d->out_len == d->out_cap) {
-        /* A ring of a power of two; it keeps its size once grown. */
-        uint32_t ncap = d->out_cap ? d->out_cap * 2 : 256;
-        struct iomap_cmd *n = realloc(d->out, ncap * sizeof(*n));
-
-        if (n == NULL)
-            fatalx("%s: out of memory queueing a command", __func__);
-        /* The wrapped part [0, head) moves after the old end. */
-        memcpy(n + d->out_cap, n, d->out_head * sizeof(*n));
-        d->out = n;
-        d->out_cap = ncap;
-    }
-    slot = &d->out[(d->out_head + d->out_len) & (d->out_cap - 1)];
-    *slot = *c;
-    slot->id = ++d->cmd_id;
-    d->out_len++;
-    if (c->type == IOMAP_CMD_RELEASE)
-        d->st.release_cmds++;
-}
-
-void
-cmd_flush_out(struct core *d)
-{
-    uint32_t i = 0;
-
-    if (d->flush_wanted) {
-        struct iomap_cmd c = { .type = IOMAP_CMD_FLUSH, .nr = 1 };
-
-        d->flush_wanted = 0;
-        d->st.flush_cmds++;
-        cmd_post(d, &c);
-    }
-    while (d->out_len &&
-           iomap_ring_post_cmd(d->ring, &d->out[d->out_head]) == 0) {
-        d->out_head = (d->out_head + 1) & (d->out_cap - 1);
-        d->out_len--;
-        i++;
-    }
-    if (d->out_len == 0)
-        d->out_head = 0;
-    if (i)
-        d->kick_shim(d);
 }
 
 /* ---- resync --------------------------------------------------------------- */
@@ -308,62 +226,6 @@ valid_frames(uint64_t gfn, uint64_t mfn, uint32_t nr)
            mfn <= IOMAP_MAX_FRAME - nr;
 }
 
-uint64_t
-emu_mappings(const struct emu *e)
-{
-    const struct emu_map *em;
-    uint64_t n = 0;
-
-    LIST_FOREACH(em, &e->maps, emu_link)
-        n += em->fs.total;
-    return n;
-}
-
-uint64_t
-dom_mappings(const struct dom *dm)
-{
-    const struct emu_map *em;
-    uint64_t n = 0;
-
-    LIST_FOREACH(em, &dm->maps, dom_link)
-        n += em->fs.total;
-    return n;
-}
-
-/*
- * The policy on a map the hypervisor already made: the daemon cannot
- * refuse it, so a map the policy forbids (or one beyond a quota) is taken
- * back with a force-unmap, logged with its verdict and counted.
- */
-static void
-map_enforce(struct core *d, const struct iomap_event *ev, struct emu *e,
-            struct dom *dm, uint32_t n)
-{
-    const struct policy *p = d->policy;
-    enum policy_verdict v;
-
-    v = policy_check_map(p, ev->emu_domid, ev->ioservid, ev->domid, ev->gfn, n,
-                         (ev->flags & IOMAP_F_READONLY) != 0);
-    if (v == POLICY_OK &&
-        ((p->max_maps_per_emu && emu_mappings(e) > p->max_maps_per_emu) ||
-         (p->max_maps_per_dom && dom_mappings(dm) > p->max_maps_per_dom)))
-        v = POLICY_E_QUOTA;
-    if (v == POLICY_OK)
-        return;
-    switch (v) {
-    case POLICY_E_RMRR:     d->st.rmrr_maps += n; break;
-    case POLICY_E_READONLY: d->st.readonly_denials += n; break;
-    case POLICY_E_QUOTA:    d->st.quota_denials += n; break;
-    default:                d->st.policy_denials += n; break;
-    }
-    log_warnx("policy: emulator %u:%u mapped d%u gfn %#llx+%u%s: %s (E%d): "
-              "force-unmapping", ev->emu_domid, ev->ioservid, ev->domid,
-              (unsigned long long)ev->gfn, n,
-              ev->flags & IOMAP_F_READONLY ? " read-only" : "",
-              policy_verdict_name(v), (int)v);
-    emu_force_unmap_gfn(d, e, ev->domid, ev->gfn, n);
-}
-
 static int
 ev_map(struct core *d, const struct iomap_event *ev, uint32_t n)
 {
@@ -377,7 +239,7 @@ ev_map(struct core *d, const struct iomap_event *ev, uint32_t n)
         if (fset_add(&em->fs, ev->gfn + i) < 0)
             return -ENOMEM;
     d->st.maps += n;
-    map_enforce(d, ev, e, dm, n);
+    enforce_map(d, ev, e, dm, n);
     return 0;
 }
 
@@ -425,30 +287,19 @@ ev_domain_destroyed(struct core *d, uint16_t domid)
     for (uint32_t i = 0; i < d->nemus; i++) {
         struct emu *e = d->emus[i];
         struct emu_map *em, *next;
+        struct core_emu_id id;
 
         if (e == NULL || e->emu_domid != domid)
             continue;
         e->alive = 0;
-        CORE_OBSERVE(d, emu_gone, e, "its domain was destroyed");
+        id = emu_id_of(e);
+        CORE_OBSERVE(d, emu_gone, &id, "its domain was destroyed");
         for (em = LIST_FIRST(&e->maps); em; em = next) {
             next = LIST_NEXT(em, emu_link);
             emu_map_free(em);
         }
-        /*
-         * Its holds on pages in flight went with the domain (the shim
-         * dropped them).  Only INVALIDATING pages have holders.
-         */
-        for (uint32_t pi = d->inv_head, pnext; pi != PAGE_NONE; pi = pnext) {
-            struct page *p = &d->pages[pi];
-
-            pnext = p->fl_next;      /* pi may move to FLUSHING or be released */
-            while (p->state == PAGE_INVALIDATING && page_has_holder(p, e->idx)) {
-                struct dom *pd = d->doms[p->domid];
-
-                if (page_unmapped(d, pd, pi, e, 0) < 0)
-                    break;
-            }
-        }
+        /* Its holds on pages in flight went with the domain (the shim dropped them). */
+        pages_emu_dropped(d, e);
     }
 }
 
@@ -519,6 +370,7 @@ apply(struct core *d, const struct iomap_event *ev)
         return;
     case IOMAP_EV_EMULATOR_GONE: {
         struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 0);
+        struct core_emu_id id;
 
         if (e == NULL)
             return;
@@ -526,7 +378,8 @@ apply(struct core *d, const struct iomap_event *ev)
                  e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
         e->alive = 0;
         emu_unregister(d, e);
-        CORE_OBSERVE(d, emu_gone, e, "shim reported it gone");
+        id = emu_id_of(e);
+        CORE_OBSERVE(d, emu_gone, &id, "shim reported it gone");
         if (d->resync == RS_NONE)
             emu_force_unmap_all(d, e);
         return;
@@ -616,13 +469,17 @@ core_process(struct core *d)
         }
         if (n == 0)
             break;
-        d->now_ns = d->clock(d);
+        d->now_ns = core_clock(d);
         d->now_valid = 1;
         d->st.event_batches++;
         d->st.events += (uint64_t)n;
         for (int i = 0; i < n; i++)
             apply(d, &batch[i]);
         total += n;
+        if (d->resync_wanted) {
+            d->resync_wanted = 0;
+            core_resync(d);
+        }
     }
     if (iomap_ring_overflowed(d->ring) && d->resync != RS_AWAIT) {
         d->st.overflows++;
@@ -630,46 +487,16 @@ core_process(struct core *d)
                   d->ring->hdr->lost);
         core_resync(d);
     }
-    emu_judge(d);
+    pages_judge_answers(d);
     emu_send_ioreqs(d);
     /* Releases that waited for room on the command ring. */
     if (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done) {
-        d->now_ns = d->clock(d);
+        d->now_ns = core_clock(d);
         d->now_valid = 1;
         pages_flush_done(d);
     }
     d->now_valid = 0;
+    drains_step(d);
     cmd_flush_out(d);
     return total;
-}
-
-uint64_t
-core_mappings(const struct core *d)
-{
-    uint64_t n = 0;
-
-    for (uint32_t i = 0; i < d->nemus; i++)
-        if (d->emus[i])
-            n += emu_mappings(d->emus[i]);
-    return n;
-}
-
-uint32_t
-core_domains(const struct core *d)
-{
-    uint32_t n = 0;
-
-    for (uint32_t i = 0; i < IOMAPD_MAX_DOMID; i++)
-        n += d->doms[i] != NULL;
-    return n;
-}
-
-uint32_t
-core_emulators(const struct core *d)
-{
-    uint32_t n = 0;
-
-    for (uint32_t i = 0; i < d->nemus; i++)
-        n += d->emus[i] != NULL;
-    return n;
 }

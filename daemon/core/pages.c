@@ -25,7 +25,6 @@
 
 #include "daemon/core/core_priv.h"
 #include "util/log.h"
-#include "policy/policy.h"
 
 /* ---- the pending index (struct dom, pidx_*) ------------------------------------ */
 
@@ -360,6 +359,12 @@ holder_at(struct page *p, unsigned i)
     return i < IOMAPD_INLINE_HOLDERS ? &p->h[i] : &p->more[i - IOMAPD_INLINE_HOLDERS];
 }
 
+const struct holder *
+page_holder(const struct page *p, unsigned i)
+{
+    return holder_at((struct page *)p, i);
+}
+
 int
 page_has_holder(const struct page *p, uint16_t emu)
 {
@@ -486,14 +491,14 @@ page_evaluate(struct core *d, uint32_t pi)
     for (unsigned i = 0; i < p->nholders; i++) {
         struct emu *e = d->emus[holder_at(p, i)->emu];
         struct dom *dm = d->doms[p->domid];
-        const struct policy *pol = d->policy;
 
         /*
-         * Beyond a pending-release quota the emulator is not asked: its
-         * mapping is taken back at once, so the books stop growing.
+         * Beyond a pending-release quota (the policy's, copied down by
+         * core_set_policy) the emulator is not asked: its mapping is
+         * taken back at once, so the books stop growing.
          */
-        if ((pol->max_pending_per_emu && e->held_pages > pol->max_pending_per_emu) ||
-            (pol->max_pending_per_dom && dm && dm->npending > pol->max_pending_per_dom)) {
+        if ((d->max_pending_per_emu && e->held_pages > d->max_pending_per_emu) ||
+            (d->max_pending_per_dom && dm && dm->npending > d->max_pending_per_dom)) {
             d->st.pending_quota_forced++;
             emu_force_unmap_gfn(d, e, p->domid, p->gfn, 1);
             continue;
@@ -525,7 +530,7 @@ pages_removed(struct core *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
             /* The shim keeps holding the page; a resync will find it. */
             log_warnx("%s: out of memory tracking d%u gfn %#llx: resync",
                       __func__, domid, (unsigned long long)(gfn + i));
-            core_resync(d);
+            d->resync_wanted = 1;       /* ingest resyncs after this event */
             return;
         }
         p = &d->pages[pi];
@@ -586,7 +591,7 @@ pages_flush_done(struct core *d)
             if (d->out_len >= RELEASE_BATCH)
                 return;         /* the command ring is full */
             if (d->now_valid)
-                d->now_ns = d->clock(d);
+                d->now_ns = core_clock(d);
         }
         release(d, d->fl_head);
     }
@@ -614,3 +619,121 @@ pages_drop_all(struct core *d)
             pages_drop_domain(d, d->doms[i]);
     d->rs_nnew = 0;
 }
+
+/* ---- an emulator's part in the pages in flight ------------------------------------ */
+
+void
+pages_emu_requeue(struct core *d, struct emu *e)
+{
+    for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
+        const struct page *p = &d->pages[pi];
+
+        if (page_has_holder(p, e->idx))
+            emu_queue_invalidate(d, e, p->domid, p->gfn);
+    }
+}
+
+/*
+ * The emulator left (its connection closed, its channel is gone).  Drain,
+ * do not cancel: every page it was asked to drop, or would have been asked
+ * to, is force-unmapped, so those pages still reach RELEASED.  Its other
+ * mappings stay; later removals of them are force-unmapped too.
+ */
+void
+pages_emu_left(struct core *d, struct emu *e)
+{
+    if (!e->held_pages || d->resync != RS_NONE)
+        return;
+    log_info("emulator %u:%u left with %llu pages to drop: force-unmapping them",
+             e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
+    for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
+        const struct page *p = &d->pages[pi];
+
+        if (page_has_holder(p, e->idx))
+            emu_force_unmap_gfn(d, e, p->domid, p->gfn, 1);
+    }
+}
+
+void
+pages_emu_dropped(struct core *d, struct emu *e)
+{
+    for (uint32_t pi = d->inv_head, pnext; pi != PAGE_NONE; pi = pnext) {
+        struct page *p = &d->pages[pi];
+
+        pnext = p->fl_next;      /* pi may move to FLUSHING or be released */
+        while (p->state == PAGE_INVALIDATING && page_has_holder(p, e->idx)) {
+            struct dom *pd = d->doms[p->domid];
+
+            if (page_unmapped(d, pd, pi, e, 0) < 0)
+                break;
+        }
+    }
+}
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+/*
+ * An answered invalidate: whatever the emulator still holds of what it
+ * was asked to drop is force-unmapped (it said done, the shim disagrees).
+ */
+static void
+on_answer(struct core *d, struct emu *e, const struct iomap_ioreq *req)
+{
+    e->answers++;
+    if (req->type == IOMAP_IOREQ_TYPE_INVALIDATE_PAGE) {
+        uint16_t domid = (uint16_t)req->data;
+        uint64_t gfn = req->addr >> 12;
+        struct dom *dm = dom_get(d, domid, 0);
+        uint32_t left = 0;
+
+        for (uint32_t i = 0; dm && i < req->count; i++) {
+            uint32_t pi = page_head(dm, gfn + i);
+
+            for (; pi != PAGE_NONE; pi = d->pages[pi].next)
+                if (page_has_holder(&d->pages[pi], e->idx))
+                    left++;
+        }
+        if (left) {
+            struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = domid,
+                                   .emu_domid = e->emu_domid,
+                                   .ioservid = e->ioservid, .nr = req->count,
+                                   .gfn = gfn };
+
+            log_warnx("emulator %u:%u answered an invalidate of d%u gfn %#llx+%u "
+                      "but still maps %u of those pages: force-unmapping",
+                      e->emu_domid, e->ioservid, domid, (unsigned long long)gfn,
+                      req->count, left);
+            e->forced_unmaps += left;
+            cmd_post(d, &c);
+        }
+    } else if (req->type == IOMAP_IOREQ_TYPE_INVALIDATE && e->held_pages) {
+        /* A legacy emulator dropped its whole mapcache, or should have. */
+        uint64_t sent_at = e->global_sent_at;
+
+        for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
+            const struct page *p = &d->pages[pi];
+
+            if (p->t_removed <= sent_at && page_has_holder(p, e->idx)) {
+                struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP,
+                                       .domid = p->domid, .emu_domid = e->emu_domid,
+                                       .ioservid = e->ioservid, .nr = 1,
+                                       .gfn = p->gfn };
+                e->forced_unmaps++;
+                cmd_post(d, &c);
+            }
+        }
+    }
+}
+
+void
+pages_judge_answers(struct core *d)
+{
+    for (uint32_t i = 0; i < d->ans_len; i++) {
+        struct emu *e = d->emus[d->ans[i].emu];
+
+        if (e)
+            on_answer(d, e, &d->ans[i].req);
+    }
+    d->ans_len = 0;
+}
+

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The core's public calls that change the books from outside the ring:
+ * creation, emulators attaching and detaching, drains.  The top of the
+ * core: it may call every layer below it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/core/core_priv.h"
+#include "util/log.h"
+
+struct core *
+core_new(const struct core_env *env)
+{
+    struct core *d;
+    int rc;
+
+    if (env == NULL || env->ring == NULL || env->clock == NULL || env->kick == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    d = malloc(sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    rc = core_init(d, env);
+    if (rc < 0) {
+        free(d);
+        errno = -rc;
+        return NULL;
+    }
+    return d;
+}
+
+void
+core_free(struct core *d)
+{
+    if (d == NULL)
+        return;
+    core_fini(d);
+    free(d);
+}
+
+int
+core_cmds_waiting(const struct core *d)
+{
+    return d->out_len != 0;
+}
+
+int
+core_emu_attach(struct core *d, const struct core_emu_id *id, uint32_t caps,
+                int with_fds, struct core_emu_chan *out)
+{
+    struct emu *e;
+    int rc;
+
+    if (caps & ~IOMAP_EMU_CAP_MASK)
+        return -EINVAL;
+    e = emu_get(d, id->emu_domid, id->ioservid, 1);
+    if (e == NULL)
+        return -ENOSPC;
+    rc = emu_register(d, e, caps, with_fds);
+    if (rc < 0)
+        return rc;
+    out->shm_fd = e->chan.shm_fd;
+    out->req_fd = e->chan.req_fd;
+    out->resp_fd = e->chan.resp_fd;
+    out->page = e->chan.page;
+    /* Pages it holds that wait for it get their invalidates now. */
+    pages_emu_requeue(d, e);
+    return 0;
+}
+
+void
+core_emu_detach(struct core *d, const struct core_emu_id *id, const char *why)
+{
+    struct emu *e = emu_get(d, id->emu_domid, id->ioservid, 0);
+
+    if (e == NULL || !e->has_chan)
+        return;
+    log_info("emulator %u:%u %s", e->emu_domid, e->ioservid, why);
+    emu_unregister(d, e);
+    /* Invalidates it will never answer: the shim takes those back. */
+    pages_emu_left(d, e);
+    CORE_OBSERVE(d, emu_gone, id, why);
+}
+
+int
+core_drain(struct core *d, const struct core_emu_id *id, uint64_t timeout_ns,
+           int unmap_all, core_drain_done_fn *done, void *arg)
+{
+    struct emu *e = emu_get(d, id->emu_domid, id->ioservid, 0);
+    struct drain *dr;
+
+    if (e == NULL)
+        return -ENOENT;
+    LIST_FOREACH(dr, &d->drains, link)
+        if (dr->id.emu_domid == id->emu_domid && dr->id.ioservid == id->ioservid)
+            return -EBUSY;
+    dr = calloc(1, sizeof(*dr));
+    if (dr == NULL)
+        return -ENOMEM;
+    dr->id = *id;
+    dr->unmap_all = unmap_all;
+    dr->t0 = core_clock(d);
+    dr->deadline = dr->t0 + timeout_ns;
+    dr->held0 = e->held_pages;
+    dr->done = done;
+    dr->arg = arg;
+    LIST_INSERT_HEAD(&d->drains, dr, link);
+    log_info("drain of emulator %u:%u: %llu pages pending, deadline %llu ms",
+             id->emu_domid, id->ioservid, (unsigned long long)e->held_pages,
+             (unsigned long long)(timeout_ns / 1000000));
+    /* What it has pending is asked for now; the drain may end at once. */
+    core_process(d);
+    return 0;
+}
+
+void
+core_drain_cancel(struct core *d, const struct core_emu_id *id)
+{
+    struct drain *dr;
+
+    LIST_FOREACH(dr, &d->drains, link)
+        if (dr->id.emu_domid == id->emu_domid && dr->id.ioservid == id->ioservid) {
+            LIST_REMOVE(dr, link);
+            free(dr);
+            return;
+        }
+}
