@@ -12,7 +12,8 @@
  *              daemon calls (no dependencies; part of libiomapcore.a);
  *   parse.c    policy_load() reading /etc/iomapd/iomapd.conf with
  *              libconfig (libiomappolicy.a; links -lconfig).
- * See docs/POLICY.md (and iomapd.conf.example) for the file format.
+ * See iomapd.conf(5) (man/iomapd.conf.5) and policy/iomapd.conf.example
+ * for the file format.
  */
 #ifndef IOMAP_POLICY_H
 #define IOMAP_POLICY_H

@@ -10,7 +10,7 @@
  *   invalidate queues)  ->  cmdq.c (commands)  ->  the ring (shim/ring.c)
  * api.c and query.c are the public calls on top of them all.
  *
- * Life of one removed page (DESIGN.md):
+ * Life of one removed page (docs/ARCHITECTURE.md):
  *   MAPPED        the tracker has (emulator, domain, gfn) bits set;
  *   INVALIDATING  PAGE_REMOVED moved those mappings into a struct page as
  *                 its holders; each holder gets an INVALIDATE_PAGE ioreq;

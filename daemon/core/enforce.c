@@ -106,7 +106,6 @@ kill_emu(struct core *d, struct emu *e)
     if (d->emus[e->idx] == e && e->has_chan) {
         e->alive = 0;
         emu_unregister(d, e);
-        pages_emu_left(d, e);
     }
     if (d->emus[e->idx] == e)
         emu_force_unmap_all(d, e);

@@ -5,7 +5,7 @@
  *
  * It keeps the ground truth (who owns each frame, its reference count, the
  * p2m, every emulator mapping, the device-TLB flush queue) and checks the
- * invariants of DESIGN.md against it:
+ * invariants (docs/ARCHITECTURE.md, "Invariants") against it:
  *   I1  a RELEASE naming a page that is still mapped, or whose last IOMMU
  *       unmap is not yet covered by a completed flush, is a violation (and
  *       is refused, as the real shim would);
