@@ -239,22 +239,6 @@ json_depth_ok(const char *s, size_t n, int max)
     return 1;
 }
 
-static int
-param_allowed(const char *list, const char *key)
-{
-    size_t k = strlen(key);
-
-    for (const char *p = list; p && *p; ) {
-        const char *e = strchr(p, ' ');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-
-        if (n == k && strncmp(p, key, n) == 0)
-            return 1;
-        p = e ? e + 1 : NULL;
-    }
-    return 0;
-}
-
 /*
  * Parse, validate and dispatch one request line (without its newline) as
  * client c; the response, if one is due, is queued on c->out.  Everything
@@ -349,7 +333,7 @@ ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
         goto fail;
     } else {
         json_object_foreach(params, key, val) {
-            if (!param_allowed(m->params, key)) {
+            if (ctl_param_find(m, key) == NULL) {
                 code = ctl_err(&call, RPC_INVALID_PARAMS,
                                "%s takes no parameter '%s'", m->name, key);
                 goto fail;
@@ -367,6 +351,7 @@ ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
         goto fail;
     }
     call.id = jid;
+    call.method = m;
     if (params == NULL) {
         json_t *none = json_object();
 

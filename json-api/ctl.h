@@ -143,6 +143,7 @@ struct ctl_call {
     json_t             *id;         /* borrowed until the reply */
     char                msg[256];   /* error message */
     json_t             *data;       /* optional error data (owned) */
+    const struct ctl_method *method; /* whose parameters p_* may read */
 };
 
 /* control.c */
@@ -180,14 +181,46 @@ int   ctl_err(struct ctl_call *call, int code, const char *fmt, ...)
       __attribute__((format(printf, 3, 4)));
 
 /* methods.c */
+/*
+ * Each method's parameters, described once: the dispatcher refuses a name
+ * that is not in the method's table, the p_* helpers of methods.c read
+ * only names in it and take their type, bounds and required-ness from it,
+ * and tests/test_methods.c checks every table against
+ * json-api/schema/<method>.json (names, required, types, bounds, enums,
+ * admin).  null is a value only where the type says so (CTL_P_CURSOR).
+ */
+enum ctl_ptype {
+    CTL_P_UINT = 1,     /* integer in [min, max] */
+    CTL_P_BOOL,         /* true or false */
+    CTL_P_ENUM,         /* one string of values[] */
+    CTL_P_ENUMS,        /* an array of strings of values[] (may be empty) */
+    CTL_P_CURSOR,       /* a string (a next_cursor given out) or null */
+    CTL_P_EMULATOR,     /* "EMU_DOMID:IOSERVID", or {"emu_domid":D,"ioservid":N};
+                           D <= CTL_EMU_DOMID_MAX, N <= CTL_IOSERVID_MAX */
+};
+#define CTL_EMU_DOMID_MAX  0x7fef   /* 0x7ff0.. are Xen's reserved domids */
+#define CTL_IOSERVID_MAX   0xffff
+
+struct ctl_param {
+    const char        *name;
+    enum ctl_ptype     type;
+    int                required;
+    uint64_t           min, max;   /* CTL_P_UINT */
+    const char *const *values;     /* CTL_P_ENUM(S): NULL-terminated */
+};
+
 struct ctl_method {
     const char *name;
     int       (*fn)(struct ctl_call *call, json_t *params, json_t **result);
     unsigned    flags;
-    const char *params;     /* allowed parameter names, space-separated */
+    const struct ctl_param *params; /* ends with a NULL name */
 };
 #define M_ADMIN   1u        /* mutating: root or the admin group only */
 
+/* The i-th method of the table, NULL past the end (the tests walk it). */
+const struct ctl_method *ctl_method_at(size_t i);
+/* m's parameter called name, or NULL if m takes none of that name. */
+const struct ctl_param *ctl_param_find(const struct ctl_method *m, const char *name);
 const struct ctl_method *ctl_method_find(const char *name);
 void  ctl_drains_free(struct ctl *ctl);
 /* Client gone: its drains keep running but answer nobody. */

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The JSON-RPC methods of iomapd.  One table (ctl_methods); each method
- * gets its params already checked to be an object with only known names,
- * returns 0 with *result set or an error code with call->msg, and never
- * writes to the client itself: control.c's ctl_respond() is the only way
- * out.  Parameters and results are described in json-api/schema/ and
- * iomapd-api(7).
+ * The JSON-RPC methods of iomapd.  One table (ctl_methods), which also
+ * holds each method's parameters (struct ctl_param: name, type, required,
+ * bounds) and admin flag: the dispatcher refuses names not in it, the p_*
+ * helpers read values through it, and tests/test_methods.c checks it
+ * against json-api/schema/.  Each method gets its params already checked
+ * to be an object with only known names, returns 0 with *result set or an
+ * error code with call->msg, and never writes to the client itself:
+ * control.c's ctl_respond() is the only way out.  Results are described
+ * in json-api/schema/ and iomapd-api(7).
  */
 #include "config.h"
 
@@ -29,74 +32,251 @@
 
 /* ---- parameter helpers ------------------------------------------------------ */
 
-/* An optional unsigned integer parameter in [0, max]. 1 if present. */
-static int
-p_uint(struct ctl_call *call, json_t *params, const char *name, uint64_t max,
-       uint64_t *out, int *err)
+/*
+ * Every helper reads one parameter of the calling method's table
+ * (ctl_methods[] below, struct ctl_param): its type, bounds and whether it
+ * is required come from there, never from the caller.  Asking for a name
+ * the table does not have, or as another type, is a bug of this file and
+ * answers an internal error, so that a typo cannot silently read nothing.
+ * Each returns 1 (present, *out set), 0 (absent; *out untouched) or -1
+ * (*err set to the error code to return).
+ */
+static const struct ctl_param *
+p_spec(struct ctl_call *call, const char *name, enum ctl_ptype type, int *err)
 {
-    json_t *v = json_object_get(params, name);
+    const struct ctl_param *p = call->method ? ctl_param_find(call->method, name) : NULL;
 
-    if (v == NULL || json_is_null(v))
-        return 0;
+    if (p == NULL || p->type != type) {
+        log_warnx("internal: method %s reads parameter '%s' %s",
+                call->method ? call->method->name : "?", name,
+                p ? "as another type than its table says" : "that its table lacks");
+        *err = ctl_err(call, RPC_INTERNAL_ERROR,
+                       "internal error: parameter '%s' is not in the method's table", name);
+        return NULL;
+    }
+    return p;
+}
+
+/* The value of parameter name, NULL if absent; -1 if required and absent. */
+static int
+p_value(struct ctl_call *call, json_t *params, const char *name, enum ctl_ptype type,
+        const struct ctl_param **spec, json_t **v, int *err)
+{
+    if ((*spec = p_spec(call, name, type, err)) == NULL)
+        return -1;
+    *v = json_object_get(params, name);
+    if (*v && type == CTL_P_CURSOR && json_is_null(*v))
+        *v = NULL;              /* null: from the start */
+    if (*v == NULL && (*spec)->required) {
+        *err = ctl_err(call, RPC_INVALID_PARAMS, "%s is required", name);
+        return -1;
+    }
+    return *v != NULL;
+}
+
+static int
+p_uint(struct ctl_call *call, json_t *params, const char *name, uint64_t *out, int *err)
+{
+    const struct ctl_param *p;
+    json_t *v;
+    int rc = p_value(call, params, name, CTL_P_UINT, &p, &v, err);
+
+    if (rc <= 0)
+        return rc;
     if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > max) {
+        (uint64_t)json_integer_value(v) < p->min ||
+        (uint64_t)json_integer_value(v) > p->max) {
         *err = ctl_err(call, RPC_INVALID_PARAMS,
-                       "%s must be an integer from 0 to %" PRIu64, name, max);
+                       "%s must be an integer from %" PRIu64 " to %" PRIu64,
+                       name, p->min, p->max);
         return -1;
     }
     *out = (uint64_t)json_integer_value(v);
     return 1;
 }
 
-/* An emulator: "DOMID:IOSERVID" or {"emu_domid": D, "ioservid": N}. */
-static int
-p_emulator(struct ctl_call *call, json_t *params, const char *name,
-           uint16_t *domid, uint16_t *ioservid, int *err)
-{
-    json_t *v = json_object_get(params, name);
-
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (json_is_string(v)) {
-        unsigned a, b;
-        char tail;
-
-        if (sscanf(json_string_value(v), "%u:%u%c", &a, &b, &tail) == 2 &&
-            a <= 0xffff && b <= 0xffff) {
-            *domid = (uint16_t)a;
-            *ioservid = (uint16_t)b;
-            return 1;
-        }
-    } else if (json_is_object(v)) {
-        json_t *a = json_object_get(v, "emu_domid"), *b = json_object_get(v, "ioservid");
-
-        if (json_object_size(v) == 2 && json_is_integer(a) && json_is_integer(b) &&
-            json_integer_value(a) >= 0 && json_integer_value(a) <= 0xffff &&
-            json_integer_value(b) >= 0 && json_integer_value(b) <= 0xffff) {
-            *domid = (uint16_t)json_integer_value(a);
-            *ioservid = (uint16_t)json_integer_value(b);
-            return 1;
-        }
-    }
-    *err = ctl_err(call, RPC_INVALID_PARAMS,
-                   "%s must be \"EMU_DOMID:IOSERVID\" (e.g. \"0:1\") or "
-                   "{\"emu_domid\":D,\"ioservid\":N}", name);
-    return -1;
-}
-
 static int
 p_bool(struct ctl_call *call, json_t *params, const char *name, int *out, int *err)
 {
-    json_t *v = json_object_get(params, name);
+    const struct ctl_param *p;
+    json_t *v;
+    int rc = p_value(call, params, name, CTL_P_BOOL, &p, &v, err);
 
-    if (v == NULL || json_is_null(v))
-        return 0;
+    if (rc <= 0)
+        return rc;
     if (!json_is_boolean(v)) {
         *err = ctl_err(call, RPC_INVALID_PARAMS, "%s must be true or false", name);
         return -1;
     }
     *out = json_is_true(v);
     return 1;
+}
+
+/* The index in values[] of the string s, or -1. */
+static int
+p_index(const char *const *values, json_t *s)
+{
+    if (!json_is_string(s))
+        return -1;
+    for (int i = 0; values[i]; i++)
+        if (strcmp(values[i], json_string_value(s)) == 0)
+            return i;
+    return -1;
+}
+
+static json_t *
+p_values_json(const char *const *values)
+{
+    json_t *a = json_array();
+
+    for (int i = 0; a && values[i]; i++)
+        json_array_append_new(a, json_string(values[i]));
+    return a;
+}
+
+/* One of the table's strings: its index. */
+static int
+p_enum(struct ctl_call *call, json_t *params, const char *name, int *out, int *err)
+{
+    const struct ctl_param *p;
+    json_t *v;
+    int rc = p_value(call, params, name, CTL_P_ENUM, &p, &v, err), i;
+
+    if (rc <= 0)
+        return rc;
+    if ((i = p_index(p->values, v)) < 0) {
+        call->data = json_pack("{s:o}", "known", p_values_json(p->values));
+        *err = ctl_err(call, RPC_INVALID_PARAMS, "%s must be one of the known names", name);
+        return -1;
+    }
+    *out = i;
+    return 1;
+}
+
+/*
+ * An array of the table's strings: bit i set for values[i].  A string
+ * not in the table answers unknown_code (with the known ones as data).
+ */
+static int
+p_enums(struct ctl_call *call, json_t *params, const char *name, int unknown_code,
+        unsigned *out, int *err)
+{
+    const struct ctl_param *p;
+    json_t *v, *x;
+    int rc = p_value(call, params, name, CTL_P_ENUMS, &p, &v, err), i;
+    unsigned bits = 0;
+    size_t k;
+
+    if (rc <= 0)
+        return rc;
+    if (!json_is_array(v)) {
+        *err = ctl_err(call, RPC_INVALID_PARAMS, "%s must be an array of strings", name);
+        return -1;
+    }
+    json_array_foreach(v, k, x) {
+        if (!json_is_string(x)) {
+            *err = ctl_err(call, RPC_INVALID_PARAMS, "%s must be an array of strings", name);
+            return -1;
+        }
+        if ((i = p_index(p->values, x)) < 0) {
+            call->data = json_pack("{s:o}", "known", p_values_json(p->values));
+            *err = ctl_err(call, unknown_code, "no %s '%s'", name, json_string_value(x));
+            return -1;
+        }
+        bits |= 1u << i;
+    }
+    *out = bits;
+    return 1;
+}
+
+/* A cursor: a string, or null (from the start). */
+static int
+p_cursor(struct ctl_call *call, json_t *params, const char *name, const char **out,
+         int *err)
+{
+    const struct ctl_param *p;
+    json_t *v;
+    int rc = p_value(call, params, name, CTL_P_CURSOR, &p, &v, err);
+
+    if (rc <= 0)
+        return rc;
+    if (!json_is_string(v)) {
+        *err = ctl_err(call, RPC_INVALID_PARAMS, "%s must be a string or null", name);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 1;
+}
+
+/*
+ * Decimal digits only (no sign, no space, no "0x") up to max, from *s; *s
+ * moves past them.  -1 if there is no digit or the value passes max.
+ */
+static int
+dec_strict(const char **s, const char *end, unsigned max, unsigned *out)
+{
+    const char *p = *s;
+    unsigned long v = 0;
+
+    if (p == end || *p < '0' || *p > '9')
+        return -1;
+    for (; p < end && *p >= '0' && *p <= '9'; p++)
+        if ((v = v * 10 + (unsigned long)(*p - '0')) > max)
+            return -1;
+    *s = p;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/*
+ * "D:N" exactly: digits, one colon, digits, nothing else; D is a domid
+ * below Xen's reserved ones, N an ioreq server id.  0 or -1.
+ */
+static int
+parse_emulator(const char *s, size_t len, struct core_emu_id *id)
+{
+    const char *p = s, *end = s + len;
+    unsigned a, b;
+
+    if (dec_strict(&p, end, CTL_EMU_DOMID_MAX, &a) < 0 || p == end || *p++ != ':' ||
+        dec_strict(&p, end, CTL_IOSERVID_MAX, &b) < 0 || p != end)
+        return -1;
+    id->emu_domid = (uint16_t)a;
+    id->ioservid = (uint16_t)b;
+    return 0;
+}
+
+/* An emulator: "EMU_DOMID:IOSERVID" or {"emu_domid": D, "ioservid": N}. */
+static int
+p_emulator(struct ctl_call *call, json_t *params, const char *name,
+           struct core_emu_id *out, int *err)
+{
+    const struct ctl_param *p;
+    json_t *v;
+    int rc = p_value(call, params, name, CTL_P_EMULATOR, &p, &v, err);
+
+    if (rc <= 0)
+        return rc;
+    if (json_is_string(v)) {
+        if (parse_emulator(json_string_value(v), json_string_length(v), out) == 0)
+            return 1;
+    } else if (json_is_object(v)) {
+        json_t *a = json_object_get(v, "emu_domid"), *b = json_object_get(v, "ioservid");
+
+        if (json_object_size(v) == 2 && json_is_integer(a) && json_is_integer(b) &&
+            json_integer_value(a) >= 0 && json_integer_value(a) <= CTL_EMU_DOMID_MAX &&
+            json_integer_value(b) >= 0 && json_integer_value(b) <= CTL_IOSERVID_MAX) {
+            out->emu_domid = (uint16_t)json_integer_value(a);
+            out->ioservid = (uint16_t)json_integer_value(b);
+            return 1;
+        }
+    }
+    *err = ctl_err(call, RPC_INVALID_PARAMS,
+                   "%s must be \"EMU_DOMID:IOSERVID\" in decimal digits (e.g. \"0:1\"; "
+                   "EMU_DOMID up to %u, IOSERVID up to %u) or "
+                   "{\"emu_domid\":D,\"ioservid\":N}", name, CTL_EMU_DOMID_MAX,
+                   CTL_IOSERVID_MAX);
+    return -1;
 }
 
 static json_t *
@@ -253,38 +433,31 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
     struct core_map_cursor cur;
     struct core_map_info batch[32];
     uint64_t domid = 0, limit = CTL_DEFAULT_LIMIT, gfn_lo = 0, gfn_hi = UINT64_MAX - 1;
-    uint16_t edom = 0, eserv = 0;
+    struct core_emu_id emu = { 0, 0 };
     int have_dom, have_emu, err = 0;
     uint32_t slot = 0, cdom = 0;
     uint64_t cgfn = 0;
-    json_t *a, *jc, *next = json_null();
+    const char *cursor = NULL;
+    json_t *a, *next = json_null();
     uint64_t n = 0, t_end = clock_now_ns() + CTL_LIST_BUDGET_NS;
 
-    if ((have_dom = p_uint(call, params, "domid", CORE_MAX_DOMID - 1, &domid, &err)) < 0 ||
-        (have_emu = p_emulator(call, params, "emulator", &edom, &eserv, &err)) < 0 ||
-        p_uint(call, params, "gfn_start", UINT64_MAX >> 12, &gfn_lo, &err) < 0 ||
-        p_uint(call, params, "gfn_end", UINT64_MAX >> 12, &gfn_hi, &err) < 0 ||
-        p_uint(call, params, "limit", CTL_MAX_LIMIT, &limit, &err) < 0)
+    if ((have_dom = p_uint(call, params, "domid", &domid, &err)) < 0 ||
+        (have_emu = p_emulator(call, params, "emulator", &emu, &err)) < 0 ||
+        p_uint(call, params, "gfn_start", &gfn_lo, &err) < 0 ||
+        p_uint(call, params, "gfn_end", &gfn_hi, &err) < 0 ||
+        p_uint(call, params, "limit", &limit, &err) < 0 ||
+        p_cursor(call, params, "cursor", &cursor, &err) < 0)
         return err;
-    if (limit == 0)
-        return ctl_err(call, RPC_INVALID_PARAMS, "limit must be at least 1");
     if (gfn_lo > gfn_hi)
         return ctl_err(call, RPC_INVALID_PARAMS, "gfn_start is above gfn_end");
-    jc = json_object_get(params, "cursor");
-    if (jc && !json_is_null(jc)) {
-        if (!json_is_string(jc))
-            return ctl_err(call, RPC_INVALID_PARAMS, "cursor must be a string");
-        if (parse_cursor_m(json_string_value(jc), &slot, &cdom, &cgfn) < 0)
-            return ctl_err(call, APP_BAD_CURSOR,
-                           "cursor is not one this daemon gave out");
-    }
+    if (cursor && parse_cursor_m(cursor, &slot, &cdom, &cgfn) < 0)
+        return ctl_err(call, APP_BAD_CURSOR, "cursor is not one this daemon gave out");
     f.gfn_lo = gfn_lo;
     f.gfn_hi = gfn_hi;
     f.have_domid = have_dom;
     f.domid = (uint16_t)domid;
     f.have_emu = have_emu;
-    f.emu.emu_domid = edom;
-    f.emu.ioservid = eserv;
+    f.emu = emu;
     cur.slot = slot;
     cur.domid = cdom;
     cur.gfn = cgfn;
@@ -330,6 +503,12 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
 
 /* ---- page.list ---------------------------------------------------------------- */
 
+/* page.list's "state" values (page_list_state_names) and what they filter. */
+static const char *const page_list_state_names[] = { "invalidating", "flushing", NULL };
+static const enum core_page_state page_list_states[] = {
+    CORE_PAGE_INVALIDATING, CORE_PAGE_FLUSHING,
+};
+
 static int
 m_page_list(struct ctl_call *call, json_t *params, json_t **result)
 {
@@ -338,36 +517,26 @@ m_page_list(struct ctl_call *call, json_t *params, json_t **result)
     struct core_page_info pi;
     struct core_status cs;
     uint64_t domid = 0, limit = CTL_DEFAULT_LIMIT, pos = 0;
-    int have_dom, err = 0;
+    int have_dom, have_state, state = 0, err = 0;
     uint32_t budget = CTL_PAGE_SCAN;
-    json_t *a, *jc, *js, *next = json_null();
+    const char *cursor = NULL;
+    json_t *a, *next = json_null();
     uint64_t n = 0;
 
-    if ((have_dom = p_uint(call, params, "domid", CORE_MAX_DOMID - 1, &domid, &err)) < 0 ||
-        p_uint(call, params, "limit", CTL_MAX_LIMIT, &limit, &err) < 0)
+    if ((have_dom = p_uint(call, params, "domid", &domid, &err)) < 0 ||
+        p_uint(call, params, "limit", &limit, &err) < 0 ||
+        (have_state = p_enum(call, params, "state", &state, &err)) < 0 ||
+        p_cursor(call, params, "cursor", &cursor, &err) < 0)
         return err;
-    if (limit == 0)
-        return ctl_err(call, RPC_INVALID_PARAMS, "limit must be at least 1");
-    js = json_object_get(params, "state");
-    if (js && !json_is_null(js)) {
-        if (json_is_string(js) && !strcmp(json_string_value(js), "invalidating"))
-            f.state = CORE_PAGE_INVALIDATING;
-        else if (json_is_string(js) && !strcmp(json_string_value(js), "flushing"))
-            f.state = CORE_PAGE_FLUSHING;
-        else
-            return ctl_err(call, RPC_INVALID_PARAMS,
-                           "state must be \"invalidating\" or \"flushing\"");
-    }
+    if (have_state)
+        f.state = page_list_states[state];
     f.have_domid = have_dom;
     f.domid = (uint16_t)domid;
-    jc = json_object_get(params, "cursor");
-    if (jc && !json_is_null(jc)) {
+    if (cursor) {
         unsigned long long v;
         char tail;
 
-        if (!json_is_string(jc))
-            return ctl_err(call, RPC_INVALID_PARAMS, "cursor must be a string");
-        if (sscanf(json_string_value(jc), "p1.%llu%c", &v, &tail) != 1)
+        if (sscanf(cursor, "p1.%llu%c", &v, &tail) != 1)
             return ctl_err(call, APP_BAD_CURSOR, "cursor is not one this daemon gave out");
         pos = v;
     }
@@ -640,16 +809,14 @@ m_emulator_drain(struct ctl_call *call, json_t *params, json_t **result)
     struct ctl *ctl = call->ctl;
     struct core_emu_id emu;
     uint64_t timeout_ms = 5000;
-    int have, unmap_all = 0, err = 0, rc;
+    int unmap_all = 0, err = 0, rc;
     struct ctl_drain *dr;
 
-    if ((have = p_emulator(call, params, "emulator", &emu.emu_domid, &emu.ioservid,
-                           &err)) < 0 ||
-        p_uint(call, params, "timeout_ms", 3600 * 1000, &timeout_ms, &err) < 0 ||
+    /* "emulator" is required: the table says so, p_emulator refuses its absence. */
+    if (p_emulator(call, params, "emulator", &emu, &err) < 0 ||
+        p_uint(call, params, "timeout_ms", &timeout_ms, &err) < 0 ||
         p_bool(call, params, "unmap_all", &unmap_all, &err) < 0)
         return err;
-    if (!have)
-        return ctl_err(call, RPC_INVALID_PARAMS, "emulator is required (\"D:N\")");
     dr = calloc(1, sizeof(*dr));
     if (dr == NULL)
         return ctl_err(call, RPC_INTERNAL_ERROR, "out of memory");
@@ -730,68 +897,108 @@ m_policy_reload(struct ctl_call *call, json_t *params, json_t **result)
 
 /* ---- subscribe ----------------------------------------------------------------- */
 
-static const struct {
-    const char *name;
-    unsigned    bit;
-} note_names[] = {
-    { "page.released", NOTE_PAGE_RELEASED },
-    { "page.timeout", NOTE_PAGE_TIMEOUT },
-    { "emulator.gone", NOTE_EMU_GONE },
+/* subscribe's "events": bit i of the subscription is note_events[i]. */
+static const char *const note_events[] = {
+    "page.released", "page.timeout", "emulator.gone", NULL,
 };
+_Static_assert(NOTE_PAGE_RELEASED == 1u << 0 && NOTE_PAGE_TIMEOUT == 1u << 1 &&
+               NOTE_EMU_GONE == 1u << 2, "note_events[] is in NOTE_* bit order");
 
 static int
 m_subscribe(struct ctl_call *call, json_t *params, json_t **result)
 {
-    json_t *ev = json_object_get(params, "events"), *v, *out;
     unsigned bits = 0;
-    size_t i;
+    int err = 0;
+    json_t *out;
 
-    if (ev == NULL)
-        return ctl_err(call, RPC_INVALID_PARAMS,
-                       "events is required: an array of event names ([] to unsubscribe)");
-    if (!json_is_array(ev))
-        return ctl_err(call, RPC_INVALID_PARAMS, "events must be an array of strings");
-    json_array_foreach(ev, i, v) {
-        size_t k;
-
-        if (!json_is_string(v))
-            return ctl_err(call, RPC_INVALID_PARAMS, "events must be an array of strings");
-        for (k = 0; k < sizeof(note_names) / sizeof(note_names[0]); k++)
-            if (!strcmp(json_string_value(v), note_names[k].name))
-                break;
-        if (k == sizeof(note_names) / sizeof(note_names[0])) {
-            call->data = json_pack("{s:[s,s,s]}", "known", "page.released",
-                                   "page.timeout", "emulator.gone");
-            return ctl_err(call, APP_BAD_EVENT, "no event '%s'", json_string_value(v));
-        }
-        bits |= note_names[k].bit;
-    }
+    if (p_enums(call, params, "events", APP_BAD_EVENT, &bits, &err) < 0)
+        return err;
     call->c->subs = bits;
     out = json_array();
-    for (size_t k = 0; k < sizeof(note_names) / sizeof(note_names[0]); k++)
-        if (bits & note_names[k].bit)
-            json_array_append_new(out, json_string(note_names[k].name));
+    for (int k = 0; note_events[k]; k++)
+        if (bits & (1u << k))
+            json_array_append_new(out, json_string(note_events[k]));
     *result = json_pack("{s:o}", "subscribed", out);
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
 
 /* ---- the table ------------------------------------------------------------------- */
 
-static const struct ctl_method ctl_methods[] = {
-    { "version",        m_version,        0,       "" },
-    { "status",         m_status,         0,       "" },
-    { "domain.list",    m_domain_list,    0,       "" },
-    { "emulator.list",  m_emulator_list,  0,       "" },
-    { "mapping.list",   m_mapping_list,   0,
-      "domid emulator gfn_start gfn_end cursor limit" },
-    { "page.list",      m_page_list,      0,       "domid state cursor limit" },
-    { "stats",          m_stats,          0,       "" },
-    { "metrics",        m_metrics,        0,       "" },
-    { "emulator.drain", m_emulator_drain, M_ADMIN, "emulator timeout_ms unmap_all" },
-    { "policy.get",     m_policy_get,     0,       "" },
-    { "policy.reload",  m_policy_reload,  M_ADMIN, "" },
-    { "subscribe",      m_subscribe,      0,       "events" },
+/*
+ * The one description of every method's parameters and admin flag.
+ * tests/test_methods.c checks it against json-api/schema/<method>.json.
+ */
+_Static_assert(CTL_EMU_DOMID_MAX == CORE_MAX_DOMID - 1, "emulator domids are domids");
+
+#define UINT_P(n, req, lo, hi) { n, CTL_P_UINT, req, lo, hi, NULL }
+#define BOOL_P(n)              { n, CTL_P_BOOL, 0, 0, 0, NULL }
+#define EMU_P(n, req)          { n, CTL_P_EMULATOR, req, 0, 0, NULL }
+#define CURSOR_P(n)            { n, CTL_P_CURSOR, 0, 0, 0, NULL }
+#define ENUM_P(n, req, v)      { n, CTL_P_ENUM, req, 0, 0, v }
+#define ENUMS_P(n, req, v)     { n, CTL_P_ENUMS, req, 0, 0, v }
+#define END_P                  { NULL, 0, 0, 0, 0, NULL }
+
+static const struct ctl_param no_params[] = { END_P };
+
+static const struct ctl_param mapping_list_params[] = {
+    UINT_P("domid", 0, 0, CORE_MAX_DOMID - 1),
+    EMU_P("emulator", 0),
+    UINT_P("gfn_start", 0, 0, UINT64_MAX >> 12),
+    UINT_P("gfn_end", 0, 0, UINT64_MAX >> 12),
+    CURSOR_P("cursor"),
+    UINT_P("limit", 0, 1, CTL_MAX_LIMIT),
+    END_P
 };
+
+static const struct ctl_param page_list_params[] = {
+    UINT_P("domid", 0, 0, CORE_MAX_DOMID - 1),
+    ENUM_P("state", 0, page_list_state_names),
+    CURSOR_P("cursor"),
+    UINT_P("limit", 0, 1, CTL_MAX_LIMIT),
+    END_P
+};
+
+static const struct ctl_param emulator_drain_params[] = {
+    EMU_P("emulator", 1),
+    UINT_P("timeout_ms", 0, 0, 3600 * 1000),
+    BOOL_P("unmap_all"),
+    END_P
+};
+
+static const struct ctl_param subscribe_params[] = {
+    ENUMS_P("events", 1, note_events),
+    END_P
+};
+
+static const struct ctl_method ctl_methods[] = {
+    { "version",        m_version,        0,       no_params },
+    { "status",         m_status,         0,       no_params },
+    { "domain.list",    m_domain_list,    0,       no_params },
+    { "emulator.list",  m_emulator_list,  0,       no_params },
+    { "mapping.list",   m_mapping_list,   0,       mapping_list_params },
+    { "page.list",      m_page_list,      0,       page_list_params },
+    { "stats",          m_stats,          0,       no_params },
+    { "metrics",        m_metrics,        0,       no_params },
+    { "emulator.drain", m_emulator_drain, M_ADMIN, emulator_drain_params },
+    { "policy.get",     m_policy_get,     0,       no_params },
+    { "policy.reload",  m_policy_reload,  M_ADMIN, no_params },
+    { "subscribe",      m_subscribe,      0,       subscribe_params },
+};
+
+const struct ctl_method *
+ctl_method_at(size_t i)
+{
+    return i < sizeof(ctl_methods) / sizeof(ctl_methods[0]) ? &ctl_methods[i] : NULL;
+}
+
+const struct ctl_param *
+ctl_param_find(const struct ctl_method *m, const char *name)
+{
+    for (const struct ctl_param *p = m->params; p && p->name; p++)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
 
 const struct ctl_method *
 ctl_method_find(const char *name)

@@ -8,7 +8,7 @@
  * sim_check_quiescent() (I2: every reference accounted for, nothing held),
  * and world_check_views() (I5: the daemon's books equal the truth).
  *
- * The program's exit status is the number of failed assertions.
+ * Exit status: tests/cunit_main.h (the number of failures, capped).
  */
 #include "config.h"
 
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <CUnit/Basic.h>
+#include "tests/cunit_main.h"
 
 #include "simhost/world.h"
 #include "daemon/core/core_priv.h"
@@ -677,35 +677,38 @@ test_flood_balloon(void)
 int
 main(void)
 {
-    CU_pSuite s;
-    unsigned failures;
+    static const struct test_case faults[] = {
+        { "emulator crash with pending invalidates", test_emu_crash },
+        { "emulator answers without unmapping", test_emu_answer_no_unmap },
+        { "emulator never answers (timeouts)", test_emu_never_answers },
+        { "escalation: kill the emulator", test_escalation_kill },
+        { "guest destroyed mid-flight", test_domain_destroyed },
+        { "emulator's domain destroyed", test_emu_domain_destroyed },
+        { "device-TLB flush never completes", test_flush_stuck },
+        { "event ring overflow (64 slots)", test_ring_overflow },
+        { "daemon killed and restarted", test_daemon_restart },
+        { "emulator removed: drained", test_emu_removed_drained },
+        { NULL, NULL },
+    };
+    static const struct test_case hostile[] = {
+        { "unmap of never-mapped pages", test_unmap_never_mapped },
+        { "ring records with bad fields", test_bad_records },
+        { "unmap events matching nothing", test_unmatched_unmap_event },
+        { "emulator flooding maps: quotas", test_flood_quota },
+        { "guest flooding balloon events", test_flood_balloon },
+        { NULL, NULL },
+    };
+    static const struct test_suite suites[] = {
+        { "faults", faults },
+        { "hostile", hostile },
+        { NULL, NULL },
+    };
+    int rc;
 
     log_init("test_faults", getenv("FAULTS_VERBOSE") ? LOG_LVL_INFO : LOG_LVL_ERR);
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    s = CU_add_suite("faults", NULL, NULL);
-    CU_add_test(s, "emulator crash with pending invalidates", test_emu_crash);
-    CU_add_test(s, "emulator answers without unmapping", test_emu_answer_no_unmap);
-    CU_add_test(s, "emulator never answers (timeouts)", test_emu_never_answers);
-    CU_add_test(s, "escalation: kill the emulator", test_escalation_kill);
-    CU_add_test(s, "guest destroyed mid-flight", test_domain_destroyed);
-    CU_add_test(s, "emulator's domain destroyed", test_emu_domain_destroyed);
-    CU_add_test(s, "device-TLB flush never completes", test_flush_stuck);
-    CU_add_test(s, "event ring overflow (64 slots)", test_ring_overflow);
-    CU_add_test(s, "daemon killed and restarted", test_daemon_restart);
-    CU_add_test(s, "emulator removed: drained", test_emu_removed_drained);
-    s = CU_add_suite("hostile", NULL, NULL);
-    CU_add_test(s, "unmap of never-mapped pages", test_unmap_never_mapped);
-    CU_add_test(s, "ring records with bad fields", test_bad_records);
-    CU_add_test(s, "unmap events matching nothing", test_unmatched_unmap_event);
-    CU_add_test(s, "emulator flooding maps: quotas", test_flood_quota);
-    CU_add_test(s, "guest flooding balloon events", test_flood_balloon);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failures = CU_get_number_of_failures();
+    rc = run_suites(suites);
     printf("faults: %llu runs, %llu events, %llu removed pages\n",
            (unsigned long long)fig_runs, (unsigned long long)fig_events,
            (unsigned long long)fig_pages);
-    CU_cleanup_registry();
-    return (int)(failures > 255 ? 255 : failures);
+    return rc;
 }

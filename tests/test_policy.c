@@ -2,7 +2,7 @@
 /*
  * The policy parser and checks, and the policy enforced by the daemon on
  * the simulated hypervisor: deny by default, RMRR, read-only, reload.
- * Exit status: the number of failed assertions.
+ * Exit status: tests/cunit_main.h (the number of failures, capped).
  */
 #include "config.h"
 
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <CUnit/Basic.h>
+#include "tests/cunit_main.h"
 
 #include "simhost/world.h"
 #include "daemon/core/core_priv.h"
@@ -349,22 +349,16 @@ test_recheck_after_resync(void)
 int
 main(void)
 {
-    CU_pSuite s;
-    unsigned failures;
+    static const struct test_case tests[] = {
+        { "parse a good file", test_parse_good },
+        { "bad files name the line", test_parse_bad },
+        { "load, reload, keep the old on error", test_load_file_and_reload },
+        { "enforced on the simulated host", test_enforce },
+        { "existing mappings checked after a reload", test_recheck_on_reload },
+        { "mappings from a dump checked after a resync", test_recheck_after_resync },
+        { NULL, NULL },
+    };
 
     log_init("test_policy", getenv("POLICY_VERBOSE") ? LOG_LVL_INFO : LOG_LVL_ERR);
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    s = CU_add_suite("policy", NULL, NULL);
-    CU_add_test(s, "parse a good file", test_parse_good);
-    CU_add_test(s, "bad files name the line", test_parse_bad);
-    CU_add_test(s, "load, reload, keep the old on error", test_load_file_and_reload);
-    CU_add_test(s, "enforced on the simulated host", test_enforce);
-    CU_add_test(s, "existing mappings checked after a reload", test_recheck_on_reload);
-    CU_add_test(s, "mappings from a dump checked after a resync", test_recheck_after_resync);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failures = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return (int)(failures > 255 ? 255 : failures);
+    return run_tests("policy", tests);
 }
