@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * libiomap-emu: the emulator's end of iomapd (<iomap/emu.h>).  It uses the
+ * emulator side of ioreq/channel.c and nothing else of the tree: no log,
+ * no libevent, no jansson.  It never prints or exits: errors are returned.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -8,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "ioreq/iomap-emu.h"
+#include "ioreq/emu_priv.h"
 
 static int
 recv_welcome(int s, struct iomap_emu_welcome *w, int fds[3])
@@ -45,8 +50,14 @@ iomap_emu_open(const char *path, uint16_t emu_domid, uint16_t ioservid,
                                  .caps = caps };
     struct iomap_emu_welcome w;
     struct iomap_emu *e;
-    int s, fds[3], rc;
+    int s, fds[3], rc, dummy;
 
+    if (err == NULL)
+        err = &dummy;
+    if (path == NULL) {
+        *err = -EINVAL;
+        return NULL;
+    }
     if (strlen(path) >= sizeof(sun.sun_path)) {
         *err = -ENAMETOOLONG;
         return NULL;
@@ -57,9 +68,10 @@ iomap_emu_open(const char *path, uint16_t emu_domid, uint16_t ioservid,
         *err = -errno;
         return NULL;
     }
+    errno = 0;
     if (connect(s, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
         send(s, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h)) {
-        *err = -errno;
+        *err = errno ? -errno : -EIO;
         close(s);
         return NULL;
     }

@@ -5,8 +5,9 @@
  * It shows a QEMU or vGPU developer the three things to do:
  *   1. map guest pages through the iommu_op (here: iomap-sim's simulated
  *      hypercall; on Xen, the shim's iommu_op) and remember gfn -> bfn;
- *   2. register with iomapd (iomap_emu_open) and put iomap_emu_fd() in the
- *      main loop (here: poll(2));
+ *   2. register with iomapd (iomap_emu_open, <iomap/emu.h>, linked with
+ *      `pkg-config --cflags --libs iomap-emu`) and put iomap_emu_fd() in
+ *      the main loop (here: poll(2));
  *   3. for each request, unmap what it names, flush once, and answer with
  *      iomap_emu_done() -- only after the unmaps returned.
  *
@@ -25,7 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ioreq/iomap-emu.h"
+/* As any emulator would: the installed header, linked to libiomap-emu.so. */
+#include <iomap/emu.h>
+
 #include "shim/sim/simhc.h"
 #include "util/hmap.h"
 

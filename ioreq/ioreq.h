@@ -59,6 +59,10 @@ struct iomap_ioreq {
     uint8_t  type;
 };
 
+/*
+ * The capability bits are also in the public <iomap/emu.h>; ioreq/client.c
+ * includes both, so a value that drifts is a redefinition error.
+ */
 #define IOMAP_EMU_CAP_INVALIDATE_PAGE (1u << 0)
 #define IOMAP_EMU_CAP_MASK            0x1u
 

@@ -4,13 +4,17 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "tests/cunit_main.h"
 #include "ioreq/channel.h"
-#include "ioreq/iomap-emu.h"
+#include "ioreq/emu_priv.h"      /* the handle's struct: a white-box test */
 
 static uint8_t
 state_of(const struct iomap_ioreq *s)
@@ -143,6 +147,81 @@ test_attach_rejects_garbage(void)
     close(fd);
 }
 
+/*
+ * A fake daemon in a child: accepts one registration on path and answers
+ * it with welcome (no fds).  Returns the child's pid.
+ */
+static pid_t
+fake_daemon(const char *path, uint32_t magic, int32_t status)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int l = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    pid_t pid;
+
+    strcpy(sun.sun_path, path);
+    if (l < 0 || bind(l, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(l, 1) < 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        struct iomap_emu_hello h;
+        struct iomap_emu_welcome w = { magic, status };
+        int c = accept(l, NULL, NULL);
+
+        if (c < 0 || recv(c, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+            h.magic != IOMAP_EMU_PROTO_MAGIC || h.ioservid != 7)
+            _exit(1);
+        _exit(send(c, &w, sizeof(w), 0) == (ssize_t)sizeof(w) ? 0 : 1);
+    }
+    close(l);
+    return pid;
+}
+
+static int
+exit_status(pid_t pid)
+{
+    int st = 0;
+
+    return waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* open returns errors, prints nothing, and takes err == NULL. */
+static void
+test_open_errors(void)
+{
+    char dir[] = "/tmp/iomap-emu-test.XXXXXX", path[128], longpath[200];
+    int err = 0;
+    pid_t pid;
+
+    CU_ASSERT_PTR_NULL(iomap_emu_open(NULL, 0, 1, 0, &err));
+    CU_ASSERT_EQUAL(err, -EINVAL);
+    memset(longpath, 'x', sizeof(longpath) - 1);
+    longpath[sizeof(longpath) - 1] = 0;
+    CU_ASSERT_PTR_NULL(iomap_emu_open(longpath, 0, 1, 0, &err));
+    CU_ASSERT_EQUAL(err, -ENAMETOOLONG);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/emu.sock", dir);
+    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 1, 0, &err));
+    CU_ASSERT_EQUAL(err, -ENOENT);
+    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 1, 0, NULL));
+
+    /* The daemon's refusal reaches the caller as it was sent. */
+    pid = fake_daemon(path, IOMAP_EMU_PROTO_MAGIC, -EEXIST);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 7, IOMAP_EMU_CAP_INVALIDATE_PAGE, &err));
+    CU_ASSERT_EQUAL(err, -EEXIST);
+    CU_ASSERT_EQUAL(exit_status(pid), 0);
+    unlink(path);
+    /* Another protocol: -EPROTO. */
+    pid = fake_daemon(path, 0x12345678, 0);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 7, 0, &err));
+    CU_ASSERT_EQUAL(err, -EPROTO);
+    CU_ASSERT_EQUAL(exit_status(pid), 0);
+    unlink(path);
+    rmdir(dir);
+    iomap_emu_close(NULL);
+}
+
 int
 main(void)
 {
@@ -152,6 +231,7 @@ main(void)
         { "all slots busy", test_full },
         { "client library over memfd and eventfds", test_client_over_memfd },
         { "attach rejects a page that is not a channel", test_attach_rejects_garbage },
+        { "open returns the errors, err may be NULL", test_open_errors },
         { NULL, NULL },
     };
 
