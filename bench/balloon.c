@@ -55,9 +55,8 @@ world_up(struct world *w, const struct bscen *sc, uint64_t answer_ns,
     if (sim_domain_create(&w->sim, 1, guest) < 0)
         fatalx("cannot create the guest");
     for (int e = 0; e < NEMU; e++) {
-        if (world_add_emu(w, 0, (uint16_t)(e + 1), 0, answer_ns) != e)
+        if (world_add_emu(w, 0, 0, answer_ns) != e || world_emu_serves(w, e, 1) < 0)
             fatalx("cannot create emulator %d", e);
-        world_emu_serves(w, e, 1);
     }
     /* Each emulator maps a different 25% of the range, and its own buffers. */
     for (int e = 0; e < NEMU; e++) {

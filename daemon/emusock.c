@@ -52,8 +52,7 @@ conn_of(struct emusock *es, const struct core_emu_id *id)
     struct emu_conn *c;
 
     LIST_FOREACH(c, &es->conns, link)
-        if (c->registered && c->id.emu_domid == id->emu_domid &&
-            c->id.ioservid == id->ioservid)
+        if (c->registered && core_emu_id_eq(&c->id, id))
             return c;
     return NULL;
 }
@@ -69,12 +68,12 @@ emusock_kill(struct emusock *es, const struct core_emu_id *id)
     struct emu_conn *c = es ? conn_of(es, id) : NULL;
 
     if (c == NULL || c->pid <= 1) {
-        log_warnx("emulator %u:%u has no registered process to kill",
-                  id->emu_domid, id->ioservid);
+        log_warnx("emulator " CORE_EMU_FMT " has no registered process to kill",
+                  CORE_EMU_ARGS(id));
         return;
     }
-    log_warnx("sending SIGKILL to emulator %u:%u (pid %ld)", id->emu_domid,
-              id->ioservid, (long)c->pid);
+    log_warnx("sending SIGKILL to emulator " CORE_EMU_FMT " (pid %ld)",
+              CORE_EMU_ARGS(id), (long)c->pid);
     if (kill(c->pid, SIGKILL) < 0)
         log_warn("%s: kill %ld", __func__, (long)c->pid);
 }
@@ -144,34 +143,55 @@ on_conn(evutil_socket_t fd, short what, void *arg)
     struct iomap_emu_hello h;
     struct core_emu_id id;
     struct core_emu_chan ch;
-    ssize_t n = recv(fd, &h, sizeof(h), 0);
+    ssize_t n;
     int rc;
 
+    (void)what;
+    /*
+     * One message, whole: MSG_TRUNC makes recv return its real length, so
+     * a hello with trailing bytes is seen as such instead of cut short.
+     */
+    n = recv(fd, &h, sizeof(h), MSG_TRUNC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
     if (n <= 0 || c->registered) {
-        /* EOF, error, or talking after registration: close. */
+        /* EOF (or an empty message), an error, or talking after registration. */
+        if (!c->registered)
+            log_info("emulator connection of pid %ld closed before its hello%s",
+                     (long)c->pid, n == 0 ? " (or sent an empty message)" : "");
         conn_close(c);
         return;
     }
     if (n != (ssize_t)sizeof(h) || h.magic != IOMAP_EMU_PROTO_MAGIC ||
         h.version != IOMAP_EMU_PROTO_VERSION) {
-        log_warnx("%s: malformed registration (%zd bytes): refused", __func__, n);
+        log_warnx("%s: malformed registration from pid %ld (%zd bytes, want %zu, "
+                  "protocol %u): refused", __func__, (long)c->pid, n, sizeof(h),
+                  n >= 6 ? (unsigned)h.version : 0u);
         send_welcome(fd, -EPROTO, NULL);
         conn_close(c);
         return;
     }
     id.emu_domid = h.emu_domid;
+    id.target = h.target;
     id.ioservid = h.ioservid;
+    if (id.emu_domid >= CORE_MAX_DOMID || id.target >= CORE_MAX_DOMID) {
+        log_warnx("%s: registration from pid %ld names a reserved domain id ("
+                  CORE_EMU_FMT "): refused", __func__, (long)c->pid, CORE_EMU_ARGS(&id));
+        send_welcome(fd, -EINVAL, NULL);
+        conn_close(c);
+        return;
+    }
     if (conn_of(c->es, &id)) {
-        log_warnx("emulator %u:%u is already registered: second registration refused",
-                  h.emu_domid, h.ioservid);
+        log_warnx("emulator " CORE_EMU_FMT " is already registered: second "
+                  "registration (pid %ld) refused", CORE_EMU_ARGS(&id), (long)c->pid);
         send_welcome(fd, -EEXIST, NULL);
         conn_close(c);
         return;
     }
     rc = core_emu_attach(io->core, &id, h.caps, 1, &ch);
     if (rc < 0) {
-        log_warnx("emulator %u:%u: registration failed: %s", h.emu_domid,
-                  h.ioservid, strerror(-rc));
+        log_warnx("emulator " CORE_EMU_FMT ": registration failed: %s",
+                  CORE_EMU_ARGS(&id), strerror(-rc));
         send_welcome(fd, rc, NULL);
         conn_close(c);
         return;

@@ -150,7 +150,7 @@ post(uint8_t type, uint8_t flags, uint16_t domid, uint16_t emu, uint16_t ios,
 static void
 populate(void)
 {
-    struct core_emu_id id = { 0, 1 };
+    struct core_emu_id id = { 0, 1, 1 };   /* dom0's server 1 for d1 */
     struct core_emu_chan ch;
 
     if (core_emu_attach(books, &id, IOMAP_EMU_CAP_INVALIDATE_PAGE, 0, &ch) < 0)

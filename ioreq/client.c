@@ -40,14 +40,14 @@ recv_welcome(int s, struct iomap_emu_welcome *w, int fds[3])
 }
 
 struct iomap_emu *
-iomap_emu_open(const char *path, uint16_t emu_domid, uint16_t ioservid,
-               uint32_t caps, int *err)
+iomap_emu_open(const char *path, uint16_t emu_domid, uint16_t target,
+               uint16_t ioservid, uint32_t caps, int *err)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     struct iomap_emu_hello h = { .magic = IOMAP_EMU_PROTO_MAGIC,
                                  .version = IOMAP_EMU_PROTO_VERSION,
                                  .emu_domid = emu_domid, .ioservid = ioservid,
-                                 .caps = caps };
+                                 .target = target, .caps = caps };
     struct iomap_emu_welcome w;
     struct iomap_emu *e;
     int s, fds[3], rc, dummy;

@@ -81,6 +81,43 @@ invalidate(int simfd, uint16_t domid, uint64_t gfn, uint32_t nr)
         hc(simfd, SIMHC_FLUSH, domid, 0, 0, 0);
 }
 
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The global invalidate: drop everything this emulator maps.  It walks
+ * what is mapped (sorted, so that runs stay runs), never the gfn space.
+ */
+static void
+invalidate_all(int simfd, uint16_t domid)
+{
+    uint64_t *g = malloc((mapped.len ? mapped.len : 1) * sizeof(*g));
+    size_t n = 0;
+
+    if (g == NULL) {
+        fprintf(stderr, "example-emulator: out of memory\n");
+        exit(1);
+    }
+    for (size_t s = 0; s < mapped.cap; s++)
+        if (mapped.slots[s].key != 0)
+            g[n++] = mapped.slots[s].key - 1;
+    qsort(g, n, sizeof(*g), cmp_u64);
+    for (size_t i = 0; i < n; ) {
+        size_t j = i + 1;
+
+        while (j < n && g[j] == g[j - 1] + 1 && j - i < UINT32_MAX)
+            j++;
+        invalidate(simfd, domid, g[i], (uint32_t)(j - i));
+        i = j;
+    }
+    free(g);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -99,9 +136,10 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *iomapd_path = NULL, *sim_path = NULL;
-    uint16_t domid = 1, emu_domid = 0, ioservid = 1;
+    uint16_t domid = 1, emu_domid = 0, ioservid;
     uint64_t maps[16][2];
     int nmaps = 0, legacy = 0, no_unmap = 0, never = 0, c, simfd, err = 0;
+    int64_t rc;
     unsigned delay_ms = 0;
     struct iomap_emu *e;
     struct simhc_req q = { .op = SIMHC_EMU_CREATE };
@@ -113,7 +151,10 @@ main(int argc, char **argv)
         case 's': sim_path = optarg; break;
         case 'd': domid = (uint16_t)strtoul(optarg, NULL, 0); break;
         case 'E': emu_domid = (uint16_t)strtoul(optarg, NULL, 0); break;
-        case 'n': ioservid = (uint16_t)strtoul(optarg, NULL, 0); break;
+        case 'n':
+            fprintf(stderr, "example-emulator: --ioservid is gone: the hypervisor "
+                    "allocates ioreq server ids (per guest, as Xen does)\n");
+            return 2;
         case 'm': {
             char *colon = strchr(optarg, ':');
 
@@ -131,9 +172,11 @@ main(int argc, char **argv)
         case 'U': no_unmap = 1; break;
         case 'N': never = 1; break;     /* a hung emulator, for tests */
         case 'h':
-            printf("usage: example-emulator --iomapd SOCK --sim SOCK [--domid D] "
-                   "[--ioservid N] [--emu-domid D] [--map GFN:NR]... [--legacy] "
-                   "[--answer-delay-ms N] [--no-unmap] [--never-answer]\n");
+            printf("usage: example-emulator --iomapd SOCK --sim SOCK [--domid GUEST] "
+                   "[--emu-domid D] [--map GFN:NR]... [--legacy] "
+                   "[--answer-delay-ms N] [--no-unmap] [--never-answer]\n"
+                   "Creates an ioreq server for GUEST (the hypervisor picks its id), "
+                   "registers it with iomapd and maps the given ranges.\n");
             return 0;
         default:
             return 2;
@@ -150,13 +193,20 @@ main(int argc, char **argv)
     /* Become an ioreq server of the (simulated) hypervisor. */
     simfd = simhc_connect(sim_path);
     q.emu_domid = emu_domid;
-    q.ioservid = ioservid;
-    if (simfd < 0 || simhc_call(simfd, &q, &r) < 0) {
+    q.domid = domid;
+    if (simfd < 0) {
         fprintf(stderr, "example-emulator: cannot reach iomap-sim at %s\n", sim_path);
         return 1;
     }
+    rc = simhc_call(simfd, &q, &r);
+    if (rc < 0) {
+        fprintf(stderr, "example-emulator: cannot create an ioreq server for d%u: %s\n",
+                domid, strerror((int)-rc));
+        return 1;
+    }
+    ioservid = (uint16_t)rc;
     /* 2. Register with iomapd before mapping, so no invalidate is missed. */
-    e = iomap_emu_open(iomapd_path, emu_domid, ioservid,
+    e = iomap_emu_open(iomapd_path, emu_domid, domid, ioservid,
                        legacy ? 0 : IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
     if (e == NULL) {
         fprintf(stderr, "example-emulator: cannot register with iomapd at %s: %s\n",
@@ -165,8 +215,8 @@ main(int argc, char **argv)
     }
     /* 1. Map (bfn = gfn in this example). */
     for (int i = 0; i < nmaps; i++) {
-        int64_t rc = hc(simfd, SIMHC_MAP, domid, maps[i][0], maps[i][0],
-                        (uint32_t)maps[i][1]);
+        rc = hc(simfd, SIMHC_MAP, domid, maps[i][0], maps[i][0],
+                (uint32_t)maps[i][1]);
 
         if (rc < 0) {
             fprintf(stderr, "example-emulator: map of gfn %#llx+%llu failed: %s\n",
@@ -177,8 +227,8 @@ main(int argc, char **argv)
         for (uint64_t k = 0; k < maps[i][1]; k++)
             hmap_put(&mapped, maps[i][0] + k, 1);
     }
-    printf("example-emulator %u:%u: %zu pages of d%u mapped, waiting for requests\n",
-           emu_domid, ioservid, mapped.len, domid);
+    printf("example-emulator %u:%u:%u: %zu pages of d%u mapped, waiting for requests\n",
+           emu_domid, domid, ioservid, mapped.len, domid);
     fflush(stdout);
 
     /* 3. The main loop. */
@@ -196,15 +246,15 @@ main(int argc, char **argv)
                 usleep(delay_ms * 1000u);
             if (!no_unmap) {
                 if (req.global)
-                    invalidate(simfd, domid, 0, UINT32_MAX);
+                    invalidate_all(simfd, domid);
                 else
                     invalidate(simfd, req.domid, req.gfn, req.nr);
             }
             iomap_emu_done(e, &req);
         }
     }
-    printf("example-emulator %u:%u: %lu requests, %lu pages unmapped, %zu still mapped\n",
-           emu_domid, ioservid, n_requests, n_unmapped, mapped.len);
+    printf("example-emulator %u:%u:%u: %lu requests, %lu pages unmapped, %zu still mapped\n",
+           emu_domid, domid, ioservid, n_requests, n_unmapped, mapped.len);
     iomap_emu_close(e);
     close(simfd);
     hmap_free(&mapped);

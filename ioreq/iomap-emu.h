@@ -20,15 +20,20 @@
 #include "ioreq/ioreq.h"
 
 #define IOMAP_EMU_PROTO_MAGIC   0x554d4549U   /* "IEMU" */
-#define IOMAP_EMU_PROTO_VERSION 1
+/* 2: the hello names the ioreq server's target domain (Xen's ids are per guest). */
+#define IOMAP_EMU_PROTO_VERSION 2
 
 /* Registration messages on the daemon's emulator socket (SOCK_SEQPACKET). */
+/*
+ * Exactly this many bytes, in one message: a hello that is longer or
+ * shorter, or names a reserved domain id, is refused (-EPROTO, -EINVAL).
+ */
 struct iomap_emu_hello {
     uint32_t magic;
     uint16_t version;
-    uint16_t emu_domid;
-    uint16_t ioservid;
-    uint16_t pad;
+    uint16_t emu_domid;     /* the emulator's domain                    */
+    uint16_t ioservid;      /* its ioreq server, as Xen numbered it      */
+    uint16_t target;        /* the guest that server serves              */
     uint32_t caps;
 };
 

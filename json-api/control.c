@@ -701,7 +701,7 @@ ctl_emu_gone(void *arg, const struct core_emu_id *e, const char *why)
 {
     struct ctl *ctl = arg;
     struct core_emu_info info;
-    char id[16];
+    char id[24];
 
     if (!anyone_wants(ctl, NOTE_EMU_GONE))
         return;
@@ -709,10 +709,11 @@ ctl_emu_gone(void *arg, const struct core_emu_id *e, const char *why)
     /* A read of the books (the observer changes nothing in them). */
     if (core_emu_find(ctl->env.core, e, &info) < 0)
         info.held_pages = 0;
-    snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
+    snprintf(id, sizeof(id), CORE_EMU_FMT, CORE_EMU_ARGS(e));
     ctl_notify(ctl, NOTE_EMU_GONE, "emulator.gone",
-               json_pack("{s:s, s:i, s:i, s:s, s:I}", "emulator", id,
-                         "emu_domid", e->emu_domid, "ioservid", e->ioservid,
+               json_pack("{s:s, s:i, s:i, s:i, s:s, s:I}", "emulator", id,
+                         "emu_domid", e->emu_domid, "target", e->target,
+                         "ioservid", e->ioservid,
                          "reason", why, "held_pages", (json_int_t)info.held_pages));
 }
 
@@ -729,9 +730,9 @@ ctl_timeout(void *arg, const struct core_emu_id *e, uint16_t domid, uint64_t gfn
     p = json_pack("{s:i, s:I, s:s}", "domid", domid, "gfn", (json_int_t)gfn,
                   "what", what);
     if (p && e) {
-        char id[16];
+        char id[24];
 
-        snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
+        snprintf(id, sizeof(id), CORE_EMU_FMT, CORE_EMU_ARGS(e));
         json_object_set_new(p, "emulator", json_string(id));
     }
     ctl_notify(ctl, NOTE_PAGE_TIMEOUT, "page.timeout", p);

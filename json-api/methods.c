@@ -236,17 +236,29 @@ static int
 parse_emulator(const char *s, size_t len, struct core_emu_id *id)
 {
     const char *p = s, *end = s + len;
-    unsigned a, b;
+    unsigned a, t, b;
 
     if (dec_strict(&p, end, CTL_EMU_DOMID_MAX, &a) < 0 || p == end || *p++ != ':' ||
+        dec_strict(&p, end, CTL_EMU_DOMID_MAX, &t) < 0 || p == end || *p++ != ':' ||
         dec_strict(&p, end, CTL_IOSERVID_MAX, &b) < 0 || p != end)
         return -1;
     id->emu_domid = (uint16_t)a;
+    id->target = (uint16_t)t;
     id->ioservid = (uint16_t)b;
     return 0;
 }
 
-/* An emulator: "EMU_DOMID:IOSERVID" or {"emu_domid": D, "ioservid": N}. */
+static int
+json_uint_in(const json_t *v, json_int_t max)
+{
+    return json_is_integer(v) && json_integer_value(v) >= 0 &&
+           json_integer_value(v) <= max;
+}
+
+/*
+ * An emulator, as Xen names its ioreq server: "EMU_DOMID:TARGET:IOSERVID"
+ * or {"emu_domid": D, "target": T, "ioservid": N}.
+ */
 static int
 p_emulator(struct ctl_call *call, json_t *params, const char *name,
            struct core_emu_id *out, int *err)
@@ -261,30 +273,31 @@ p_emulator(struct ctl_call *call, json_t *params, const char *name,
         if (parse_emulator(json_string_value(v), json_string_length(v), out) == 0)
             return 1;
     } else if (json_is_object(v)) {
-        json_t *a = json_object_get(v, "emu_domid"), *b = json_object_get(v, "ioservid");
+        json_t *a = json_object_get(v, "emu_domid"), *t = json_object_get(v, "target"),
+               *b = json_object_get(v, "ioservid");
 
-        if (json_object_size(v) == 2 && json_is_integer(a) && json_is_integer(b) &&
-            json_integer_value(a) >= 0 && json_integer_value(a) <= CTL_EMU_DOMID_MAX &&
-            json_integer_value(b) >= 0 && json_integer_value(b) <= CTL_IOSERVID_MAX) {
+        if (json_object_size(v) == 3 && json_uint_in(a, CTL_EMU_DOMID_MAX) &&
+            json_uint_in(t, CTL_EMU_DOMID_MAX) && json_uint_in(b, CTL_IOSERVID_MAX)) {
             out->emu_domid = (uint16_t)json_integer_value(a);
+            out->target = (uint16_t)json_integer_value(t);
             out->ioservid = (uint16_t)json_integer_value(b);
             return 1;
         }
     }
     *err = ctl_err(call, RPC_INVALID_PARAMS,
-                   "%s must be \"EMU_DOMID:IOSERVID\" in decimal digits (e.g. \"0:1\"; "
-                   "EMU_DOMID up to %u, IOSERVID up to %u) or "
-                   "{\"emu_domid\":D,\"ioservid\":N}", name, CTL_EMU_DOMID_MAX,
-                   CTL_IOSERVID_MAX);
+                   "%s must be \"EMU_DOMID:TARGET:IOSERVID\" in decimal digits (e.g. "
+                   "\"0:1:0\"; domain ids up to %u, IOSERVID up to %u) or "
+                   "{\"emu_domid\":D,\"target\":T,\"ioservid\":N}", name,
+                   CTL_EMU_DOMID_MAX, CTL_IOSERVID_MAX);
     return -1;
 }
 
 static json_t *
 emu_id(const struct core_emu_id *e)
 {
-    char id[16];
+    char id[24];
 
-    snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
+    snprintf(id, sizeof(id), CORE_EMU_FMT, CORE_EMU_ARGS(e));
     return json_string(id);
 }
 
@@ -387,8 +400,9 @@ m_emulator_list(struct ctl_call *call, json_t *params, json_t **result)
 
     while (a && core_emu_next(core, &cur, &e))
         json_array_append_new(a, json_pack(
-            "{s:o, s:i, s:i, s:b, s:b, s:s, s:I, s:i, s:I, s:i, s:i, s:I, s:I, s:I, s:I}",
+            "{s:o, s:i, s:i, s:i, s:b, s:b, s:s, s:I, s:i, s:I, s:i, s:i, s:I, s:I, s:I, s:I}",
             "emulator", emu_id(&e.id), "emu_domid", e.id.emu_domid,
+            "target", e.id.target,
             "ioservid", e.id.ioservid, "alive", e.alive, "registered", e.registered,
             "invalidate", invalidate_name(e.invalidate),
             "mappings", (json_int_t)e.mappings, "domains", (int)e.domains,
@@ -433,7 +447,7 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
     struct core_map_cursor cur;
     struct core_map_info batch[32];
     uint64_t domid = 0, limit = CTL_DEFAULT_LIMIT, gfn_lo = 0, gfn_hi = UINT64_MAX - 1;
-    struct core_emu_id emu = { 0, 0 };
+    struct core_emu_id emu = { 0, 0, 0 };
     int have_dom, have_emu, err = 0;
     uint32_t slot = 0, cdom = 0;
     uint64_t cgfn = 0;
@@ -486,9 +500,9 @@ m_mapping_list(struct ctl_call *call, json_t *params, json_t **result)
         }
         got = core_map_list(core, &f, &cur, batch, want);
         for (size_t i = 0; i < got; i++) {
-            char id[16];
+            char id[24];
 
-            snprintf(id, sizeof(id), "%u:%u", batch[i].emu.emu_domid, batch[i].emu.ioservid);
+            snprintf(id, sizeof(id), CORE_EMU_FMT, CORE_EMU_ARGS(&batch[i].emu));
             json_array_append_new(a, json_pack("{s:s, s:i, s:I, s:i}",
                 "emulator", id, "domid", (int)batch[i].domid,
                 "gfn", (json_int_t)batch[i].gfn, "count", (int)batch[i].count));
@@ -724,8 +738,8 @@ m_metrics(struct ctl_call *call, json_t *params, json_t **result)
     sb_printf(&b, "# HELP iomapd_emulator_held_pages Removed pages waiting for this "
               "emulator's unmap.\n# TYPE iomapd_emulator_held_pages gauge\n");
     while (core_emu_next(env->core, &ecur, &e))
-        sb_printf(&b, "iomapd_emulator_held_pages{emulator=\"%u:%u\"} %" PRIu64 "\n",
-                  e.id.emu_domid, e.id.ioservid, e.held_pages);
+        sb_printf(&b, "iomapd_emulator_held_pages{emulator=\"" CORE_EMU_FMT "\"} %"
+                  PRIu64 "\n", CORE_EMU_ARGS(&e.id), e.held_pages);
     for (int i = 0; i < 64; i++)
         if (st->lat_hist[i])
             top = i;
@@ -764,9 +778,9 @@ static void
 drain_done(void *arg, const struct core_emu_id *e, const struct core_drain_result *r)
 {
     struct ctl_drain *dr = arg;
-    char id[16];
+    char id[24];
 
-    snprintf(id, sizeof(id), "%u:%u", e->emu_domid, e->ioservid);
+    snprintf(id, sizeof(id), CORE_EMU_FMT, CORE_EMU_ARGS(e));
     ctl_respond(dr->c, dr->id, json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}",
                 "emulator", id, "outcome", r->outcome,
                 "held_pages_at_start", (json_int_t)r->held_at_start,
@@ -825,8 +839,8 @@ m_emulator_drain(struct ctl_call *call, json_t *params, json_t **result)
     dr->id = call->id ? json_incref(call->id) : NULL;
     dr->emu = emu;
     LIST_INSERT_HEAD(&ctl->drains, dr, link);
-    log_info("drain of emulator %u:%u requested by uid %u", emu.emu_domid,
-             emu.ioservid, (unsigned)call->c->uid);
+    log_info("drain of emulator " CORE_EMU_FMT " requested by uid %u",
+             CORE_EMU_ARGS(&emu), (unsigned)call->c->uid);
     /* The core may end it at once, answering through drain_done. */
     rc = core_drain(ctl->env.core, &emu, timeout_ms * 1000000ull, unmap_all,
                     drain_done, dr);
@@ -835,12 +849,12 @@ m_emulator_drain(struct ctl_call *call, json_t *params, json_t **result)
         json_decref(dr->id);
         free(dr);
         if (rc == -ENOENT)
-            return ctl_err(call, APP_NO_SUCH_EMULATOR, "no emulator %u:%u",
-                           emu.emu_domid, emu.ioservid);
+            return ctl_err(call, APP_NO_SUCH_EMULATOR, "no emulator " CORE_EMU_FMT,
+                           CORE_EMU_ARGS(&emu));
         if (rc == -EBUSY)
             return ctl_err(call, APP_DRAIN_IN_PROGRESS,
-                           "emulator %u:%u is already being drained",
-                           emu.emu_domid, emu.ioservid);
+                           "emulator " CORE_EMU_FMT " is already being drained",
+                           CORE_EMU_ARGS(&emu));
         return ctl_err(call, RPC_INTERNAL_ERROR, "out of memory");
     }
     ctl->env.request_run(ctl->env.arg);

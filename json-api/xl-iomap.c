@@ -61,7 +61,7 @@ usage(FILE *f)
         "  metrics                        Prometheus text format\n"
         "  top [--interval SEC] [--count N]  live view (q or Ctrl-C to leave)\n"
         "  drain EMULATOR [--timeout MS] [--unmap-all]\n"
-        "                                 finish or force-unmap what EMULATOR (D:N) holds\n"
+        "                                 finish or force-unmap what EMULATOR (E:T:N) holds\n"
         "  reload                         reload the policy (iomapd.conf)\n"
         "\n"
         "Options:\n"
@@ -794,7 +794,7 @@ cmd_drain(int argc, char **argv)
         }
     }
     if (optind + 1 != argc)
-        return die_usage("%s", "drain takes one EMULATOR (EMU_DOMID:IOSERVID)");
+        return die_usage("%s", "drain takes one EMULATOR (EMU_DOMID:TARGET:IOSERVID)");
     if (timeout_ms < (int)t + 5000)
         timeout_ms = (int)t + 5000;     /* the answer comes after the drain */
     r = call("emulator.drain", json_pack("{s:s, s:I, s:b}", "emulator", argv[optind],

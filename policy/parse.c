@@ -281,8 +281,13 @@ parse_root(struct pctx *c, config_t *cf, struct policy *p)
 
     if (only(c, root, top) < 0)
         return -1;
-    p->enforce_rules = 1;       /* deny by default */
+    /*
+     * Deny by default only with an emulators list (iomapd.conf(5)): a file
+     * that sets only quotas or timeouts must not turn every existing
+     * mapping into a denied one.
+     */
     if ((s = config_lookup(cf, "emulators")) != NULL) {
+        p->enforce_rules = 1;
         if (!config_setting_is_aggregate(s))
             return fail(c, s, "'emulators' must be a list ( { .. }, .. )");
         p->nrules = (unsigned)config_setting_length(s);

@@ -76,10 +76,16 @@ iomap_ring_attach(struct iomap_ring *r, void *mem, size_t len,
         snprintf(err, errlen, "bad magic 0x%08x (want 0x%08x)", magic, IOMAP_MAGIC);
         return -EINVAL;
     }
-    if ((version >> 16) != IOMAP_ABI_VERSION_MAJOR) {
-        snprintf(err, errlen, "shim ABI %u.%u, daemon speaks %u.%u",
+    /*
+     * 1.1 is the oldest the daemon speaks: without DUMP_BEGIN a resync
+     * cannot tell its own dump from a dead predecessor's leftovers.
+     */
+    if ((version >> 16) != IOMAP_ABI_VERSION_MAJOR ||
+        (version & 0xffff) < IOMAP_RING_MIN_MINOR) {
+        snprintf(err, errlen, "shim ABI %u.%u, daemon speaks %u.%u (%u.%u at least)",
                  version >> 16, version & 0xffff,
-                 IOMAP_ABI_VERSION_MAJOR, IOMAP_ABI_VERSION_MINOR);
+                 IOMAP_ABI_VERSION_MAJOR, IOMAP_ABI_VERSION_MINOR,
+                 IOMAP_ABI_VERSION_MAJOR, IOMAP_RING_MIN_MINOR);
         return -EPROTO;
     }
     if (!is_pow2(evs) || !is_pow2(cmds)) {
@@ -279,7 +285,8 @@ iomap_event_name(unsigned type)
         [IOMAP_EV_EMULATOR_GONE] = "emulator-gone",
         [IOMAP_EV_OVERFLOW] = "overflow", [IOMAP_EV_DUMP_MAP] = "dump-map",
         [IOMAP_EV_DUMP_HELD] = "dump-held", [IOMAP_EV_DUMP_END] = "dump-end",
-        [IOMAP_EV_CMD_RESULT] = "cmd-result",
+        [IOMAP_EV_CMD_RESULT] = "cmd-result", [IOMAP_EV_DUMP_BEGIN] = "dump-begin",
+        [IOMAP_EV_DUMP_EMU] = "dump-emu",
     };
 
     return type <= IOMAP_EV_MAX && names[type] ? names[type] : "unknown";

@@ -29,8 +29,15 @@ struct iomap_ring {
 int  iomap_ring_format(struct iomap_ring *r, void *mem, size_t len,
                        uint32_t ev_slots, uint32_t cmd_slots);
 /*
+ * The oldest ABI minor the daemon attaches to: 1.1 brought DUMP_BEGIN,
+ * without which a resync cannot tell its own dump from leftovers.
+ */
+#define IOMAP_RING_MIN_MINOR 1
+
+/*
  * Daemon side: check a region made by a shim; fills err on failure and
- * returns -EINVAL (bad header) or -EPROTO (incompatible ABI major).
+ * returns -EINVAL (bad header) or -EPROTO (incompatible ABI major, or a
+ * minor below IOMAP_RING_MIN_MINOR).
  */
 int  iomap_ring_attach(struct iomap_ring *r, void *mem, size_t len,
                        char *err, size_t errlen);

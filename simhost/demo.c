@@ -104,18 +104,21 @@ main(int argc, char **argv)
     if (sim_domain_create(&w.sim, 1, GUEST_PAGES) < 0 ||
         sim_domain_create(&w.sim, 2, GUEST_PAGES) < 0)
         fatalx("cannot create the guests");
-    /* dom0 runs a QEMU per guest (ioreq servers 1, 2) and a vGPU mediator (3). */
-    if (world_add_emu(&w, 0, 1, 0, 50 * US) != 0 ||
-        world_add_emu(&w, 0, 2, 0, 50 * US) != 1 ||
-        world_add_emu(&w, 0, 3, 0, 8 * MS) != 2)
+    /*
+     * dom0 runs a QEMU per guest and a vGPU mediator with an ioreq server
+     * for each guest.  Xen numbers ioreq servers per guest: both QEMUs
+     * have id 0, the mediator's servers id 1.
+     */
+    if (world_add_emu(&w, 0, 0, 50 * US) != 0 ||
+        world_add_emu(&w, 0, 0, 50 * US) != 1 ||
+        world_add_emu(&w, 0, 0, 8 * MS) != 2 ||
+        world_emu_serves(&w, 0, 1) < 0 || world_emu_serves(&w, 1, 2) < 0 ||
+        world_emu_serves(&w, 2, 1) < 0 || world_emu_serves(&w, 2, 2) < 0)
         fatalx("cannot create the emulators");
-    world_emu_serves(&w, 0, 1);
-    world_emu_serves(&w, 1, 2);
-    world_emu_serves(&w, 2, 1);
-    world_emu_serves(&w, 2, 2);
     for (int i = 0; i < 3; i++) {
-        bemus[i].ntargets = w.emus[i].ntargets;
-        memcpy(bemus[i].targets, w.emus[i].targets, sizeof(bemus[i].targets));
+        bemus[i].ntargets = w.emus[i].nsrv;
+        for (int s = 0; s < w.emus[i].nsrv; s++)
+            bemus[i].targets[s] = w.emus[i].srv[s].target;
         bemus[i].answer_delay_ns = w.emus[i].answer_delay_ns;
     }
 

@@ -62,8 +62,10 @@ model_free(struct model_emu *m)
 {
     hmap_free(&m->mapped);
     free(m->pend);
-    iomap_emu_close(m->client);
-    m->client = NULL;
+    for (int s = 0; s < m->nsrv; s++) {
+        iomap_emu_close(m->srv[s].client);
+        m->srv[s].client = NULL;
+    }
 }
 
 void
@@ -76,10 +78,17 @@ world_fini(struct world *w)
     sim_fini(&w->sim);
 }
 
-static int
-connect_client(struct world *w, struct model_emu *m)
+static struct core_emu_id
+srv_id(const struct model_emu *m, const struct model_srv *s)
 {
-    struct core_emu_id id = { m->emu_domid, m->ioservid };
+    return (struct core_emu_id){ m->emu_domid, s->target, s->ioservid };
+}
+
+/* Register one ioreq server with the daemon, as the client library would. */
+static int
+connect_client(struct world *w, struct model_emu *m, struct model_srv *s)
+{
+    struct core_emu_id id = srv_id(m, s);
     struct core_emu_chan ch;
     int rc;
 
@@ -87,56 +96,122 @@ connect_client(struct world *w, struct model_emu *m)
                          0, &ch);
     if (rc < 0)
         return rc;
-    m->client = iomap_emu_open_local(ch.page, -1, -1);
-    return m->client ? 0 : -ENOMEM;
+    s->client = iomap_emu_open_local(ch.page, -1, -1);
+    return s->client ? 0 : -ENOMEM;
+}
+
+/* A new ioreq server for target: Xen allocates its id. */
+static int
+srv_make(struct world *w, struct model_emu *m, struct model_srv *s, uint16_t target)
+{
+    int idx = sim_emu_create(&w->sim, m->emu_domid, target);
+
+    if (idx < 0)
+        return idx;
+    s->target = target;
+    s->sim_idx = idx;
+    s->ioservid = w->sim.emus[idx].ioservid;
+    s->client = NULL;
+    return 0;
+}
+
+/* ... and registered with the daemon. */
+static int
+srv_create(struct world *w, struct model_emu *m, struct model_srv *s, uint16_t target)
+{
+    int rc = srv_make(w, m, s, target);
+
+    return rc < 0 ? rc : connect_client(w, m, s);
 }
 
 int
-world_add_emu(struct world *w, uint16_t emu_domid, uint16_t ioservid,
-              int legacy, uint64_t answer_delay_ns)
+world_add_emu(struct world *w, uint16_t emu_domid, int legacy,
+              uint64_t answer_delay_ns)
 {
     struct model_emu *m;
-    int rc;
 
     if (w->nemus == WORLD_MAX_EMUS)
         return -ENOSPC;
     m = &w->emus[w->nemus];
     memset(m, 0, sizeof(*m));
     m->emu_domid = emu_domid;
-    m->ioservid = ioservid;
     m->legacy = legacy;
     m->answer_delay_ns = answer_delay_ns;
     hmap_init(&m->mapped);
-    m->sim_idx = sim_emu_create(&w->sim, emu_domid, ioservid);
-    if (m->sim_idx < 0)
-        return m->sim_idx;
-    rc = connect_client(w, m);
-    if (rc < 0)
-        return rc;
     return w->nemus++;
+}
+
+static int
+srv_of(const struct model_emu *m, uint16_t domid)
+{
+    for (int s = 0; s < m->nsrv; s++)
+        if (m->srv[s].target == domid)
+            return s;
+    return -1;
 }
 
 int
 world_emu_serves(struct world *w, int me, uint16_t domid)
 {
     struct model_emu *m = &w->emus[me];
+    int rc;
 
-    for (int i = 0; i < m->ntargets; i++)
-        if (m->targets[i] == domid)
-            return 0;
-    if (m->ntargets == WORLD_MAX_TARGETS)
+    if (srv_of(m, domid) >= 0)
+        return 0;
+    if (m->nsrv == WORLD_MAX_TARGETS)
         return -ENOSPC;
-    m->targets[m->ntargets++] = domid;
-    return 0;
+    rc = srv_make(w, m, &m->srv[m->nsrv], domid);
+    if (rc < 0)
+        return rc;
+    /*
+     * The server the hypervisor made stays, even when the daemon refuses
+     * its registration (it maps all the same, as an emulator that does not
+     * know iomapd would): the error is returned.
+     */
+    m->nsrv++;
+    return connect_client(w, m, &m->srv[m->nsrv - 1]);
+}
+
+uint64_t
+world_live(const struct world *w, int me)
+{
+    const struct model_emu *m = &w->emus[me];
+    uint64_t n = 0;
+
+    for (int s = 0; s < m->nsrv; s++) {
+        const struct sim_emu *se = &w->sim.emus[m->srv[s].sim_idx];
+
+        if (se->used && se->emu_domid == m->emu_domid && se->target == m->srv[s].target &&
+            se->ioservid == m->srv[s].ioservid)
+            n += se->live;
+    }
+    return n;
+}
+
+int
+world_sim_idx(const struct world *w, int me, uint16_t domid)
+{
+    int s = srv_of(&w->emus[me], domid);
+
+    return s < 0 ? -1 : w->emus[me].srv[s].sim_idx;
+}
+
+struct core_emu_id
+world_emu_id(const struct world *w, int me, uint16_t domid)
+{
+    const struct model_emu *m = &w->emus[me];
+    int s = srv_of(m, domid);
+
+    return s < 0 ? (struct core_emu_id){ m->emu_domid, domid, UINT16_MAX } :
+                   srv_id(m, &m->srv[s]);
 }
 
 uint64_t
 world_bfn(const struct model_emu *m, uint16_t domid, uint64_t gfn)
 {
-    for (int i = 0; i < m->ntargets; i++)
-        if (m->targets[i] == domid)
-            return ((uint64_t)i << 36) | gfn;
-    return UINT64_MAX;
+    int s = srv_of(m, domid);
+
+    return s < 0 ? UINT64_MAX : ((uint64_t)s << 36) | gfn;
 }
 
 int
@@ -153,10 +228,11 @@ world_map(struct world *w, int me, uint16_t domid, uint64_t gfn, uint32_t nr)
 {
     struct model_emu *m = &w->emus[me];
     uint32_t i = 0;
-    int done = 0;
+    int done = 0, s = srv_of(m, domid), sidx;
 
-    if (world_bfn(m, domid, gfn) == UINT64_MAX)
+    if (s < 0)
         return -EPERM;
+    sidx = m->srv[s].sim_idx;
     while (i < nr) {
         uint32_t run = 0;
         int rc;
@@ -167,12 +243,12 @@ world_map(struct world *w, int me, uint16_t domid, uint64_t gfn, uint32_t nr)
             run++;
         if (run == 0)
             break;
-        rc = sim_iommu_map(&w->sim, m->sim_idx, domid, gfn + i,
+        rc = sim_iommu_map(&w->sim, sidx, domid, gfn + i,
                            world_bfn(m, domid, gfn + i), run, 0);
         if (rc == -ENOENT) {
             /* Part of the run is not populated: map page by page. */
             for (uint32_t k = 0; k < run; k++)
-                if (sim_iommu_map(&w->sim, m->sim_idx, domid, gfn + i + k,
+                if (sim_iommu_map(&w->sim, sidx, domid, gfn + i + k,
                                   world_bfn(m, domid, gfn + i + k), 1, 0) == 1) {
                     hmap_put(&m->mapped, world_bfn(m, domid, gfn + i + k), 1);
                     done++;
@@ -197,8 +273,11 @@ unmap_range(struct world *w, struct model_emu *m, uint16_t domid, uint64_t gfn,
 {
     struct sim_domain *sd = sim_domain(&w->sim, domid);
     uint32_t i = 0;
-    int done = 0;
+    int done = 0, s = srv_of(m, domid), sidx;
 
+    if (s < 0)
+        return 0;
+    sidx = m->srv[s].sim_idx;
     while (i < nr) {
         uint32_t run = 0;
         uint64_t bfn;
@@ -212,7 +291,7 @@ unmap_range(struct world *w, struct model_emu *m, uint16_t domid, uint64_t gfn,
             break;
         bfn = world_bfn(m, domid, gfn + i);
         if (count_needless && sd) {
-            const struct sim_emu *se = &w->sim.emus[m->sim_idx];
+            const struct sim_emu *se = &w->sim.emus[sidx];
 
             for (uint32_t k = 0; k < run; k++) {
                 uint32_t idx = hmap_get(&se->by_bfn, bfn + k);
@@ -223,7 +302,7 @@ unmap_range(struct world *w, struct model_emu *m, uint16_t domid, uint64_t gfn,
                     m->needless++;
             }
         }
-        if (sim_iommu_unmap(&w->sim, m->sim_idx, bfn, run) == (int)run) {
+        if (sim_iommu_unmap(&w->sim, sidx, bfn, run) == (int)run) {
             for (uint32_t k = 0; k < run; k++)
                 hmap_del(&m->mapped, bfn + k);
             done += (int)run;
@@ -241,13 +320,13 @@ int
 world_unmap(struct world *w, int me, uint16_t domid, uint64_t gfn, uint32_t nr)
 {
     struct model_emu *m = &w->emus[me];
-    int n;
+    int n, s = srv_of(m, domid);
 
-    if (world_bfn(m, domid, gfn) == UINT64_MAX)
+    if (s < 0)
         return -EPERM;
     n = unmap_range(w, m, domid, gfn, nr, 0);
     if (n > 0)
-        sim_iommu_flush(&w->sim, m->sim_idx);
+        sim_iommu_flush(&w->sim, m->srv[s].sim_idx);
     return n;
 }
 
@@ -255,47 +334,53 @@ world_unmap(struct world *w, int me, uint16_t domid, uint64_t gfn, uint32_t nr)
 static void
 model_sync(struct world *w, struct model_emu *m)
 {
-    const struct sim_emu *se = &w->sim.emus[m->sim_idx];
+    uint64_t live = 0;
 
-    if (m->mapped.len == se->live)
+    for (int s = 0; s < m->nsrv; s++)
+        live += w->sim.emus[m->srv[s].sim_idx].used ?
+                w->sim.emus[m->srv[s].sim_idx].live : 0;
+    if (m->mapped.len == live)
         return;
-    for (size_t s = 0; s < m->mapped.cap; s++) {
+    for (size_t k = 0; k < m->mapped.cap; k++) {
         uint64_t bfn;
+        const struct sim_emu *se;
+        unsigned s;
 
-        if (m->mapped.slots[s].key == 0)
+        if (m->mapped.slots[k].key == 0)
             continue;
-        bfn = m->mapped.slots[s].key - 1;
-        if (hmap_get(&se->by_bfn, bfn) == HMAP_NONE) {
+        bfn = m->mapped.slots[k].key - 1;
+        s = (unsigned)(bfn >> 36);
+        se = s < (unsigned)m->nsrv ? &w->sim.emus[m->srv[s].sim_idx] : NULL;
+        if (se == NULL || !se->used || hmap_get(&se->by_bfn, bfn) == HMAP_NONE) {
             hmap_del(&m->mapped, bfn);
-            s--;    /* backward shift may have moved a key here */
+            k--;    /* backward shift may have moved a key here */
         }
     }
 }
 
 static void
-handle(struct world *w, struct model_emu *m, const struct iomap_emu_req *r)
+handle(struct world *w, struct model_emu *m, int s, const struct iomap_emu_req *r)
 {
+    struct model_srv *sv = &m->srv[s];
     int n = 0;
 
     model_sync(w, m);
     if (!(m->misbehave & ME_ANSWER_NO_UNMAP)) {
         if (r->global) {
-            for (int t = 0; t < m->ntargets; t++) {
-                struct sim_domain *sd = sim_domain(&w->sim, m->targets[t]);
+            /* Drop everything of this server's guest (Xen's mapcache flush). */
+            struct sim_domain *sd = sim_domain(&w->sim, sv->target);
 
-                if (sd)
-                    n += unmap_range(w, m, m->targets[t], 0,
-                                     (uint32_t)sd->max_gfn, 1);
-            }
-        } else if (world_bfn(m, r->domid, r->gfn) != UINT64_MAX) {
+            if (sd)
+                n += unmap_range(w, m, sv->target, 0, (uint32_t)sd->max_gfn, 1);
+        } else if (r->domid == sv->target) {
             n = unmap_range(w, m, r->domid, r->gfn, r->nr, 1);
         }
         if (n > 0) {
             m->unmaps_invalidate += (uint64_t)n;
-            sim_iommu_flush(&w->sim, m->sim_idx);
+            sim_iommu_flush(&w->sim, sv->sim_idx);
         }
     }
-    iomap_emu_done(m->client, r);
+    iomap_emu_done(sv->client, r);
     m->answers++;
 }
 
@@ -305,25 +390,30 @@ model_poll(struct world *w, struct model_emu *m)
     struct iomap_emu_req r;
     int progress = 0;
 
-    if (m->client == NULL || !w->sim.emus[m->sim_idx].alive)
-        return 0;
-    while (iomap_emu_next(m->client, &r) > 0) {
-        if (m->misbehave & ME_IGNORE_INVALIDATES)
-            continue;   /* taken and never answered */
-        if (m->npend == m->pendcap) {
-            m->pendcap = m->pendcap ? m->pendcap * 2 : 16;
-            m->pend = realloc(m->pend, m->pendcap * sizeof(*m->pend));
-            if (m->pend == NULL)
-                fatalx("%s: out of memory", __func__);
+    for (int s = 0; s < m->nsrv; s++) {
+        struct model_srv *sv = &m->srv[s];
+
+        if (sv->client == NULL || !w->sim.emus[sv->sim_idx].alive)
+            continue;
+        while (iomap_emu_next(sv->client, &r) > 0) {
+            if (m->misbehave & ME_IGNORE_INVALIDATES)
+                continue;   /* taken and never answered */
+            if (m->npend == m->pendcap) {
+                m->pendcap = m->pendcap ? m->pendcap * 2 : 16;
+                m->pend = realloc(m->pend, m->pendcap * sizeof(*m->pend));
+                if (m->pend == NULL)
+                    fatalx("%s: out of memory", __func__);
+            }
+            m->pend[m->npend].req = r;
+            m->pend[m->npend].srv = s;
+            m->pend[m->npend].due = w->now + m->answer_delay_ns;
+            m->npend++;
+            progress = 1;
         }
-        m->pend[m->npend].req = r;
-        m->pend[m->npend].due = w->now + m->answer_delay_ns;
-        m->npend++;
-        progress = 1;
     }
     for (uint32_t i = 0; i < m->npend; ) {
         if (m->pend[i].due <= w->now) {
-            handle(w, m, &m->pend[i].req);
+            handle(w, m, m->pend[i].srv, &m->pend[i].req);
             m->pend[i] = m->pend[--m->npend];
             progress = 1;
         } else {
@@ -381,36 +471,54 @@ world_crash_emu(struct world *w, int me)
 {
     struct model_emu *m = &w->emus[me];
 
-    if (!w->sim.emus[m->sim_idx].alive)
+    if (m->dead)
         return -ESRCH;
-    /* The process is gone: its view of the channel with it. */
-    iomap_emu_close(m->client);
-    m->client = NULL;
+    /* The process is gone: its servers and its view of the channels. */
+    m->dead = 1;
     m->npend = 0;
-    return sim_emu_crash(&w->sim, m->sim_idx);
+    for (int s = 0; s < m->nsrv; s++) {
+        iomap_emu_close(m->srv[s].client);
+        m->srv[s].client = NULL;
+        sim_emu_crash(&w->sim, m->srv[s].sim_idx);
+    }
+    return 0;
 }
 
 int
 world_restart_emu(struct world *w, int me)
 {
     struct model_emu *m = &w->emus[me];
-    int rc;
 
-    if (w->sim.emus[m->sim_idx].alive)
+    if (!m->dead)
         return -EEXIST;
     world_settle(w);    /* the daemon has seen EMULATOR_GONE */
-    rc = sim_emu_create(&w->sim, m->emu_domid, m->ioservid);
-    if (rc < 0)
-        return rc;
     /* A new process: it maps nothing yet (the old mappings were taken back
      * or will be); forget what the dead one had. */
     hmap_free(&m->mapped);
     hmap_init(&m->mapped);
-    return connect_client(w, m);
+    m->dead = 0;
+    for (int s = 0; s < m->nsrv; s++) {
+        int rc = srv_create(w, m, &m->srv[s], m->srv[s].target);
+
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 int
 world_restart_daemon(struct world *w)
+{
+    int rc = world_crash_daemon(w);
+
+    if (rc < 0)
+        return rc;
+    world_settle(w);
+    return 0;
+}
+
+int
+world_crash_daemon(struct world *w)
 {
     int rc;
 
@@ -422,16 +530,17 @@ world_restart_daemon(struct world *w)
     for (int i = 0; i < w->nemus; i++) {
         struct model_emu *m = &w->emus[i];
 
-        iomap_emu_close(m->client);
-        m->client = NULL;
-        m->npend = 0;           /* their old channel is gone with the daemon */
-        if (!w->sim.emus[m->sim_idx].alive)
-            continue;
-        rc = connect_client(w, m);
-        if (rc < 0)
-            return rc;
+        m->npend = 0;           /* their old channels are gone with the daemon */
+        for (int s = 0; s < m->nsrv; s++) {
+            iomap_emu_close(m->srv[s].client);
+            m->srv[s].client = NULL;
+            if (m->dead || !w->sim.emus[m->srv[s].sim_idx].alive)
+                continue;
+            rc = connect_client(w, m, &m->srv[s]);
+            if (rc < 0)
+                return rc;
+        }
     }
-    world_settle(w);
     return 0;
 }
 
@@ -452,7 +561,7 @@ world_check_views(struct world *w, char *why, size_t whylen)
     d_live = cs.mappings;
     for (int e = 0; e < SIM_MAX_EMUS; e++) {
         const struct sim_emu *se = &w->sim.emus[e];
-        struct core_emu_id id = { se->emu_domid, se->ioservid };
+        struct core_emu_id id = { se->emu_domid, se->target, se->ioservid };
 
         for (uint32_t i = 0; se->used && i < se->nmaps; i++) {
             const struct sim_mapping *m = &se->maps[i];
@@ -465,9 +574,10 @@ world_check_views(struct world *w, char *why, size_t whylen)
                 sim_live++;
                 if (core_map_count(d, &id, m->domid, m->gfn) == 0) {
                     if (!bad++)
-                        snprintf(why, whylen, "emulator %u:%u maps d%u gfn %#llx; "
-                                 "the daemon does not know", se->emu_domid,
-                                 se->ioservid, m->domid, (unsigned long long)m->gfn);
+                        snprintf(why, whylen, "emulator " CORE_EMU_FMT " maps d%u "
+                                 "gfn %#llx; the daemon does not know",
+                                 CORE_EMU_ARGS(&id), m->domid,
+                                 (unsigned long long)m->gfn);
                 }
             } else {
                 int held = 0;
@@ -478,15 +588,14 @@ world_check_views(struct world *w, char *why, size_t whylen)
 
                     for (uint32_t k = 0; k < pinfo.nholders; k++)
                         if (core_page_holder(d, pinfo.handle, k, &h) == 0 &&
-                            h.emu.emu_domid == id.emu_domid &&
-                            h.emu.ioservid == id.ioservid)
+                            core_emu_id_eq(&h.emu, &id))
                             held = 1;
                 }
                 if (!held) {
                     if (!bad++)
-                        snprintf(why, whylen, "emulator %u:%u maps removed d%u gfn "
-                                 "%#llx; the daemon does not wait for it",
-                                 se->emu_domid, se->ioservid, m->domid,
+                        snprintf(why, whylen, "emulator " CORE_EMU_FMT " maps removed "
+                                 "d%u gfn %#llx; the daemon does not wait for it",
+                                 CORE_EMU_ARGS(&id), m->domid,
                                  (unsigned long long)m->gfn);
                 }
             }

@@ -16,7 +16,7 @@ api_start() {
     "$B/iomapd" --backend sim --sim-socket "$T/sim.sock" -e "$T/emu.sock" -s "$T/ctl.sock" >>"$T/log" 2>&1 &
     PIDS="$PIDS $!"
     for _ in $(seq 50); do [ -S "$T/ctl.sock" ] && break; sleep 0.1; done
-    "$B/example-emulator" --iomapd "$T/emu.sock" --sim "$T/hc.sock" --domid 1 --ioservid 1 \
+    "$B/example-emulator" --iomapd "$T/emu.sock" --sim "$T/hc.sock" --domid 1 \
         --map 0x1000:1024 >>"$T/log" 2>&1 &
     PIDS="$PIDS $!"
     IOMAPD_SOCKET=$T/ctl.sock

@@ -200,14 +200,23 @@ def main():
               "control socket mode 0660, group %d" % sock_gid,
               "mode %o gid %d" % (st.st_mode & 0o777, st.st_gid))
         E = BUILD + "/example-emulator"
+        c = Client(ctl)
+
+        def registered(n):
+            return lambda: len([e for e in c.call("emulator.list")["result"]["emulators"]
+                                if e["registered"]]) == n
+        # The simulated hypervisor numbers ioreq servers per guest, as Xen
+        # does: started one after the other, the two of d1 are 0:1:0 and
+        # 0:1:1, d2's is 0:2:0.
         emu1 = start([E, "--iomapd", T + "/emu.sock", "--sim", T + "/hc.sock", "--domid", "1",
-                      "--ioservid", "1", "--map", "0x1000:1024"], log)
+                      "--map", "0x1000:1024"], log)
+        check(wait_for(registered(1)), "0:1:0 registered")
         # A slow emulator (answers after 4 s) and one that never answers in time.
         emu2 = start([E, "--iomapd", T + "/emu.sock", "--sim", T + "/hc.sock", "--domid", "1",
-                      "--ioservid", "2", "--map", "0x3000:256", "--answer-delay-ms", "4000"], log)
+                      "--map", "0x3000:256", "--answer-delay-ms", "4000"], log)
+        check(wait_for(registered(2)), "0:1:1 registered")
         emu3 = start([E, "--iomapd", T + "/emu.sock", "--sim", T + "/hc.sock", "--domid", "2",
-                      "--ioservid", "3", "--map", "0x2000:64", "--answer-delay-ms", "600000"], log)
-        c = Client(ctl)
+                      "--map", "0x2000:64", "--answer-delay-ms", "600000"], log)
 
         def emus_ready():
             r = c.call("emulator.list")["result"]["emulators"]
@@ -253,11 +262,11 @@ def main():
               pages >= 14 and biggest <= 100,
               "mapping.list limit 100: 1344 mappings, at most 100 a page (%d pages), "
               "in order, no duplicates" % pages, "%d in %d pages" % (len(seen), pages))
-        r = ok(c, "mapping.list", {"emulator": "0:2", "domid": 1, "gfn_start": 0x3010,
+        r = ok(c, "mapping.list", {"emulator": "0:1:1", "domid": 1, "gfn_start": 0x3010,
                                    "gfn_end": 0x301f})
         check(r and [m["gfn"] for m in r["mappings"]] == list(range(0x3010, 0x3020)),
-              "mapping.list filters: emulator 0:2, domid 1, gfns 0x3010-0x301f")
-        r = ok(c, "mapping.list", {"emulator": {"emu_domid": 0, "ioservid": 3}, "limit": 10000})
+              "mapping.list filters: emulator 0:1:1, domid 1, gfns 0x3010-0x301f")
+        r = ok(c, "mapping.list", {"emulator": {"emu_domid": 0, "target": 2, "ioservid": 0}, "limit": 10000})
         check(r and len(r["mappings"]) == 64 and r["next_cursor"] is None,
               "mapping.list emulator as object, all 64 in one page")
         err(c, "mapping.list", {"cursor": "garbage"}, -32020, "mapping.list bad cursor")
@@ -288,8 +297,8 @@ def main():
               "got %d" % len(inval()))
         r = ok(c, "page.list", {"state": "invalidating", "domid": 2})
         check(r and len(r["pages"]) == 32 and all(
-            p["waits_for"]["holders"] == [{"emulator": "0:3", "count": 1}] for p in r["pages"]),
-            "page.list: d2's pages wait for holder 0:3")
+            p["waits_for"]["holders"] == [{"emulator": "0:2:0", "count": 1}] for p in r["pages"]),
+            "page.list: d2's pages wait for holder 0:2:0")
         r = ok(c, "page.list", {"limit": 7})
         check(r and len(r["pages"]) == 7 and r["next_cursor"], "page.list limit 7 gives a cursor")
         ok(c, "page.list", {"limit": 7, "cursor": r["next_cursor"]})
@@ -297,19 +306,19 @@ def main():
         err(c, "page.list", {"cursor": "m1.0.0.0"}, -32020, "page.list foreign cursor")
 
         # drain of the slow emulator: finishes by itself (drain, not cancel)
-        r = ok(c, "emulator.drain", {"emulator": "0:2", "timeout_ms": 8000}, timeout=15)
+        r = ok(c, "emulator.drain", {"emulator": "0:1:1", "timeout_ms": 8000}, timeout=15)
         check(r and r["outcome"] == "drained" and r["forced_pages"] == 0 and
               r["held_pages_at_start"] > 0,
-              "emulator.drain 0:2: drained without forcing (%s ms)" %
+              "emulator.drain 0:1:1: drained without forcing (%s ms)" %
               (r and round(r["elapsed_ms"])), repr(r))
         # drain of the stuck emulator: forced at the deadline
-        r = ok(c, "emulator.drain", {"emulator": "0:3", "timeout_ms": 300}, timeout=10)
+        r = ok(c, "emulator.drain", {"emulator": "0:2:0", "timeout_ms": 300}, timeout=10)
         check(r and r["outcome"] == "forced" and r["forced_pages"] == 32 and
               250 <= r["elapsed_ms"] < 3000,
-              "emulator.drain 0:3 timeout 300 ms: 32 pages force-unmapped", repr(r))
-        err(c, "emulator.drain", {"emulator": "9:9"}, -32010, "drain of an unknown emulator")
+              "emulator.drain 0:2:0 timeout 300 ms: 32 pages force-unmapped", repr(r))
+        err(c, "emulator.drain", {"emulator": "9:9:9"}, -32010, "drain of an unknown emulator")
         err(c, "emulator.drain", {}, -32602, "drain without emulator")
-        err(c, "emulator.drain", {"emulator": "0:1", "timeout_ms": -5}, -32602, "drain negative timeout")
+        err(c, "emulator.drain", {"emulator": "0:1:0", "timeout_ms": -5}, -32602, "drain negative timeout")
         check(wait_for(lambda: c.call("status")["result"]["pages"]["invalidating"] == 0 and
                        c.call("status")["result"]["pages"]["flushing"] == 0, 5),
               "every removed page released (I2)")
@@ -346,8 +355,8 @@ def main():
             except (socket.timeout, TimeoutError):
                 break
             if m.get("method") == "emulator.gone":
-                got = m["params"]["emulator"] == "0:1" and not validate(m["params"], NOTES["emulator.gone"])
-        check(got, "emulator.gone notification when 0:1 exits")
+                got = m["params"]["emulator"] == "0:1:0" and not validate(m["params"], NOTES["emulator.gone"])
+        check(got, "emulator.gone notification when 0:1:0 exits")
 
         # ---- stats, metrics, policy ----------------------------------------
         s = ok(c, "stats")
@@ -432,7 +441,7 @@ def main():
 
         # wrong types for every method that takes params
         err(c, "emulator.drain", {"emulator": 5}, -32602, "drain emulator a number")
-        err(c, "emulator.drain", {"emulator": "0:1", "unmap_all": "yes"}, -32602,
+        err(c, "emulator.drain", {"emulator": "0:1:0", "unmap_all": "yes"}, -32602,
             "drain unmap_all a string")
         err(c, "page.list", {"limit": "10"}, -32602, "page.list limit a string")
         err(c, "subscribe", {}, -32602, "subscribe without events")
@@ -494,7 +503,7 @@ def main():
             def member():
                 u = Client(ctl)
                 return {"status": u.call("status"),
-                        "drain": u.call("emulator.drain", {"emulator": "0:2"}),
+                        "drain": u.call("emulator.drain", {"emulator": "0:1:1"}),
                         "reload": u.call("policy.reload")}
             out = as_user(sock_gid, member)
             check("result" in out.get("status", {}), "socket-group member (uid 65534) may call status",

@@ -13,7 +13,7 @@ wait_sock "$T/emu.sock" || fail "iomapd did not come up"
 wait_sock "$T/hc.sock" || fail "no simulated hypercall socket"
 [ "$(ctl domain-create 1 8192)" = 0 ] || fail "domain-create"
 "$B/example-emulator" --iomapd "$T/emu.sock" --sim "$T/hc.sock" --domid 1 \
-    --ioservid 1 --map 0x100:256 >"$T/emu.log" 2>&1 &
+    --map 0x100:256 >"$T/emu.log" 2>&1 &
 EMU=$!
 wait_for mappings 256 || fail "emulator did not map"
 [ "$(ctl balloon 1 0x100 7)" = 128 ] || fail "balloon"

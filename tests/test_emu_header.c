@@ -20,10 +20,10 @@ main(void)
 
     if (IOMAP_EMU_CAP_INVALIDATE_PAGE != 1u || p_fd == 0 || p_next == 0 || p_done == 0)
         return 1;
-    if (iomap_emu_open("/nonexistent/iomapd/emulators.sock", 0, 1,
+    if (iomap_emu_open("/nonexistent/iomapd/emulators.sock", 0, 1, 0,
                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err) != 0 || err >= 0)
         return 2;
-    if (iomap_emu_open(0, 0, 1, 0, 0) != 0)     /* err may be NULL */
+    if (iomap_emu_open(0, 0, 1, 0, 0, 0) != 0)  /* err may be NULL */
         return 3;
     iomap_emu_close(0);
     return r.slot;

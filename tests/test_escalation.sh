@@ -9,7 +9,7 @@ T=$(mktemp -d /tmp/iomapd-esc.XXXXXX)
 . "${srcdir:-$(dirname "$0")/..}/tests/simlib.sh"
 
 cat >"$T/iomapd.conf" <<'CONF'
-emulators = ( { domid = 0; ioservid = 7; targets = [ 1 ]; } );
+emulators = ( { domid = 0; ioservid = 0; targets = [ 1 ]; } );
 timeouts = {
   invalidating = { ms = 300; steps = [ "log", "kill-emulator" ]; };
 };
@@ -22,7 +22,7 @@ wait_sock "$T/hc.sock" || fail "iomap-sim did not come up"
 DMN=$!
 wait_sock "$T/emu.sock" || fail "iomapd did not come up"
 "$B/example-emulator" --iomapd "$T/emu.sock" --sim "$T/hc.sock" --domid 1 \
-    --ioservid 7 --map 0x100:64 --never-answer >"$T/emu.log" 2>&1 &
+    --map 0x100:64 --never-answer >"$T/emu.log" 2>&1 &
 EMU=$!
 for _ in $(seq 50); do [ "$(ctl report | field mappings)" = 64 ] && break; sleep 0.1; done
 [ "$(ctl report | field mappings)" = 64 ] || fail "emulator did not map"

@@ -87,11 +87,11 @@ setup(uint32_t ev_slots, uint64_t flush_latency)
     return 0;
 }
 
+/* A model emulator in emu_domid with an ioreq server for t1 (and t2). */
 static int
-add_emu(uint16_t emu_domid, uint16_t ioservid, uint64_t delay, uint16_t t1,
-        uint16_t t2)
+add_emu(uint16_t emu_domid, uint64_t delay, uint16_t t1, uint16_t t2)
 {
-    int me = world_add_emu(&W, emu_domid, ioservid, 0, delay);
+    int me = world_add_emu(&W, emu_domid, 0, delay);
 
     if (me < 0)
         return me;
@@ -104,7 +104,7 @@ add_emu(uint16_t emu_domid, uint16_t ioservid, uint64_t delay, uint16_t t1,
 static uint64_t
 emu_live(int me)
 {
-    return W.sim.emus[W.emus[me].sim_idx].live;
+    return world_live(&W, me);
 }
 
 /* Balloon out [gfn, gfn + nr) of domid in single pages. */
@@ -124,8 +124,8 @@ test_emu_crash(void)
     uint64_t released0;
 
     CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
-    a = add_emu(0, 1, 2 * MS, 1, 0);        /* slow: invalidates pending */
-    b = add_emu(0, 2, 10 * US, 1, 0);
+    a = add_emu(0, 2 * MS, 1, 0);        /* slow: invalidates pending */
+    b = add_emu(0, 10 * US, 1, 0);
     CU_ASSERT_FATAL(a >= 0 && b >= 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 512), 512);
     CU_ASSERT_EQUAL(world_map(&W, b, 1, 256, 512), 512);
@@ -138,7 +138,7 @@ test_emu_crash(void)
     CHECK_SAFE();
 
     released0 = W.sim.st.pages_released;
-    sim_emu_crash(&W.sim, W.emus[a].sim_idx);
+    sim_emu_crash(&W.sim, world_sim_idx(&W, a, 1));
     world_settle(&W);
     /* Everything a had mapped is gone, but no page before its flush. */
     CU_ASSERT_EQUAL(emu_live(a), 0);
@@ -160,7 +160,7 @@ test_emu_answer_no_unmap(void)
     int a;
 
     CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
-    a = add_emu(0, 1, 10 * US, 1, 0);
+    a = add_emu(0, 10 * US, 1, 0);
     W.emus[a].misbehave = ME_ANSWER_NO_UNMAP;
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 256), 256);
     world_settle(&W);
@@ -189,8 +189,8 @@ test_emu_never_answers(void)
     p->inval.steps[0] = POLICY_ACT_LOG;
     p->inval.steps[1] = POLICY_ACT_FORCE_UNMAP;
     core_set_policy(W.core, p);
-    a = add_emu(0, 1, 10 * US, 1, 0);
-    b = add_emu(0, 2, 10 * US, 2, 0);
+    a = add_emu(0, 10 * US, 1, 0);
+    b = add_emu(0, 10 * US, 2, 0);
     W.emus[a].misbehave = ME_IGNORE_INVALIDATES;
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 256), 256);
     CU_ASSERT_EQUAL(world_map(&W, b, 2, 0, 256), 256);
@@ -224,7 +224,7 @@ static void
 kill_hook(void *arg, const struct core_emu_id *id)
 {
     struct world *w = arg;
-    int i = sim_emu_find(&w->sim, id->emu_domid, id->ioservid);
+    int i = sim_emu_find(&w->sim, id->emu_domid, id->target, id->ioservid);
 
     kills++;
     if (i >= 0)
@@ -255,7 +255,7 @@ test_escalation_kill(void)
     W.core->env.kill_emulator = kill_hook;
     W.core->env.crash_guest = crash_hook;
     kills = crashes = 0;
-    a = add_emu(0, 1, 10 * US, 1, 0);
+    a = add_emu(0, 10 * US, 1, 0);
     W.emus[a].misbehave = ME_IGNORE_INVALIDATES;
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 64), 64);
     world_settle(&W);
@@ -280,8 +280,8 @@ test_domain_destroyed(void)
     int a, b;
 
     CU_ASSERT_FATAL(setup(4096, 1 * MS) == 0);
-    a = add_emu(0, 1, 5 * MS, 1, 2);
-    b = add_emu(0, 2, 10 * US, 1, 0);
+    a = add_emu(0, 5 * MS, 1, 2);
+    b = add_emu(0, 10 * US, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 512), 512);
     CU_ASSERT_EQUAL(world_map(&W, a, 2, 0, 128), 128);
     CU_ASSERT_EQUAL(world_map(&W, b, 1, 0, 512), 512);
@@ -311,7 +311,7 @@ test_emu_domain_destroyed(void)
 
     CU_ASSERT_FATAL(setup(4096, 1 * MS) == 0);
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 3, 16) == 0);
-    a = add_emu(3, 1, 5 * MS, 1, 0);
+    a = add_emu(3, 5 * MS, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 256), 256);
     world_settle(&W);
     balloon(1, 0, 128);
@@ -338,7 +338,7 @@ test_flush_stuck(void)
     p->flush.steps[0] = POLICY_ACT_LOG;
     p->flush.steps[1] = POLICY_ACT_FLUSH;
     core_set_policy(W.core, p);
-    a = add_emu(0, 1, 10 * US, 1, 0);
+    a = add_emu(0, 10 * US, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 256), 256);
     world_settle(&W);
     W.sim.flush_stuck = 1;
@@ -369,8 +369,8 @@ test_ring_overflow(void)
     int a, b;
 
     CU_ASSERT_FATAL(setup(64, 50 * US) == 0);
-    a = add_emu(0, 1, 100 * US, 1, 2);
-    b = add_emu(0, 2, 10 * US, 1, 0);
+    a = add_emu(0, 100 * US, 1, 2);
+    b = add_emu(0, 10 * US, 1, 0);
     /* Every other gfn: one event each, far more than 64. */
     for (uint64_t g = 0; g < 2048; g += 2) {
         world_map(&W, a, 1, g, 1);
@@ -412,8 +412,8 @@ test_daemon_restart(void)
     uint64_t held;
 
     CU_ASSERT_FATAL(setup(4096, 500 * US) == 0);
-    a = add_emu(0, 1, 2 * MS, 1, 2);
-    b = add_emu(0, 2, 10 * US, 1, 0);
+    a = add_emu(0, 2 * MS, 1, 2);
+    b = add_emu(0, 10 * US, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 1024), 1024);
     CU_ASSERT_EQUAL(world_map(&W, a, 2, 0, 512), 512);
     CU_ASSERT_EQUAL(world_map(&W, b, 1, 512, 1024), 1024);
@@ -444,18 +444,19 @@ static void
 test_emu_removed_drained(void)
 {
     int a;
-    struct core_emu_id id = { 0, 1 };
+    struct core_emu_id id;
 
     CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
-    a = add_emu(0, 1, 5 * MS, 1, 0);
+    a = add_emu(0, 5 * MS, 1, 0);
+    id = world_emu_id(&W, a, 1);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 256), 256);
     world_settle(&W);
     balloon(1, 0, 128);
     world_settle(&W);
     CU_ASSERT_EQUAL(W.core->n_invalidating, 128);
     /* It disconnects from the daemon (closes its socket) with work pending. */
-    iomap_emu_close(W.emus[a].client);
-    W.emus[a].client = NULL;
+    iomap_emu_close(W.emus[a].srv[0].client);
+    W.emus[a].srv[0].client = NULL;
     core_emu_detach(W.core, &id, "closed its channel");
     world_settle(&W);
     world_advance(&W, 1 * MS);
@@ -480,8 +481,8 @@ test_unmap_never_mapped(void)
     uint64_t refused, posted;
 
     CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
-    a = add_emu(0, 1, 10 * US, 1, 0);
-    ia = W.emus[a].sim_idx;
+    a = add_emu(0, 10 * US, 1, 0);
+    ia = world_sim_idx(&W, a, 1);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 16), 16);
     world_settle(&W);
     refused = W.sim.st.unmaps_refused;
@@ -522,7 +523,7 @@ test_bad_records(void)
     uint64_t bad0, unk0, cmds0, released0;
 
     CU_ASSERT_FATAL(setup(4096, 1 * MS) == 0);
-    a = add_emu(0, 1, 10 * US, 1, 0);
+    a = add_emu(0, 10 * US, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 64), 64);
     world_settle(&W);
     W.sim.flush_stuck = 1;
@@ -588,7 +589,7 @@ test_unmatched_unmap_event(void)
                               .ioservid = 1, .nr = 4, .gfn = 500, .arg = 7 };
 
     CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
-    a = add_emu(0, 1, 10 * US, 1, 0);
+    a = add_emu(0, 10 * US, 1, 0);
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 64), 64);
     world_settle(&W);
     un0 = W.core->st.unmatched_unmaps;
@@ -615,8 +616,8 @@ test_flood_quota(void)
     p->max_maps_per_emu = 1000;
     p->max_maps_per_dom = 1500;
     core_set_policy(W.core, p);
-    a = add_emu(0, 1, 10 * US, 1, 0);       /* the flooder */
-    b = add_emu(0, 2, 10 * US, 1, 2);
+    a = add_emu(0, 10 * US, 1, 0);       /* the flooder */
+    b = add_emu(0, 10 * US, 1, 2);
     CU_ASSERT_EQUAL(world_map(&W, b, 2, 0, 512), 512);
     world_settle(&W);
     for (uint64_t g = 0; g < 4096; g += 64) {
@@ -627,7 +628,8 @@ test_flood_quota(void)
     CU_ASSERT(emu_live(a) <= 1000);
     CU_ASSERT(W.core->st.quota_denials > 0);
     {
-        struct emu *e = emu_get(W.core, 0, 1, 0);
+        struct core_emu_id id = world_emu_id(&W, a, 1);
+        struct emu *e = emu_get(W.core, &id, 0);
         const struct emu_map *em;
         uint64_t n = 0;
 
@@ -656,7 +658,7 @@ test_flood_balloon(void)
     int a;
 
     CU_ASSERT_FATAL(setup(64, 50 * US) == 0);
-    a = add_emu(0, 1, 20 * US, 1, 0);
+    a = add_emu(0, 20 * US, 1, 0);
     for (int round = 0; round < 20; round++) {
         world_map(&W, a, 1, 0, 1024);
         for (uint64_t g = 0; g < 1024; g++) {

@@ -18,7 +18,7 @@ wait_sock "$T/hc.sock" || fail "iomap-sim did not come up"
 DMN=$!
 wait_sock "$T/emu.sock" || fail "iomapd did not come up"
 "$B/example-emulator" --iomapd "$T/emu.sock" --sim "$T/hc.sock" --domid 1 \
-    --ioservid 1 --map 0x1000:1024 --map 0x3000:64 >"$T/emu.log" 2>&1 &
+    --map 0x1000:1024 --map 0x3000:64 >"$T/emu.log" 2>&1 &
 EMU=$!
 wait_for mappings 1088 || fail "emulator did not map its 1088 pages"
 

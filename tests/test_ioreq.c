@@ -192,29 +192,29 @@ test_open_errors(void)
     int err = 0;
     pid_t pid;
 
-    CU_ASSERT_PTR_NULL(iomap_emu_open(NULL, 0, 1, 0, &err));
+    CU_ASSERT_PTR_NULL(iomap_emu_open(NULL, 0, 1, 1, 0, &err));
     CU_ASSERT_EQUAL(err, -EINVAL);
     memset(longpath, 'x', sizeof(longpath) - 1);
     longpath[sizeof(longpath) - 1] = 0;
-    CU_ASSERT_PTR_NULL(iomap_emu_open(longpath, 0, 1, 0, &err));
+    CU_ASSERT_PTR_NULL(iomap_emu_open(longpath, 0, 1, 1, 0, &err));
     CU_ASSERT_EQUAL(err, -ENAMETOOLONG);
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/emu.sock", dir);
-    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 1, 0, &err));
+    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 1, 1, 0, &err));
     CU_ASSERT_EQUAL(err, -ENOENT);
-    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 1, 0, NULL));
+    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 1, 1, 0, NULL));
 
     /* The daemon's refusal reaches the caller as it was sent. */
     pid = fake_daemon(path, IOMAP_EMU_PROTO_MAGIC, -EEXIST);
     CU_ASSERT_FATAL(pid > 0);
-    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 7, IOMAP_EMU_CAP_INVALIDATE_PAGE, &err));
+    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 1, 7, IOMAP_EMU_CAP_INVALIDATE_PAGE, &err));
     CU_ASSERT_EQUAL(err, -EEXIST);
     CU_ASSERT_EQUAL(exit_status(pid), 0);
     unlink(path);
     /* Another protocol: -EPROTO. */
     pid = fake_daemon(path, 0x12345678, 0);
     CU_ASSERT_FATAL(pid > 0);
-    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 7, 0, &err));
+    CU_ASSERT_PTR_NULL(iomap_emu_open(path, 0, 1, 7, 0, &err));
     CU_ASSERT_EQUAL(err, -EPROTO);
     CU_ASSERT_EQUAL(exit_status(pid), 0);
     unlink(path);

@@ -26,8 +26,8 @@ setup(uint64_t flush_latency, uint64_t answer_delay)
     CU_ASSERT_EQUAL_FATAL(world_init(&w, 8192, flush_latency, 4096), 0);
     CU_ASSERT_EQUAL_FATAL(sim_domain_create(&w.sim, 1, 2048), 0);
     CU_ASSERT_EQUAL_FATAL(sim_domain_create(&w.sim, 2, 2048), 0);
-    CU_ASSERT_EQUAL_FATAL(world_add_emu(&w, 0, 1, 0, answer_delay), 0);
-    CU_ASSERT_EQUAL_FATAL(world_add_emu(&w, 0, 2, 0, answer_delay), 1);
+    CU_ASSERT_EQUAL_FATAL(world_add_emu(&w, 0, 0, answer_delay), 0);
+    CU_ASSERT_EQUAL_FATAL(world_add_emu(&w, 0, 0, answer_delay), 1);
     world_emu_serves(&w, 0, 1);
     world_emu_serves(&w, 1, 2);
 }
@@ -41,7 +41,9 @@ teardown(void)
 static struct emu *
 demu(int me)
 {
-    return emu_get(w.core, w.emus[me].emu_domid, w.emus[me].ioservid, 0);
+    struct core_emu_id id = world_emu_id(&w, me, w.emus[me].srv[0].target);
+
+    return emu_get(w.core, &id, 0);
 }
 
 static void
@@ -118,7 +120,7 @@ static void
 test_legacy_gets_global(void)
 {
     setup(100 * US, 10 * US);
-    CU_ASSERT_EQUAL(world_add_emu(&w, 0, 3, 1, 10 * US), 2);
+    CU_ASSERT_EQUAL(world_add_emu(&w, 0, 1, 10 * US), 2);
     world_emu_serves(&w, 2, 1);
     world_map(&w, 2, 1, 10, 4);
     world_map(&w, 2, 1, 1000, 4);       /* not removed: dropped anyway */
@@ -172,7 +174,7 @@ test_gfn_repopulated_while_held(void)
     new_mfn = sim_domain(&w.sim, 1)->p2m[77];
     CU_ASSERT_NOT_EQUAL(old_mfn, new_mfn);
     /* Another emulator serving d1 maps the new frame at the same gfn. */
-    CU_ASSERT_EQUAL(world_add_emu(&w, 0, 4, 0, 10 * US), 2);
+    CU_ASSERT_EQUAL(world_add_emu(&w, 0, 0, 10 * US), 2);
     world_emu_serves(&w, 2, 1);
     CU_ASSERT_EQUAL(world_map(&w, 2, 1, 77, 1), 1);
     world_settle(&w);

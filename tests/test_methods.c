@@ -13,7 +13,7 @@
  *     refused with -32602 or the method's own error), none is read under
  *     a name the table lacks (no -32603 for good values), a required one
  *     cannot be left out, and null is a value only for a cursor;
- *   - the emulator parameter's "D:N" form is strict (issue 12 item 10):
+ *   - the emulator parameter's "E:T:N" form is strict (issue 12 item 10):
  *     decimal digits, one colon, nothing else; D below Xen's reserved
  *     domids (0x7ff0..), N up to 0xffff.
  */
@@ -172,15 +172,17 @@ param_schema(const struct ctl_param *p)
     case CTL_P_CURSOR:
         return json_pack("{s:[s, s]}", "type", "string", "null");
     case CTL_P_EMULATOR:
-        return json_pack("{s:[{s:s, s:s}, {s:s, s:{s:{s:s, s:i, s:i}, s:{s:s, s:i, s:i}},"
-                         " s:[s, s], s:b}]}", "oneOf",
-                         "type", "string", "pattern", "^[0-9]+:[0-9]+$",
+        return json_pack("{s:[{s:s, s:s}, {s:s, s:{s:{s:s, s:i, s:i}, s:{s:s, s:i, s:i},"
+                         " s:{s:s, s:i, s:i}}, s:[s, s, s], s:b}]}", "oneOf",
+                         "type", "string", "pattern", "^[0-9]+:[0-9]+:[0-9]+$",
                          "type", "object", "properties",
                          "emu_domid", "type", "integer", "minimum", 0,
                          "maximum", CTL_EMU_DOMID_MAX,
+                         "target", "type", "integer", "minimum", 0,
+                         "maximum", CTL_EMU_DOMID_MAX,
                          "ioservid", "type", "integer", "minimum", 0,
                          "maximum", CTL_IOSERVID_MAX,
-                         "required", "emu_domid", "ioservid",
+                         "required", "emu_domid", "target", "ioservid",
                          "additionalProperties", 0);
     }
     return NULL;
@@ -439,9 +441,9 @@ good_value(const struct ctl_param *p, int variant)
         return json_null();
     case CTL_P_EMULATOR:
         /* An emulator that does not exist: a drain of it ends at once. */
-        return variant ? json_pack("{s:i, s:i}", "emu_domid", CTL_EMU_DOMID_MAX,
-                                   "ioservid", CTL_IOSERVID_MAX)
-                       : json_string("7:9");
+        return variant ? json_pack("{s:i, s:i, s:i}", "emu_domid", CTL_EMU_DOMID_MAX,
+                                   "target", CTL_EMU_DOMID_MAX, "ioservid", CTL_IOSERVID_MAX)
+                       : json_string("7:3:9");
     }
     return NULL;
 }
@@ -485,6 +487,8 @@ bad_values(const struct ctl_param *p)
         json_array_append_new(a, json_integer(1));
         json_array_append_new(a, json_string("zero"));
         json_array_append_new(a, json_pack("{s:i}", "emu_domid", 0));
+        json_array_append_new(a, json_string("0:1"));   /* Xen's name has three parts */
+        json_array_append_new(a, json_pack("{s:i, s:i}", "emu_domid", 0, "ioservid", 1));
         break;
     }
     return a;
@@ -557,18 +561,20 @@ test_methods_read_their_table(void)
     }
 }
 
-/* The emulator "D:N" strings, through both methods that take one. */
+/* The emulator "E:T:N" strings, through both methods that take one. */
 static void
 test_emulator_strict(void)
 {
     static const char *const bad[] = {
-        "0: 1", " 0:1", "0:1 ", "+0:+1", "+0:1", "0:+1", "-0:1", "0:-1", "0x1:1",
-        "0:0x1", "1e1:1", "0:1:2", "0:", ":1", ":", "", "0", "0;1", "0 :1", "a:b",
-        "32752:1", "32767:1", "65535:1", "0:65536", "99999999999999999999:1",
-        "0:99999999999999999999", "4294967296:1", "0:4294967297", "\xd9\xa0:1",
+        "0:1: 1", " 0:1:1", "0:1:1 ", "+0:1:+1", "+0:1:1", "0:1:+1", "-0:1:1",
+        "0:1:-1", "0x1:1:1", "0:1:0x1", "1e1:1:1", "0:1:2:3", "0:1:", ":1:1", "::",
+        "", "0", "0:1", "0;1;1", "0 :1:1", "a:b:c", "0:1 :1", "0: 1:1",
+        "32752:1:1", "0:32752:1", "32767:1:1", "65535:1:1", "0:1:65536",
+        "99999999999999999999:1:1", "0:1:99999999999999999999", "4294967296:1:1",
+        "0:4294967297:1", "0:1:4294967297", "\xd9\xa0:1:1",
     };
     static const char *const good[] = {
-        "0:0", "0:1", "7:9", "32751:65535", "00:01", "1:65535",
+        "0:0:0", "0:1:1", "7:3:9", "32751:32751:65535", "00:01:02", "1:2:65535",
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -582,7 +588,7 @@ test_emulator_strict(void)
     {
         json_t *o = json_object();
 
-        json_object_set_new(o, "emulator", json_stringn("0:1\0002", 5));
+        json_object_set_new(o, "emulator", json_stringn("0:1:1\0002", 7));
         CU_ASSERT(call("mapping.list", o) != 0);
     }
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -594,16 +600,27 @@ test_emulator_strict(void)
             mismatch(__LINE__, "emulator \"%s\" is refused (%d, %d)", good[i], a, b);
     }
     /* The object form has the same bounds. */
-    CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i}}", "emulator",
-                                                   "emu_domid", 32751, "ioservid", 65535)), 0);
-    CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i}}", "emulator",
-                                                   "emu_domid", 32752, "ioservid", 1)),
-                    RPC_INVALID_PARAMS);
-    CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i}}", "emulator",
-                                                   "emu_domid", 0, "ioservid", 65536)),
+    CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i, s:i}}", "emulator",
+                                                   "emu_domid", 32751, "target", 32751,
+                                                   "ioservid", 65535)), 0);
+    CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i, s:i}}", "emulator",
+                                                   "emu_domid", 32752, "target", 1,
+                                                   "ioservid", 1)),
                     RPC_INVALID_PARAMS);
     CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i, s:i}}", "emulator",
-                                                   "emu_domid", 0, "ioservid", 1, "x", 1)),
+                                                   "emu_domid", 0, "target", 32752,
+                                                   "ioservid", 1)),
+                    RPC_INVALID_PARAMS);
+    CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i, s:i}}", "emulator",
+                                                   "emu_domid", 0, "target", 1,
+                                                   "ioservid", 65536)),
+                    RPC_INVALID_PARAMS);
+    CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i}}", "emulator",
+                                                   "emu_domid", 0, "ioservid", 1)),
+                    RPC_INVALID_PARAMS);        /* no target: Xen's ids are per guest */
+    CU_ASSERT_EQUAL(call("mapping.list", json_pack("{s:{s:i, s:i, s:i, s:i}}", "emulator",
+                                                   "emu_domid", 0, "target", 1,
+                                                   "ioservid", 1, "x", 1)),
                     RPC_INVALID_PARAMS);
 }
 
@@ -637,7 +654,7 @@ main(void)
         { "schema params and admin = the method table", test_schema_matches_table },
         { "the check finds planted disagreements", test_check_catches_planted },
         { "methods read exactly their table", test_methods_read_their_table },
-        { "emulator \"D:N\" is strict (issue 12 item 10)", test_emulator_strict },
+        { "emulator \"E:T:N\" is strict (issue 12 item 10)", test_emulator_strict },
         { "cunit_main.h: the exit status of any number of failures", test_cunit_exit_status },
         { NULL, NULL },
     };

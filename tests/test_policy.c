@@ -25,8 +25,8 @@
 static const char good[] =
     "# iomapd policy\n"
     "emulators = (\n"
-    "  { domid = 0; ioservid = 1; targets = [ 1, 2 ]; },\n"
-    "  { domid = 0; ioservid = 2; targets = [ 1 ]; readonly = true; },\n"
+    "  { domid = 0; ioservid = 0; targets = [ 1, 2 ]; },\n"
+    "  { domid = 0; ioservid = 1; targets = [ 1 ]; readonly = true; },\n"
     "  { domid = 7; targets = \"any\"; }\n"
     ");\n"
     "quotas = { mappings_per_emulator = 100000; mappings_per_domain = 200000;\n"
@@ -60,23 +60,38 @@ test_parse_good(void)
     CU_ASSERT_EQUAL(p->inval.steps[3], POLICY_ACT_CRASH_GUEST);
     CU_ASSERT_EQUAL(p->flush.steps[1], POLICY_ACT_FLUSH);
 
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_OK);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 3, 0, 1, 0), POLICY_E_DENIED);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 2, 2, 0, 1, 1), POLICY_E_DENIED);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 2, 1, 0, 1, 0), POLICY_E_READONLY);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 2, 1, 0, 1, 1), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 0, 1, 0, 1, 0), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 0, 3, 0, 1, 0), POLICY_E_DENIED);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 2, 0, 1, 1), POLICY_E_DENIED);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_E_READONLY);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 1), POLICY_OK);
     CU_ASSERT_EQUAL(policy_check_map(p, 7, 9, 42, 0, 1, 0), POLICY_OK);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0x7f8, 9, 0), POLICY_E_RMRR);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0x810, 9, 0), POLICY_OK);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 2, 0x800, 1, 0), POLICY_OK);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 2, 0x907, 1, 0), POLICY_E_READONLY);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 2, 0x907, 1, 1), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 0, 1, 0x7f8, 9, 0), POLICY_E_RMRR);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 0, 1, 0x810, 9, 0), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 0, 2, 0x800, 1, 0), POLICY_OK);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 0, 2, 0x907, 1, 0), POLICY_E_READONLY);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 0, 2, 0x907, 1, 1), POLICY_OK);
     policy_free(p);
 
-    /* An empty file denies every map; the built-in default denies none. */
+    /*
+     * Deny by default needs an emulators list (iomapd.conf(5)): an empty
+     * list denies every map; an empty file, or one with only quotas,
+     * denies none (issue 12 item 7: a quotas-only file force-unmapped
+     * every live mapping at a reload).
+     */
+    p = NULL;
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string("emulators = ( );", &p, err), 0);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_E_DENIED);
+    policy_free(p);
     p = NULL;
     CU_ASSERT_EQUAL_FATAL(policy_parse_string("", &p, err), 0);
-    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_E_DENIED);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_OK);
+    policy_free(p);
+    p = NULL;
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string("quotas = { pending_per_emulator = 64; };",
+                                              &p, err), 0);
+    CU_ASSERT_EQUAL(p->enforce_rules, 0);
+    CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_OK);
     policy_free(p);
     p = policy_default();
     CU_ASSERT_EQUAL(policy_check_map(p, 0, 1, 1, 0, 1, 0), POLICY_OK);
@@ -183,9 +198,9 @@ test_enforce(void)
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 3, 1024) == 0);
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(good, &p, err), 0);
     CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
-    a = world_add_emu(&W, 0, 1, 0, 10 * US);
-    b = world_add_emu(&W, 0, 2, 0, 10 * US);
-    c = world_add_emu(&W, 0, 3, 0, 10 * US);      /* in no rule */
+    a = world_add_emu(&W, 0, 0, 10 * US);
+    b = world_add_emu(&W, 0, 0, 10 * US);
+    c = world_add_emu(&W, 4, 0, 10 * US);      /* in no rule: its domain is in none */
     world_emu_serves(&W, a, 1);
     world_emu_serves(&W, a, 3);
     world_emu_serves(&W, b, 1);
@@ -195,24 +210,24 @@ test_enforce(void)
     CU_ASSERT_EQUAL(world_map(&W, a, 3, 0, 32), 32);
     CU_ASSERT_EQUAL(world_map(&W, c, 2, 0, 16), 16);
     world_settle(&W);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 64);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[c].sim_idx].live, 0);
+    CU_ASSERT_EQUAL(world_live(&W, a), 64);
+    CU_ASSERT_EQUAL(world_live(&W, c), 0);
     CU_ASSERT_EQUAL(W.core->st.policy_denials, 32 + 16);
     /* RMRR: its own code and counter. */
     CU_ASSERT_EQUAL(world_map(&W, a, 1, 0x7f0, 32), 32);
     world_settle(&W);
     CU_ASSERT_EQUAL(W.core->st.rmrr_maps, 32);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 64);
+    CU_ASSERT_EQUAL(world_live(&W, a), 64);
     /* b may only map read-only (the model maps writable). */
     CU_ASSERT_EQUAL(world_map(&W, b, 1, 100, 8), 8);
     world_settle(&W);
     CU_ASSERT_EQUAL(W.core->st.readonly_denials, 8);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 0);
+    CU_ASSERT_EQUAL(world_live(&W, b), 0);
     /* A read-only map by b is fine. */
-    CU_ASSERT_EQUAL(sim_iommu_map(&W.sim, W.emus[b].sim_idx, 1, 200, 1u << 30, 4,
+    CU_ASSERT_EQUAL(sim_iommu_map(&W.sim, world_sim_idx(&W, b, 1), 1, 200, 1u << 30, 4,
                                   IOMAP_F_READONLY), 4);
     world_settle(&W);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 4);
+    CU_ASSERT_EQUAL(world_live(&W, b), 4);
     CU_ASSERT_EQUAL(world_check_views(&W, why, sizeof(why)), 0);
     CU_ASSERT_EQUAL(sim_violations(&W.sim), 0);
     /* Pages released as usual under the policy. */
@@ -231,9 +246,13 @@ test_enforce(void)
 static uint64_t
 sim_live(struct world *w, int me, uint16_t domid, uint64_t lo, uint64_t hi)
 {
-    const struct sim_emu *se = &w->sim.emus[w->emus[me].sim_idx];
+    int idx = world_sim_idx(w, me, domid);
+    const struct sim_emu *se;
     uint64_t n = 0;
 
+    if (idx < 0)
+        return 0;
+    se = &w->sim.emus[idx];
     for (uint32_t i = 0; i < se->nmaps; i++)
         if (se->maps[i].live && se->maps[i].domid == domid &&
             se->maps[i].gfn >= lo && se->maps[i].gfn < hi)
@@ -242,7 +261,7 @@ sim_live(struct world *w, int me, uint16_t domid, uint64_t lo, uint64_t hi)
 }
 
 static const char strict[] =
-    "emulators = ( { domid = 0; ioservid = 1; targets = [ 1 ]; } );\n"
+    "emulators = ( { domid = 0; ioservid = 0; targets = [ 1 ]; } );\n"
     "reserved = ( { domid = 1; gfn = 0x800; nr = 16; } );\n";
 
 /*
@@ -260,8 +279,8 @@ test_recheck_on_reload(void)
     CU_ASSERT_FATAL(world_init(&W, 1u << 15, 20 * US, 4096) == 0);
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 1, 4096) == 0);
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
-    a = world_add_emu(&W, 0, 1, 0, 10 * US);
-    b = world_add_emu(&W, 0, 2, 0, 10 * US);
+    a = world_add_emu(&W, 0, 0, 10 * US);
+    b = world_add_emu(&W, 0, 0, 10 * US);
     world_emu_serves(&W, a, 1);
     world_emu_serves(&W, a, 2);
     world_emu_serves(&W, b, 1);
@@ -270,8 +289,8 @@ test_recheck_on_reload(void)
     CU_ASSERT_EQUAL(world_map(&W, a, 2, 0, 32), 32);
     CU_ASSERT_EQUAL(world_map(&W, b, 1, 0x100, 16), 16);
     world_settle(&W);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 128);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 16);
+    CU_ASSERT_EQUAL(world_live(&W, a), 128);
+    CU_ASSERT_EQUAL(world_live(&W, b), 16);
     CU_ASSERT_EQUAL(W.core->st.policy_denials + W.core->st.rmrr_maps, 0);
 
     /* Reload: a may map d1 only, b nothing; 0x800-0x80f of d1 reserved. */
@@ -282,8 +301,8 @@ test_recheck_on_reload(void)
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x7f0, 0x800), 16);    /* allowed: kept */
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x800, 0x810), 0);     /* now reserved */
     CU_ASSERT_EQUAL(sim_live(&W, a, 2, 0, 4096), 0);          /* now denied */
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 80);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[b].sim_idx].live, 0);   /* now denied */
+    CU_ASSERT_EQUAL(world_live(&W, a), 80);
+    CU_ASSERT_EQUAL(world_live(&W, b), 0);   /* now denied */
     CU_ASSERT_EQUAL(W.core->st.policy_denials, 32 + 16);
     CU_ASSERT_EQUAL(W.core->st.rmrr_maps, 16);
     CU_ASSERT_EQUAL(world_check_views(&W, why, sizeof(why)), 0);
@@ -293,7 +312,7 @@ test_recheck_on_reload(void)
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
     CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
     world_settle(&W);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[a].sim_idx].live, 80);
+    CU_ASSERT_EQUAL(world_live(&W, a), 80);
     CU_ASSERT_EQUAL(W.core->st.policy_denials, 32 + 16);
     /* Removed pages still go the usual way. */
     for (int g = 0; g < 64; g++)
@@ -322,8 +341,8 @@ test_recheck_after_resync(void)
     CU_ASSERT_FATAL(sim_domain_create(&W.sim, 2, 4096) == 0);
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
     CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
-    a = world_add_emu(&W, 0, 1, 0, 10 * US);
-    c = world_add_emu(&W, 0, 3, 0, 10 * US);      /* in no rule */
+    a = world_add_emu(&W, 0, 0, 10 * US);
+    c = world_add_emu(&W, 0, 0, 10 * US);      /* in no rule */
     world_emu_serves(&W, a, 1);
     world_emu_serves(&W, c, 2);
     world_settle(&W);
@@ -337,7 +356,7 @@ test_recheck_after_resync(void)
     world_settle(&W);
     CU_ASSERT(W.core->st.overflows > overflows);
     CU_ASSERT_EQUAL(W.core->resync, RS_NONE);
-    CU_ASSERT_EQUAL(W.sim.emus[W.emus[c].sim_idx].live, 0);   /* every one taken back */
+    CU_ASSERT_EQUAL(world_live(&W, c), 0);   /* every one taken back */
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0x10, 0x18), 8);       /* allowed: kept */
     CU_ASSERT_EQUAL(W.core->st.policy_denials, 300);
     CU_ASSERT_EQUAL(world_check_views(&W, why, sizeof(why)), 0);

@@ -59,7 +59,7 @@ struct faults {
 static int
 alive(struct world *w, int me)
 {
-    return w->sim.emus[w->emus[me].sim_idx].alive;
+    return !w->emus[me].dead;
 }
 
 /* One fault, chosen at random; returns 1 if one was injected. */
@@ -91,7 +91,7 @@ inject(struct world *w, struct faults *f, uint32_t what)
     } else if (what < 95) {                 /* a burst the small ring cannot hold */
         if (alive(w, me)) {
             for (int i = 0; i < 300; i++) {
-                uint16_t domid = m->targets[rnd((uint32_t)m->ntargets)];
+                uint16_t domid = m->srv[rnd((uint32_t)m->nsrv)].target;
 
                 world_map(w, me, domid, rnd(GUEST * 2), 1);
             }
@@ -123,9 +123,9 @@ one_run(unsigned run_seed, int out_of_order, int faults)
         return 1;
     sim_domain_create(&w.sim, 1, GUEST);
     sim_domain_create(&w.sim, 2, GUEST);
-    world_add_emu(&w, 0, 1, 0, 0);          /* prompt */
-    world_add_emu(&w, 0, 2, 0, 200 * US);   /* slow */
-    world_add_emu(&w, 0, 3, 1, 20 * US);    /* legacy */
+    world_add_emu(&w, 0, 0, 0);          /* prompt */
+    world_add_emu(&w, 0, 0, 200 * US);   /* slow */
+    world_add_emu(&w, 0, 1, 20 * US);    /* legacy */
     world_emu_serves(&w, 0, 1);
     world_emu_serves(&w, 1, 1);
     world_emu_serves(&w, 1, 2);
@@ -134,14 +134,14 @@ one_run(unsigned run_seed, int out_of_order, int faults)
     for (step = 0; step < nops; step++) {
         int me = (int)rnd(3);
         struct model_emu *m = &w.emus[me];
-        uint16_t domid = m->targets[rnd((uint32_t)m->ntargets)];
+        uint16_t domid = m->srv[rnd((uint32_t)m->nsrv)].target;
         uint64_t gfn = rnd(GUEST * 2);
         uint32_t op = rnd(100);
 
         if (faults && rnd(100) == 0) {
             inject(&w, &fl, rnd(100));
             op = 100;       /* nothing else this step */
-        } else if (!alive(&w, me) && op < 50) {
+        } else if (!alive(&w, me) && (op < 50 || (op >= 80 && op < 85))) {
             op = 100;       /* a dead emulator makes no hypercalls */
         }
         if (op == 100) {
@@ -165,13 +165,14 @@ one_run(unsigned run_seed, int out_of_order, int faults)
                 world_advance(&w, rnd(100) * US);
         } else if (op < 85) {
             /* I3: an unmap of a bfn never mapped through the map op. */
-            const struct sim_emu *se = &w.sim.emus[m->sim_idx];
+            int sidx = world_sim_idx(&w, me, domid);
+            const struct sim_emu *se = &w.sim.emus[sidx];
             uint64_t bfn = (3ull << 36) | gfn;      /* a target slot never used */
             uint64_t live = se->live, refs = 0;
 
             for (uint64_t f = 0; f < w.sim.nr_pages; f++)
                 refs += w.sim.pages[f].refs;
-            if (sim_iommu_unmap(&w.sim, m->sim_idx, bfn, 1) != -ENOENT ||
+            if (sim_iommu_unmap(&w.sim, sidx, bfn, 1) != -ENOENT ||
                 se->live != live) {
                 fail_report(run_seed, step, "I3", "bogus unmap was not refused");
                 CU_FAIL("I3: bogus unmap accepted");

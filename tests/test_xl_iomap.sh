@@ -30,7 +30,7 @@ expect_rc 0 "$X" stats --json
 expect_rc 0 "$X" domains
 grep -qE '^ +1 +1024 ' "$T/out" && ok "domains table" || bad "domains: $(cat "$T/out")"
 expect_rc 0 "$X" emulators
-grep -q '^0:1 ' "$T/out" && ok "emulators table" || bad "emulators: $(cat "$T/out")"
+grep -q '^0:1:0 ' "$T/out" && ok "emulators table" || bad "emulators: $(cat "$T/out")"
 "$B/iomap-sim" ctl "$T/hc.sock" balloon 1 0x1000 9 >/dev/null
 sleep 0.5
 expect_rc 0 "$X" mappings
@@ -47,8 +47,8 @@ grep -q '^iomapd_pages_released_total 512$' "$T/out" && ok "metrics text" || bad
 expect_rc 0 "$X" top --count 2 --interval 0.2
 [ "$(grep -c '^xl iomap top' "$T/out")" = 2 ] && ok "top --count 2 printed two frames" || bad "top: $(cat "$T/out")"
 expect_rc 0 "$X" --json top --count 1
-expect_rc 0 "$X" drain 0:1 --timeout 1000
-grep -q 'emulator 0:1: drained' "$T/out" && ok "drain output" || bad "drain: $(cat "$T/out")"
+expect_rc 0 "$X" drain 0:1:0 --timeout 1000
+grep -q 'emulator 0:1:0: drained' "$T/out" && ok "drain output" || bad "drain: $(cat "$T/out")"
 expect_rc 1 "$X" drain 7:7
 expect_rc 2 "$X" drain
 expect_rc 0 "$X" reload

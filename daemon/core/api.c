@@ -59,7 +59,7 @@ core_emu_attach(struct core *d, const struct core_emu_id *id, uint32_t caps,
 
     if (caps & ~IOMAP_EMU_CAP_MASK)
         return -EINVAL;
-    e = emu_get(d, id->emu_domid, id->ioservid, 1);
+    e = emu_get(d, id, 1);
     if (e == NULL)
         return -ENOSPC;
     rc = emu_register(d, e, caps, with_fds);
@@ -77,11 +77,11 @@ core_emu_attach(struct core *d, const struct core_emu_id *id, uint32_t caps,
 void
 core_emu_detach(struct core *d, const struct core_emu_id *id, const char *why)
 {
-    struct emu *e = emu_get(d, id->emu_domid, id->ioservid, 0);
+    struct emu *e = emu_get(d, id, 0);
 
     if (e == NULL || !e->has_chan)
         return;
-    log_info("emulator %u:%u %s", e->emu_domid, e->ioservid, why);
+    log_info("emulator " EMU_FMT " %s", EMU_ARGS(e), why);
     emu_unregister(d, e);
     /* Invalidates it will never answer: the shim takes those back. */
     pages_emu_left(d, e);
@@ -92,13 +92,13 @@ int
 core_drain(struct core *d, const struct core_emu_id *id, uint64_t timeout_ns,
            int unmap_all, core_drain_done_fn *done, void *arg)
 {
-    struct emu *e = emu_get(d, id->emu_domid, id->ioservid, 0);
+    struct emu *e = emu_get(d, id, 0);
     struct drain *dr;
 
     if (e == NULL)
         return -ENOENT;
     LIST_FOREACH(dr, &d->drains, link)
-        if (dr->id.emu_domid == id->emu_domid && dr->id.ioservid == id->ioservid)
+        if (core_emu_id_eq(&dr->id, id))
             return -EBUSY;
     dr = calloc(1, sizeof(*dr));
     if (dr == NULL)
@@ -111,8 +111,8 @@ core_drain(struct core *d, const struct core_emu_id *id, uint64_t timeout_ns,
     dr->done = done;
     dr->arg = arg;
     LIST_INSERT_HEAD(&d->drains, dr, link);
-    log_info("drain of emulator %u:%u: %llu pages pending, deadline %llu ms",
-             id->emu_domid, id->ioservid, (unsigned long long)e->held_pages,
+    log_info("drain of emulator " EMU_FMT ": %llu pages pending, deadline %llu ms",
+             EMU_ARGS(e), (unsigned long long)e->held_pages,
              (unsigned long long)(timeout_ns / 1000000));
     /* What it has pending is asked for now; the drain may end at once. */
     core_process(d);
@@ -125,7 +125,7 @@ core_drain_cancel(struct core *d, const struct core_emu_id *id)
     struct drain *dr;
 
     LIST_FOREACH(dr, &d->drains, link)
-        if (dr->id.emu_domid == id->emu_domid && dr->id.ioservid == id->ioservid) {
+        if (core_emu_id_eq(&dr->id, id)) {
             LIST_REMOVE(dr, link);
             free(dr);
             return;

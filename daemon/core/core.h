@@ -28,11 +28,27 @@ struct core;
 #define CORE_MAX_DOMID  0x7ff0      /* DOMID_FIRST_RESERVED: domids below it */
 #define CORE_MAX_EMUS   1024        /* emulators tracked at once */
 
-/* An emulator as Xen names it: its domain and its ioreq server id. */
+/*
+ * An emulator as Xen names its ioreq server: the emulator's domain, the
+ * target domain the server serves, and the server's id, which Xen
+ * allocates per target (every guest's dom0 QEMU may have id 0).  Written
+ * "EMU_DOMID:TARGET:IOSERVID" in logs and the API.
+ */
 struct core_emu_id {
     uint16_t emu_domid;
+    uint16_t target;
     uint16_t ioservid;
 };
+#define CORE_EMU_FMT        "%u:%u:%u"
+#define CORE_EMU_ARGS(id)   (unsigned)(id)->emu_domid, (unsigned)(id)->target, \
+                            (unsigned)(id)->ioservid
+
+static inline int
+core_emu_id_eq(const struct core_emu_id *a, const struct core_emu_id *b)
+{
+    return a->emu_domid == b->emu_domid && a->target == b->target &&
+           a->ioservid == b->ioservid;
+}
 
 struct core_env {
     struct iomap_ring *ring;                /* shared with the shim */
@@ -152,6 +168,11 @@ struct core_stats {
     uint64_t pending_quota_forced;
     uint64_t timeouts_invalidating, timeouts_flushing, devices_broken;
     uint64_t escalations, emu_kills, guest_crashes;
+    /* Hostile or broken peers, and recovery. */
+    uint64_t stale_dump_records;    /* DUMP_* not of our own dump: ignored */
+    uint64_t release_refused;       /* RELEASE refused by the shim: resync */
+    uint64_t untracked_forced;      /* emulator table full: force-unmapped */
+    uint64_t emus_reclaimed;        /* emulator entries freed */
 };
 const struct core_stats *core_stats(const struct core *c);
 

@@ -119,6 +119,7 @@ struct range {
 
 struct emu {
     uint16_t  emu_domid;
+    uint16_t  target;           /* the domain its ioreq server serves */
     uint16_t  ioservid;
     uint16_t  idx;
     uint8_t   alive;
@@ -131,6 +132,7 @@ struct emu {
     uint32_t  qhead, qlen, qcap;
     uint8_t   need_global;
     uint8_t   killed;           /* the policy's kill-emulator step ran */
+    uint8_t   rs_seen;          /* named by the current resync's DUMP_EMU */
     uint64_t  global_sent_at;   /* removal clock when the global went out */
     uint64_t  held_pages;       /* pages where this emulator is a holder */
     uint64_t  invalidates_sent, answers, forced_unmaps, bad_unmaps;
@@ -209,6 +211,8 @@ struct core {
     uint64_t           rs_gfn;
     uint32_t          *rs_new;      /* pages of the current dump chunk */
     uint32_t           rs_nnew, rs_capnew;
+    uint64_t           rs_id;       /* id of our current DUMP (random start) */
+    int                rs_in_chunk; /* between our DUMP_BEGIN and DUMP_END */
 
     int                resync_wanted;   /* out of memory: resync after the batch */
 
@@ -233,8 +237,15 @@ core_now(struct core *d)
 static inline struct core_emu_id
 emu_id_of(const struct emu *e)
 {
-    return (struct core_emu_id){ e->emu_domid, e->ioservid };
+    return (struct core_emu_id){ e->emu_domid, e->target, e->ioservid };
 }
+
+/* For log messages: log_info("emulator " EMU_FMT " ...", EMU_ARGS(e)). */
+#define EMU_FMT         CORE_EMU_FMT
+#define EMU_ARGS(e)     (unsigned)(e)->emu_domid, (unsigned)(e)->target, \
+                        (unsigned)(e)->ioservid
+/* The identity an event or a command names. */
+#define EV_EMU_ID(ev)   ((struct core_emu_id){ (ev)->emu_domid, (ev)->domid, (ev)->ioservid })
 
 /* ---- ingest.c: events in ring order, resync by dump ------------------------- */
 int   core_init(struct core *d, const struct core_env *env);
@@ -294,8 +305,8 @@ void  pages_emu_dropped(struct core *d, struct emu *e);
 void  pages_judge_answers(struct core *d);
 
 /* ---- emu.c: emulators, their IOREQ channels and invalidate queues ---------- */
-struct emu *emu_get(struct core *d, uint16_t emu_domid, uint16_t ioservid,
-                    int create);
+/* The emulator of id, or (create) a new entry; NULL if none / table full. */
+struct emu *emu_get(struct core *d, const struct core_emu_id *id, int create);
 /* Give an emulator an ioreq channel; with_fds for another process. */
 int   emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds);
 /* Close its channel; its queued invalidates go. */
@@ -305,6 +316,11 @@ void  emu_queue_invalidate(struct core *d, struct emu *e, uint16_t domid,
 void  emu_send_ioreqs(struct core *d);
 /* Answered ioreqs into d->ans (before the event ring is drained). */
 void  emu_collect(struct core *d);
+/* Force-unmap an emulator's mappings without an entry for it (table full). */
+void  emu_force_unmap_id(struct core *d, const struct core_emu_id *id,
+                         uint64_t gfn, uint32_t nr);
+/* Free the entries of emulators that hold nothing and have no channel. */
+void  emu_reclaim(struct core *d);
 /* Force-unmap every mapping of e (emulator gone, drain). */
 void  emu_force_unmap_all(struct core *d, struct emu *e);
 /* Force-unmap e's mappings of one gfn (coalesced with the previous one). */

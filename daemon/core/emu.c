@@ -14,7 +14,7 @@
 #include "util/log.h"
 
 struct emu *
-emu_get(struct core *d, uint16_t emu_domid, uint16_t ioservid, int create)
+emu_get(struct core *d, const struct core_emu_id *id, int create)
 {
     struct emu *e;
     uint32_t slot = UINT32_MAX;
@@ -26,15 +26,16 @@ emu_get(struct core *d, uint16_t emu_domid, uint16_t ioservid, int create)
                 slot = i;
             continue;
         }
-        if (e->emu_domid == emu_domid && e->ioservid == ioservid)
+        if (e->emu_domid == id->emu_domid && e->target == id->target &&
+            e->ioservid == id->ioservid)
             return e;
     }
     if (!create)
         return NULL;
     if (slot == UINT32_MAX) {
         if (d->nemus == IOMAPD_MAX_EMUS) {
-            log_warnx("%s: more than %d emulators: %u:%u not tracked",
-                      __func__, IOMAPD_MAX_EMUS, emu_domid, ioservid);
+            log_warnx("%s: more than %d emulators: " CORE_EMU_FMT " not tracked",
+                      __func__, IOMAPD_MAX_EMUS, CORE_EMU_ARGS(id));
             return NULL;
         }
         slot = d->nemus++;
@@ -42,8 +43,9 @@ emu_get(struct core *d, uint16_t emu_domid, uint16_t ioservid, int create)
     e = calloc(1, sizeof(*e));
     if (e == NULL)
         return NULL;
-    e->emu_domid = emu_domid;
-    e->ioservid = ioservid;
+    e->emu_domid = id->emu_domid;
+    e->target = id->target;
+    e->ioservid = id->ioservid;
     e->idx = (uint16_t)slot;
     e->alive = 1;
     e->chan.req_fd = e->chan.resp_fd = e->chan.shm_fd = -1;
@@ -69,7 +71,7 @@ emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds)
     e->has_chan = 1;
     e->alive = 1;
     e->killed = 0;
-    log_info("emulator %u:%u registered (%s)", e->emu_domid, e->ioservid,
+    log_info("emulator " EMU_FMT " registered (%s)", EMU_ARGS(e),
              caps & IOMAP_EMU_CAP_INVALIDATE_PAGE ? "per-page invalidate" :
              "legacy global invalidate");
     return 0;
@@ -137,8 +139,8 @@ emu_queue_invalidate(struct core *d, struct emu *e, uint16_t domid,
         struct range *nq = malloc(ncap * sizeof(*nq));
 
         if (nq == NULL) {
-            log_warnx("%s: out of memory: emulator %u:%u gets a global invalidate",
-                      __func__, e->emu_domid, e->ioservid);
+            log_warnx("%s: out of memory: emulator " EMU_FMT " gets a global invalidate",
+                      __func__, EMU_ARGS(e));
             e->need_global = 1;
             return;
         }
@@ -233,10 +235,57 @@ emu_collect(struct core *d)
 }
 
 void
+emu_force_unmap_id(struct core *d, const struct core_emu_id *id, uint64_t gfn,
+                   uint32_t nr)
+{
+    struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .domid = id->target,
+                           .emu_domid = id->emu_domid, .ioservid = id->ioservid,
+                           .nr = nr, .gfn = gfn };
+
+    cmd_post(d, &c);
+}
+
+/*
+ * Reclaim: an entry whose emulator has no channel, no mappings, no pages
+ * it must still drop and no queued invalidates is freed, so that the
+ * table holds only what is alive (stub domains get a new domid at every
+ * guest restart; refused registrations leave nothing behind).  Pages
+ * name holders by index: an entry is freed only with held_pages == 0.
+ */
+void
+emu_reclaim(struct core *d)
+{
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        struct emu *e = d->emus[i];
+        struct emu_map *em, *next;
+
+        if (e == NULL || e->has_chan || e->held_pages || e->qlen || e->need_global)
+            continue;
+        for (em = LIST_FIRST(&e->maps); em; em = next) {
+            next = LIST_NEXT(em, emu_link);
+            if (em->fs.total == 0) {
+                LIST_REMOVE(em, dom_link);
+                LIST_REMOVE(em, emu_link);
+                fset_free(&em->fs);
+                free(em);
+            }
+        }
+        if (!LIST_EMPTY(&e->maps))
+            continue;
+        d->emus[i] = NULL;
+        free(e->q);
+        free(e);
+        d->st.emus_reclaimed++;
+    }
+    while (d->nemus && d->emus[d->nemus - 1] == NULL)
+        d->nemus--;
+}
+
+void
 emu_force_unmap_all(struct core *d, struct emu *e)
 {
     struct iomap_cmd c = { .type = IOMAP_CMD_FORCE_UNMAP, .flags = IOMAP_F_ALL,
-                           .domid = IOMAP_DOMID_ANY, .emu_domid = e->emu_domid,
+                           .domid = e->target, .emu_domid = e->emu_domid,
                            .ioservid = e->ioservid, .nr = 1 };
 
     e->qlen = e->qhead = 0;

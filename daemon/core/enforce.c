@@ -79,8 +79,8 @@ enforce_map(struct core *d, const struct iomap_event *ev, struct emu *e,
     case POLICY_E_QUOTA:    d->st.quota_denials += n; break;
     default:                d->st.policy_denials += n; break;
     }
-    log_warnx("policy: emulator %u:%u mapped d%u gfn %#llx+%u%s: %s (E%d): "
-              "force-unmapping", ev->emu_domid, ev->ioservid, ev->domid,
+    log_warnx("policy: emulator " EMU_FMT " mapped d%u gfn %#llx+%u%s: %s (E%d): "
+              "force-unmapping", EMU_ARGS(e), ev->domid,
               (unsigned long long)ev->gfn, n,
               ev->flags & IOMAP_F_READONLY ? " read-only" : "",
               policy_verdict_name(v), (int)v);
@@ -95,8 +95,8 @@ kill_emu(struct core *d, struct emu *e)
         return;
     e->killed = 1;
     d->st.emu_kills++;
-    log_warnx("policy: emulator %u:%u does not answer invalidates: killing it",
-              e->emu_domid, e->ioservid);
+    log_warnx("policy: emulator " EMU_FMT " does not answer invalidates: killing it",
+              EMU_ARGS(e));
     if (d->env.kill_emulator) {
         struct core_emu_id id = emu_id_of(e);
 
@@ -353,7 +353,7 @@ drain_end(struct core *d, struct drain *dr, const char *outcome, uint64_t forced
 static int
 drain_step(struct core *d, struct drain *dr)
 {
-    struct emu *e = emu_get(d, dr->id.emu_domid, dr->id.ioservid, 0);
+    struct emu *e = emu_get(d, &dr->id, 0);
     uint64_t maps;
 
     if (e == NULL) {
@@ -376,8 +376,8 @@ drain_step(struct core *d, struct drain *dr)
         uint64_t held = e->held_pages;
         struct core_emu_id id = dr->id;
 
-        log_warnx("drain of emulator %u:%u: %llu pages still held at the deadline: "
-                  "force-unmapping", e->emu_domid, e->ioservid, (unsigned long long)held);
+        log_warnx("drain of emulator " EMU_FMT ": %llu pages still held at the deadline: "
+                  "force-unmapping", EMU_ARGS(e), (unsigned long long)held);
         CORE_OBSERVE(d, timeout, &id, IOMAP_DOMID_ANY, 0, "drain deadline");
         emu_force_unmap_all(d, e);
         e->forced_unmaps += held;

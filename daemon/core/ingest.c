@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "daemon/core/core_priv.h"
 #include "util/log.h"
@@ -25,6 +27,12 @@ core_init(struct core *d, const struct core_env *env)
     d->fl_head = d->fl_tail = PAGE_NONE;
     d->inv_head = d->inv_tail = PAGE_NONE;
     LIST_INIT(&d->drains);
+    /*
+     * Dump ids start at random: a daemon must not take a dead
+     * predecessor's dump (left on the ring) for its own.
+     */
+    if (getrandom(&d->rs_id, sizeof(d->rs_id), GRND_NONBLOCK) != sizeof(d->rs_id))
+        d->rs_id = core_clock(d) ^ ((uint64_t)getpid() << 32);
     return core_set_policy(d, NULL);
 }
 
@@ -115,12 +123,30 @@ emu_map_get(struct core *d, struct emu *e, struct dom *dm, int create)
 
 /* ---- resync --------------------------------------------------------------- */
 
-void
-core_resync(struct core *d)
+/*
+ * Ask for the dump again from scratch, under a new id: chunks of any
+ * earlier dump that are still on the ring (ours, or a dead predecessor's)
+ * are then told apart by their DUMP_BEGIN and ignored.
+ */
+static void
+rs_request(struct core *d)
 {
     struct iomap_cmd ack = { .type = IOMAP_CMD_ACK, .nr = 1 };
     struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1 };
 
+    d->rs_id++;
+    d->rs_in_chunk = 0;
+    d->rs_domid = 0;
+    d->rs_gfn = 0;
+    dump.mfn = d->rs_id;
+    if (iomap_ring_overflowed(d->ring))
+        cmd_post(d, &ack);
+    cmd_post(d, &dump);
+}
+
+void
+core_resync(struct core *d)
+{
     if (d->resync == RS_AWAIT)
         return;                     /* one is already on its way */
     log_info("resynchronising with the shim");
@@ -138,11 +164,10 @@ core_resync(struct core *d)
         }
     /* Releases and force-unmaps already queued stay valid and ordered. */
     d->resync = RS_AWAIT;
-    d->rs_domid = 0;
-    d->rs_gfn = 0;
-    if (iomap_ring_overflowed(d->ring))
-        cmd_post(d, &ack);
-    cmd_post(d, &dump);
+    for (uint32_t i = 0; i < d->nemus; i++)
+        if (d->emus[i])
+            d->emus[i]->rs_seen = 0;
+    rs_request(d);
 }
 
 /*
@@ -195,9 +220,11 @@ rs_dump_end(struct core *d, const struct iomap_event *ev)
             page_evaluate(d, pi);
     }
     d->rs_nnew = 0;
+    d->rs_in_chunk = 0;
     if (ev->nr) {
         struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1,
-                                  .domid = ev->domid, .gfn = ev->gfn };
+                                  .domid = ev->domid, .gfn = ev->gfn,
+                                  .mfn = d->rs_id };
 
         d->resync = RS_CHUNKS;
         d->rs_domid = ev->domid;
@@ -209,10 +236,25 @@ rs_dump_end(struct core *d, const struct iomap_event *ev)
     log_info("resync complete: %llu mappings, %llu pages in flight",
              (unsigned long long)core_mappings(d),
              (unsigned long long)(d->n_invalidating + d->n_flushing));
-    /* Emulators that died while we were away: take their mappings back. */
-    for (uint32_t i = 0; i < d->nemus; i++)
-        if (d->emus[i] && !d->emus[i]->alive && !LIST_EMPTY(&d->emus[i]->maps))
-            emu_force_unmap_all(d, d->emus[i]);
+    /*
+     * Emulators that died while we were away (their EMULATOR_GONE may have
+     * been lost in an overflow): the first chunk named every ioreq server
+     * the shim knows, and whether it still exists.  Take back what the
+     * dead ones map.
+     */
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        struct emu *e = d->emus[i];
+
+        if (e == NULL)
+            continue;
+        if (!e->rs_seen && e->alive) {
+            log_info("emulator " EMU_FMT ": its ioreq server is gone (not in the dump)",
+                     EMU_ARGS(e));
+            e->alive = 0;
+        }
+        if (!e->alive && (!LIST_EMPTY(&e->maps) || e->held_pages))
+            emu_force_unmap_all(d, e);
+    }
     core_recheck_policy(d);   /* dumped mappings never met the map check */
     pages_flush_done(d);
 }
@@ -226,13 +268,44 @@ valid_frames(uint64_t gfn, uint64_t mfn, uint32_t nr)
            mfn <= IOMAP_MAX_FRAME - nr;
 }
 
+/*
+ * A mapping the books cannot hold (the emulator table is full: I4 bounds
+ * it) is taken back through the shim rather than left untracked: an
+ * untracked mapping of a page that is later removed would be released
+ * while mapped.
+ */
+static int
+untrackable(struct core *d, const struct iomap_event *ev, uint32_t n)
+{
+    struct core_emu_id id = EV_EMU_ID(ev);
+
+    if (d->nemus < IOMAPD_MAX_EMUS || emu_get(d, &id, 0) != NULL)
+        return 0;
+    for (uint32_t i = 0; i < d->nemus; i++)
+        if (d->emus[i] == NULL)
+            return 0;
+    d->st.untracked_forced += n;
+    if (d->st.untracked_forced == n || (d->st.untracked_forced & 0xfff) < n)
+        log_warnx("emulator table full (%d): mappings of " CORE_EMU_FMT
+                  " force-unmapped (%llu so far)", IOMAPD_MAX_EMUS,
+                  CORE_EMU_ARGS(&id), (unsigned long long)d->st.untracked_forced);
+    emu_force_unmap_id(d, &id, ev->gfn, n);
+    return 1;
+}
+
 static int
 ev_map(struct core *d, const struct iomap_event *ev, uint32_t n)
 {
-    struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 1);
-    struct dom *dm = dom_get(d, ev->domid, 1);
-    struct emu_map *em = e && dm ? emu_map_get(d, e, dm, 1) : NULL;
+    struct core_emu_id id = EV_EMU_ID(ev);
+    struct emu *e;
+    struct dom *dm;
+    struct emu_map *em;
 
+    if (untrackable(d, ev, n))
+        return 0;
+    e = emu_get(d, &id, 1);
+    dm = dom_get(d, ev->domid, 1);
+    em = e && dm ? emu_map_get(d, e, dm, 1) : NULL;
     if (em == NULL)
         return -ENOMEM;
     for (uint32_t i = 0; i < n; i++)
@@ -246,7 +319,8 @@ ev_map(struct core *d, const struct iomap_event *ev, uint32_t n)
 static int
 ev_unmap(struct core *d, const struct iomap_event *ev, uint32_t n)
 {
-    struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 0);
+    struct core_emu_id id = EV_EMU_ID(ev);
+    struct emu *e = emu_get(d, &id, 0);
     struct dom *dm = dom_get(d, ev->domid, 0);
     struct emu_map *em = e && dm ? emu_map_get(d, e, dm, 0) : NULL;
     int bad = 0;
@@ -283,17 +357,21 @@ ev_domain_destroyed(struct core *d, uint16_t domid)
 
     if (dm)
         dom_free(d, dm);
-    /* Emulators living in that domain are gone with it. */
+    /*
+     * Emulators living in that domain are gone with it, and so are the
+     * ioreq servers that served it.
+     */
     for (uint32_t i = 0; i < d->nemus; i++) {
         struct emu *e = d->emus[i];
         struct emu_map *em, *next;
         struct core_emu_id id;
 
-        if (e == NULL || e->emu_domid != domid)
+        if (e == NULL || (e->emu_domid != domid && e->target != domid))
             continue;
         e->alive = 0;
         id = emu_id_of(e);
-        CORE_OBSERVE(d, emu_gone, &id, "its domain was destroyed");
+        CORE_OBSERVE(d, emu_gone, &id, e->emu_domid == domid ?
+                     "its domain was destroyed" : "its target domain was destroyed");
         for (em = LIST_FIRST(&e->maps); em; em = next) {
             next = LIST_NEXT(em, emu_link);
             emu_map_free(em);
@@ -330,9 +408,10 @@ apply(struct core *d, const struct iomap_event *ev)
             }
         } else if (ev->type == IOMAP_EV_UNMAP) {
             if (ev_unmap(d, ev, n) < 0)
-                log_warnx("%s: unmap of d%u gfn %#llx by emulator %u:%u matches "
+                log_warnx("%s: unmap of d%u gfn %#llx by emulator %u:%u:%u matches "
                           "no tracked mapping", __func__, ev->domid,
-                          (unsigned long long)ev->gfn, ev->emu_domid, ev->ioservid);
+                          (unsigned long long)ev->gfn, ev->emu_domid, ev->domid,
+                          ev->ioservid);
         } else {
             pages_removed(d, ev->domid, ev->gfn, ev->arg, n, ev->seq);
         }
@@ -369,13 +448,13 @@ apply(struct core *d, const struct iomap_event *ev)
             ev_domain_destroyed(d, ev->domid);
         return;
     case IOMAP_EV_EMULATOR_GONE: {
-        struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 0);
-        struct core_emu_id id;
+        struct core_emu_id id = EV_EMU_ID(ev);
+        struct emu *e = emu_get(d, &id, 0);
 
         if (e == NULL)
             return;
-        log_info("emulator %u:%u gone: force-unmapping %llu pages",
-                 e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
+        log_info("emulator " EMU_FMT " gone: force-unmapping %llu pages",
+                 EMU_ARGS(e), (unsigned long long)e->held_pages);
         e->alive = 0;
         emu_unregister(d, e);
         id = emu_id_of(e);
@@ -388,14 +467,49 @@ apply(struct core *d, const struct iomap_event *ev)
         d->st.overflows++;
         core_resync(d);
         return;
-    case IOMAP_EV_DUMP_HELD:
-    case IOMAP_EV_DUMP_MAP:
-        if (d->resync == RS_NONE || !valid_frames(ev->gfn, ev->arg, ev->nr) ||
-            ev->domid >= IOMAPD_MAX_DOMID) {
+    case IOMAP_EV_DUMP_BEGIN:
+        if (d->resync == RS_NONE) {
             d->st.bad_events++;
             return;
         }
+        if (ev->arg != d->rs_id) {
+            d->st.stale_dump_records++;     /* an earlier dump's, or a predecessor's */
+            return;
+        }
+        d->rs_in_chunk = 1;
         d->resync = RS_CHUNKS;
+        return;
+    case IOMAP_EV_DUMP_EMU:
+    case IOMAP_EV_DUMP_HELD:
+    case IOMAP_EV_DUMP_MAP:
+    case IOMAP_EV_DUMP_END:
+        if (d->resync == RS_NONE) {
+            d->st.bad_events++;
+            return;
+        }
+        if (!d->rs_in_chunk) {
+            d->st.stale_dump_records++;     /* not between our BEGIN and END */
+            return;
+        }
+        if (ev->type == IOMAP_EV_DUMP_END) {
+            rs_dump_end(d, ev);
+            return;
+        }
+        if (ev->domid >= IOMAPD_MAX_DOMID ||
+            (ev->type != IOMAP_EV_DUMP_EMU && !valid_frames(ev->gfn, ev->arg, ev->nr))) {
+            d->st.bad_events++;
+            return;
+        }
+        if (ev->type == IOMAP_EV_DUMP_EMU) {
+            struct core_emu_id id = EV_EMU_ID(ev);
+            struct emu *e = emu_get(d, &id, 1);
+
+            if (e) {
+                e->rs_seen = 1;
+                e->alive = ev->arg != 0;
+            }
+            return;
+        }
         if (ev->type == IOMAP_EV_DUMP_HELD) {
             struct dom *dm = dom_get(d, ev->domid, 1);
 
@@ -409,9 +523,14 @@ apply(struct core *d, const struct iomap_event *ev)
                 rs_note_new(d, pi);
             }
         } else {
-            struct emu *e = emu_get(d, ev->emu_domid, ev->ioservid, 1);
-            struct dom *dm = dom_get(d, ev->domid, 1);
+            struct core_emu_id id = EV_EMU_ID(ev);
+            struct emu *e;
+            struct dom *dm;
 
+            if (untrackable(d, ev, ev->nr))
+                return;
+            e = emu_get(d, &id, 1);
+            dm = dom_get(d, ev->domid, 1);
             for (uint32_t i = 0; e && dm && i < ev->nr; i++) {
                 uint32_t pi = page_find(d, dm, ev->gfn + i, ev->arg + i);
 
@@ -426,18 +545,12 @@ apply(struct core *d, const struct iomap_event *ev)
             }
         }
         return;
-    case IOMAP_EV_DUMP_END:
-        if (d->resync == RS_NONE) {
-            d->st.bad_events++;
-            return;
-        }
-        rs_dump_end(d, ev);
-        return;
     case IOMAP_EV_CMD_RESULT:
         d->st.cmd_errors++;
         if (ev->flags == IOMAP_CMD_DUMP && d->resync != RS_NONE) {
             struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1,
-                                      .domid = ev->domid, .gfn = ev->gfn };
+                                      .domid = ev->domid, .gfn = ev->gfn,
+                                      .mfn = d->rs_id };
 
             cmd_post(d, &dump);     /* the ring was busy: ask again */
             return;
@@ -445,6 +558,17 @@ apply(struct core *d, const struct iomap_event *ev)
         log_warnx("shim refused %s command %llu (d%u gfn %#llx nr %u): error %d",
                   iomap_cmd_name(ev->flags), (unsigned long long)ev->arg,
                   ev->domid, (unsigned long long)ev->gfn, ev->nr, (int32_t)ev->seq);
+        /*
+         * A refused RELEASE means the books and the shim disagree (the
+         * page is still mapped, or its flush is not done): the shim kept
+         * its reference, which is safe, but nothing would ever ask again.
+         * Rebuild the books from the shim so that the page gets released
+         * once it really can be (I2).
+         */
+        if (ev->flags == IOMAP_CMD_RELEASE && d->resync == RS_NONE) {
+            d->st.release_refused++;
+            d->resync_wanted = 1;
+        }
         return;
     default:
         d->st.unknown_events++;
@@ -481,11 +605,23 @@ core_process(struct core *d)
             core_resync(d);
         }
     }
-    if (iomap_ring_overflowed(d->ring) && d->resync != RS_AWAIT) {
-        d->st.overflows++;
-        log_warnx("event ring overflowed (%u events lost): resync",
-                  d->ring->hdr->lost);
-        core_resync(d);
+    if (iomap_ring_overflowed(d->ring)) {
+        if (d->resync != RS_AWAIT) {
+            d->st.overflows++;
+            log_warnx("event ring overflowed (%u events lost): resync",
+                      d->ring->hdr->lost);
+            core_resync(d);
+        } else if (d->out_len == 0 &&
+                   iomap_ring_cmd_space(d->ring) == d->ring->cmd_slots) {
+            /*
+             * The shim took our ACK and DUMP, and overflowed again before
+             * the chunk got through: that dump is lost.  Ask again under
+             * a new id, or the resync would wait for ever.
+             */
+            d->st.overflows++;
+            log_warnx("event ring overflowed again during a resync: asking again");
+            rs_request(d);
+        }
     }
     pages_judge_answers(d);
     emu_send_ioreqs(d);
@@ -497,6 +633,8 @@ core_process(struct core *d)
     }
     d->now_valid = 0;
     drains_step(d);
+    if (d->resync == RS_NONE)
+        emu_reclaim(d);     /* not mid-resync: DUMP_EMU facts live in the entries */
     cmd_flush_out(d);
     return total;
 }

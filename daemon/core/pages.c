@@ -644,8 +644,8 @@ pages_emu_left(struct core *d, struct emu *e)
 {
     if (!e->held_pages || d->resync != RS_NONE)
         return;
-    log_info("emulator %u:%u left with %llu pages to drop: force-unmapping them",
-             e->emu_domid, e->ioservid, (unsigned long long)e->held_pages);
+    log_info("emulator " EMU_FMT " left with %llu pages to drop: force-unmapping them",
+             EMU_ARGS(e), (unsigned long long)e->held_pages);
     for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
         const struct page *p = &d->pages[pi];
 
@@ -699,9 +699,9 @@ on_answer(struct core *d, struct emu *e, const struct iomap_ioreq *req)
                                    .ioservid = e->ioservid, .nr = req->count,
                                    .gfn = gfn };
 
-            log_warnx("emulator %u:%u answered an invalidate of d%u gfn %#llx+%u "
+            log_warnx("emulator " EMU_FMT " answered an invalidate of d%u gfn %#llx+%u "
                       "but still maps %u of those pages: force-unmapping",
-                      e->emu_domid, e->ioservid, domid, (unsigned long long)gfn,
+                      EMU_ARGS(e), domid, (unsigned long long)gfn,
                       req->count, left);
             e->forced_unmaps += left;
             cmd_post(d, &c);

@@ -130,7 +130,8 @@ core_emu_find(const struct core *d, const struct core_emu_id *id,
     for (uint32_t i = 0; i < d->nemus; i++) {
         const struct emu *e = d->emus[i];
 
-        if (e && e->emu_domid == id->emu_domid && e->ioservid == id->ioservid) {
+        if (e && e->emu_domid == id->emu_domid && e->target == id->target &&
+            e->ioservid == id->ioservid) {
             emu_info(e, out);
             return 0;
         }
@@ -142,7 +143,7 @@ uint32_t
 core_map_count(const struct core *d, const struct core_emu_id *id, uint16_t domid,
                uint64_t gfn)
 {
-    struct emu *e = emu_get((struct core *)d, id->emu_domid, id->ioservid, 0);
+    struct emu *e = emu_get((struct core *)d, id, 0);
     struct dom *dm = domid < IOMAPD_MAX_DOMID ? d->doms[domid] : NULL;
     struct emu_map *em = e && dm ? emu_map_get((struct core *)d, e, dm, 0) : NULL;
 
@@ -159,8 +160,12 @@ core_map_list(const struct core *d, const struct core_map_filter *f,
     for (; cur->slot < d->nemus && n < max; cur->slot++, cur->domid = 0, cur->gfn = 0) {
         const struct emu *e = d->emus[cur->slot];
 
-        if (e == NULL || (f->have_emu && (e->emu_domid != f->emu.emu_domid ||
-                                          e->ioservid != f->emu.ioservid)))
+        struct core_emu_id eid;
+
+        if (e == NULL)
+            continue;
+        eid = emu_id_of(e);
+        if (f->have_emu && !core_emu_id_eq(&eid, &f->emu))
             continue;
         for (; cur->domid < IOMAPD_MAX_DOMID; cur->domid++, cur->gfn = 0) {
             const struct emu_map *em = NULL, *it;

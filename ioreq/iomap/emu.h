@@ -7,7 +7,7 @@
  *
  *   int err;
  *   struct iomap_emu *e = iomap_emu_open("/run/iomapd/emulators.sock",
- *                                        my_domid, my_ioservid,
+ *                                        my_domid, guest_domid, my_ioservid,
  *                                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
  *   add iomap_emu_fd(e) to your main loop; when it is readable:
  *   while (iomap_emu_next(e, &r) > 0) {
@@ -56,15 +56,19 @@ struct iomap_emu_req {
 };
 
 /*
- * Connect to iomapd's emulator socket at path and register as ioreq server
- * ioservid of domain emu_domid.  Returns the handle, or NULL with *err set
- * to a negative errno (err may be NULL): -ECONNREFUSED or -ENOENT when
- * iomapd is not running, -EPERM when iomapd refuses the caller's uid,
- * -EEXIST when that emulator is registered already, -EINVAL for unknown
- * caps, -EPROTO when the daemon speaks another protocol.
+ * Connect to iomapd's emulator socket at path and register ioreq server
+ * ioservid of guest domain target, run by domain emu_domid: the three
+ * numbers by which Xen names an ioreq server (Xen allocates ioservid per
+ * guest, so every guest's QEMU may have the same one).  Returns the
+ * handle, or NULL with *err set to a negative errno (err may be NULL):
+ * -ECONNREFUSED or -ENOENT when iomapd is not running, -EPERM when iomapd
+ * refuses the caller, -EEXIST when that ioreq server is registered
+ * already, -EINVAL for unknown caps or domain ids, -EPROTO when the daemon
+ * speaks another protocol.
  */
 struct iomap_emu *iomap_emu_open(const char *path, uint16_t emu_domid,
-                                 uint16_t ioservid, uint32_t caps, int *err);
+                                 uint16_t target, uint16_t ioservid,
+                                 uint32_t caps, int *err);
 /* The fd to poll for POLLIN: readable when requests may be pending. */
 int  iomap_emu_fd(const struct iomap_emu *e);
 /* Take the next request: 1 if r was filled, 0 if none is pending. */

@@ -40,21 +40,27 @@
 #endif
 
 #define IOMAP_ABI_VERSION_MAJOR 1
-#define IOMAP_ABI_VERSION_MINOR 0
+#define IOMAP_ABI_VERSION_MINOR 1
 #define IOMAP_ABI_VERSION ((IOMAP_ABI_VERSION_MAJOR << 16) | \
                            IOMAP_ABI_VERSION_MINOR)
 
 #define IOMAP_MAGIC 0x50414d4fU /* "OMAP" little-endian: 'O','M','A','P' */
 
-/* An emulator (device model) is its domain plus its ioreq server id. */
+/*
+ * An emulator (device model) is named as Xen names its ioreq server: the
+ * emulator's domain, the target domain the server serves, and the server's
+ * id, which Xen allocates per target domain (so every guest's dom0 QEMU
+ * may have the same id).  Records carry the three as emu_domid, domid and
+ * ioservid.
+ */
 typedef uint16_t iomap_domid_t;
 typedef uint16_t iomap_ioservid_t;
 
 /*
  * Event types (shim -> daemon).
  *
- * IOMAP_EV_MAP        emulator (emu_domid, ioservid) mapped nr pages of
- *                     domain domid, gfn..gfn+nr-1 -> mfn..mfn+nr-1, at
+ * IOMAP_EV_MAP        emulator (emu_domid, domid, ioservid) mapped nr pages
+ *                     of domain domid, gfn..gfn+nr-1 -> mfn..mfn+nr-1, at
  *                     bfn (IOMMU) or a CPU mapping (IOMAP_F_CPU).  The shim
  *                     took one reference per page.
  * IOMAP_EV_UNMAP      the reverse of one IOMAP_EV_MAP range (or part).  seq
@@ -76,9 +82,10 @@ typedef uint16_t iomap_ioservid_t;
  *                     page until IOMAP_CMD_RELEASE names it.
  * IOMAP_EV_DOMAIN_DESTROYED  domid is gone: the shim dropped every mapping
  *                     of and by it and every held reference of its pages.
- * IOMAP_EV_EMULATOR_GONE  the emulator died or its ioreq server was
- *                     destroyed.  Its mappings are still in place (and are
- *                     still reported by a dump) until force-unmapped.
+ * IOMAP_EV_EMULATOR_GONE  the emulator (emu_domid, domid, ioservid) died or
+ *                     its ioreq server was destroyed.  Its mappings are
+ *                     still in place (and are still reported by a dump)
+ *                     until force-unmapped.
  * IOMAP_EV_OVERFLOW   the shim could not post nr events (ring full); arg is
  *                     the running total of lost events.  Also signalled by
  *                     IOMAP_RING_F_OVERFLOW in the ring header.  The daemon
@@ -89,6 +96,17 @@ typedef uint16_t iomap_ioservid_t;
  *                     sequence, arg = last completed flush sequence,
  *                     (domid, gfn) = cursor of the next chunk, nr = 1 if
  *                     more chunks remain, 0 when the dump is complete.
+ * IOMAP_EV_DUMP_BEGIN (1.1) start of a dump chunk: arg = the id of the
+ *                     IOMAP_CMD_DUMP it answers.  Every DUMP_* record up to
+ *                     the next DUMP_END belongs to that chunk; a consumer
+ *                     ignores DUMP_* records outside a chunk of its own
+ *                     (left on the ring by a predecessor that died).
+ * IOMAP_EV_DUMP_EMU   (1.1, dump, first chunk only) an ioreq server the
+ *                     shim holds mappings of, or that exists:
+ *                     (emu_domid, domid, ioservid); arg = 1 while the
+ *                     server exists, 0 once it is gone (its mappings wait
+ *                     for IOMAP_CMD_FORCE_UNMAP).  A server the consumer
+ *                     knows and the first chunk does not name is gone.
  * IOMAP_EV_CMD_RESULT a command was refused: see below.
  */
 #define IOMAP_EV_MAP                1
@@ -103,7 +121,9 @@ typedef uint16_t iomap_ioservid_t;
 #define IOMAP_EV_DUMP_HELD         10
 #define IOMAP_EV_DUMP_END          11
 #define IOMAP_EV_CMD_RESULT        12
-#define IOMAP_EV_MAX               12
+#define IOMAP_EV_DUMP_BEGIN        13
+#define IOMAP_EV_DUMP_EMU          14
+#define IOMAP_EV_MAX               14
 
 /* Event and command flags. */
 #define IOMAP_F_READONLY  (1u << 0) /* mapping is read-only                */
@@ -144,19 +164,23 @@ struct iomap_event {
  *                        the shim does not hold, (-EBUSY) while an emulator
  *                        mapping of it exists.
  * IOMAP_CMD_FORCE_UNMAP  unmap every mapping of emulator
- *                        (emu_domid, ioservid) of domid's gfn..gfn+nr-1
- *                        (IOMAP_F_ALL: of every gfn of domid; domid ==
- *                        IOMAP_DOMID_ANY with IOMAP_F_ALL: of every domain),
+ *                        (emu_domid, domid, ioservid) of domid's
+ *                        gfn..gfn+nr-1 (IOMAP_F_ALL: of every gfn),
  *                        posting IOMAP_EV_UNMAP (IOMAP_F_FORCED) for each,
- *                        then queue a flush (IOMAP_EV_FLUSH).
+ *                        then queue a flush (IOMAP_EV_FLUSH).  It touches
+ *                        no other ioreq server's mappings.
  * IOMAP_CMD_FLUSH        queue an IOTLB / device-TLB flush; the shim posts
  *                        IOMAP_EV_FLUSH and later IOMAP_EV_FLUSH_DONE.
- * IOMAP_CMD_DUMP         post the live mappings and held pages whose
+ * IOMAP_CMD_DUMP         post IOMAP_EV_DUMP_BEGIN (arg = the command's mfn
+ *                        field, the dump id the daemon chose), then (first
+ *                        chunk: cursor 0, 0) an IOMAP_EV_DUMP_EMU per ioreq
+ *                        server, then the live mappings and held pages whose
  *                        (domid, gfn) is at or after the cursor (cmd domid,
  *                        gfn), in (domid, gfn) order, as IOMAP_EV_DUMP_MAP /
  *                        IOMAP_EV_DUMP_HELD records, as many as fit in the
  *                        event ring (keeping room for one more record), then
- *                        IOMAP_EV_DUMP_END.  A dump larger than the ring is
+ *                        IOMAP_EV_DUMP_END.  A chunk is posted whole or not
+ *                        at all (-ENOSPC: the daemon asks again).  A dump larger than the ring is
  *                        taken in chunks: DUMP_END's (domid, gfn) is the
  *                        next cursor and its nr is 1 while more remain.
  *                        Events posted between chunks about (domid, gfn) at
@@ -172,7 +196,8 @@ struct iomap_event {
 #define IOMAP_CMD_ACK           5
 #define IOMAP_CMD_MAX           5
 
-#define IOMAP_DOMID_ANY 0x7ff4U /* DOMID_INVALID-like wildcard */
+/* Reserved: in ABI 1.0 a FORCE_UNMAP with IOMAP_F_ALL of every domain. */
+#define IOMAP_DOMID_ANY 0x7ff4U
 
 struct iomap_cmd {
     uint8_t  type;          /* IOMAP_CMD_*                                 */

@@ -320,34 +320,57 @@ sim_domain_destroy(struct sim *s, uint16_t domid)
 }
 
 int
-sim_emu_find(const struct sim *s, uint16_t emu_domid, uint16_t ioservid)
+sim_emu_find(const struct sim *s, uint16_t emu_domid, uint16_t target,
+             uint16_t ioservid)
 {
     for (int i = 0; i < SIM_MAX_EMUS; i++)
         if (s->emus[i].used && s->emus[i].emu_domid == emu_domid &&
-            s->emus[i].ioservid == ioservid)
+            s->emus[i].target == target && s->emus[i].ioservid == ioservid)
             return i;
     return -ESRCH;
 }
 
-int
-sim_emu_create(struct sim *s, uint16_t emu_domid, uint16_t ioservid)
+/* A dead server whose mappings are all gone frees its entry and its id. */
+static void
+emu_reap(struct sim *s, int emu)
 {
-    int i = sim_emu_find(s, emu_domid, ioservid);
+    struct sim_emu *em = &s->emus[emu];
 
-    if (i >= 0) {
-        if (s->emus[i].alive)
-            return -EEXIST;
-        s->emus[i].alive = 1;       /* restarted ioreq server, same id */
-        return i;
+    if (!em->used || em->alive || em->live)
+        return;
+    hmap_free(&em->by_bfn);
+    free(em->maps);
+    memset(em, 0, sizeof(*em));
+}
+
+int
+sim_emu_create(struct sim *s, uint16_t emu_domid, uint16_t target)
+{
+    uint8_t taken[SIM_MAX_EMUS] = { 0 };
+    int i, id;
+
+    if (sim_domain(s, target) == NULL)
+        return -ESRCH;
+    for (i = 0; i < SIM_MAX_EMUS; i++) {
+        emu_reap(s, i);
+        if (s->emus[i].used && s->emus[i].target == target &&
+            s->emus[i].ioservid < SIM_MAX_EMUS)
+            taken[s->emus[i].ioservid] = 1;
     }
+    /* Xen: the lowest id free in the target domain. */
+    for (id = 0; id < SIM_MAX_EMUS && taken[id]; id++)
+        ;
     for (i = 0; i < SIM_MAX_EMUS; i++)
         if (!s->emus[i].used) {
             struct sim_emu *em = &s->emus[i];
 
+            if (id == SIM_MAX_EMUS)
+                break;
             memset(em, 0, sizeof(*em));
             em->used = em->alive = 1;
             em->emu_domid = emu_domid;
-            em->ioservid = ioservid;
+            em->target = target;
+            em->ioservid = (uint16_t)id;
             em->free_head = UINT32_MAX;
             hmap_init(&em->by_bfn);
             return i;
@@ -364,6 +387,7 @@ sim_emu_crash(struct sim *s, int emu)
         return -ESRCH;
     s->emus[emu].alive = 0;
     ev.emu_domid = s->emus[emu].emu_domid;
+    ev.domid = s->emus[emu].target;
     ev.ioservid = s->emus[emu].ioservid;
     post(s, &ev);
     sim_kick(s);
@@ -466,6 +490,8 @@ sim_iommu_map(struct sim *s, int emu, uint16_t domid, uint64_t gfn,
     em = &s->emus[emu];
     if (d == NULL)
         return -ESRCH;
+    if (domid != em->target)
+        return -EPERM;              /* an ioreq server serves its target only */
     if (nr == 0 || nr > IOMAP_MAX_NR || (flags & ~(IOMAP_F_READONLY | IOMAP_F_CPU)) ||
         gfn >= d->max_gfn || nr > d->max_gfn - gfn || bfn > IOMAP_MAX_FRAME - nr)
         return -EINVAL;
@@ -698,7 +724,7 @@ cmd_release(struct sim *s, const struct iomap_cmd *c)
 static int
 cmd_force_unmap(struct sim *s, const struct iomap_cmd *c)
 {
-    int emu = sim_emu_find(s, c->emu_domid, c->ioservid);
+    int emu = sim_emu_find(s, c->emu_domid, c->domid, c->ioservid);
     struct sim_emu *em;
     struct run run = { .open = 0 };
     int all = (c->flags & IOMAP_F_ALL) != 0;
@@ -713,8 +739,6 @@ cmd_force_unmap(struct sim *s, const struct iomap_cmd *c)
 
         if (!m->live)
             continue;
-        if (c->domid != IOMAP_DOMID_ANY && m->domid != c->domid)
-            continue;
         if (!all && (m->gfn < c->gfn || m->gfn >= c->gfn + c->nr))
             continue;
         unmap_one(s, emu, i, IOMAP_F_FORCED, &run);
@@ -722,6 +746,7 @@ cmd_force_unmap(struct sim *s, const struct iomap_cmd *c)
     }
     run_flush(s, &run);
     queue_flush(s);
+    emu_reap(s, emu);
     return 0;
 }
 
@@ -750,7 +775,9 @@ cmd_dump(struct sim *s, const struct iomap_cmd *c)
 {
     size_t n = 0, cap = 1024, i, j;
     struct dump_rec *v = malloc(cap * sizeof(*v));
-    uint32_t room;
+    uint32_t room, nemu = 0;
+    int first = c->domid == 0 && c->gfn == 0;
+    struct iomap_event begin = { .type = IOMAP_EV_DUMP_BEGIN, .nr = 1, .arg = c->mfn };
     struct iomap_event end = { .type = IOMAP_EV_DUMP_END, .seq = s->next_seq - 1,
                                .arg = s->max_done };
 
@@ -796,8 +823,15 @@ cmd_dump(struct sim *s, const struct iomap_cmd *c)
     }
 #undef PUSH
     qsort(v, n, sizeof(*v), dump_cmp);
+    for (int e = 0; first && e < SIM_MAX_EMUS; e++)
+        nemu += s->emus[e].used;
     room = iomap_ring_event_space(&s->ring);
-    room = room > 1 ? room - 1 : 0;     /* keep one slot for DUMP_END */
+    /* DUMP_BEGIN, the servers (first chunk), one slot kept for DUMP_END. */
+    if (room < 2 + nemu + 1) {
+        free(v);
+        return -ENOSPC;     /* the daemon asks again */
+    }
+    room -= 2 + nemu;
     for (i = 0; i < n; i++)
         if (v[i].domid > c->domid || (v[i].domid == c->domid && v[i].gfn >= c->gfn))
             break;
@@ -808,6 +842,16 @@ cmd_dump(struct sim *s, const struct iomap_cmd *c)
     if (j == i && i < n) {
         free(v);
         return -ENOSPC;     /* not even one key fits: the daemon retries */
+    }
+    post(s, &begin);
+    for (int e = 0; first && e < SIM_MAX_EMUS; e++) {
+        const struct sim_emu *em = &s->emus[e];
+        struct iomap_event r = { .type = IOMAP_EV_DUMP_EMU, .nr = 1,
+                                 .domid = em->target, .emu_domid = em->emu_domid,
+                                 .ioservid = em->ioservid, .arg = em->alive != 0 };
+
+        if (em->used)
+            post(s, &r);
     }
     for (; i < j; i++)
         post(s, &v[i].ev);

@@ -53,11 +53,19 @@ struct sim_mapping {
     uint32_t next_free;
 };
 
+/*
+ * An ioreq server, as Xen has them: created by an emulator domain for one
+ * target domain, with an id allocated per target (the lowest free one).
+ * A dead server keeps its entry, and so its id, while its mappings wait
+ * to be force-unmapped: no new server can take the id of one whose
+ * mappings the shim still holds.
+ */
 struct sim_emu {
     int       used;
     int       alive;
     uint16_t  emu_domid;
-    uint16_t  ioservid;
+    uint16_t  target;       /* the domain it serves                        */
+    uint16_t  ioservid;     /* allocated per target                        */
     struct hmap by_bfn;     /* bfn -> index in maps                        */
     struct sim_mapping *maps;
     uint32_t  nmaps, cap, free_head, live;
@@ -129,8 +137,13 @@ void sim_fini(struct sim *s);
 int  sim_domain_create(struct sim *s, uint16_t domid, uint64_t nr_pages);
 int  sim_domain_destroy(struct sim *s, uint16_t domid);
 struct sim_domain *sim_domain(struct sim *s, uint16_t domid);
-int  sim_emu_create(struct sim *s, uint16_t emu_domid, uint16_t ioservid);
-int  sim_emu_find(const struct sim *s, uint16_t emu_domid, uint16_t ioservid);
+/*
+ * A new ioreq server of emu_domid for target: its index in s->emus (its id
+ * is s->emus[i].ioservid), or -errno (-ESRCH: no such target, -ENOSPC).
+ */
+int  sim_emu_create(struct sim *s, uint16_t emu_domid, uint16_t target);
+int  sim_emu_find(const struct sim *s, uint16_t emu_domid, uint16_t target,
+                  uint16_t ioservid);
 /* The emulator process died: its mappings stay until force-unmapped. */
 int  sim_emu_crash(struct sim *s, int emu);
 
@@ -140,7 +153,7 @@ int  sim_populate(struct sim *s, uint16_t domid, uint64_t gfn, uint32_t nr);
 int  sim_decrease_reservation(struct sim *s, uint16_t domid, uint64_t gfn,
                               unsigned order);
 
-/* Emulator hypercalls (the iommu_op). */
+/* Emulator hypercalls (the iommu_op); a server maps its target only (-EPERM). */
 int  sim_iommu_map(struct sim *s, int emu, uint16_t domid, uint64_t gfn,
                    uint64_t bfn, uint32_t nr, uint8_t flags);
 int  sim_iommu_unmap(struct sim *s, int emu, uint64_t bfn, uint32_t nr);

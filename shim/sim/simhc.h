@@ -17,7 +17,8 @@
 #define SIMHC_MAGIC 0x43484d53U   /* "SMHC" */
 
 enum simhc_op {
-    SIMHC_EMU_CREATE = 1,   /* this connection is emulator (emu_domid, ioservid) */
+    SIMHC_EMU_CREATE = 1,   /* this connection becomes an ioreq server of
+                               emu_domid for target domid; rc = its id   */
     SIMHC_MAP,              /* iommu_op map: domid gfn bfn nr flags           */
     SIMHC_UNMAP,            /* iommu_op unmap: bfn nr                         */
     SIMHC_FLUSH,            /* iommu_op flush                                 */

@@ -102,10 +102,12 @@ do_call(struct hc_conn *c, const struct simhc_req *q, struct simhc_resp *r)
 
         if (c->emu >= 0)
             return -EEXIST;
-        rc = sim_emu_create(sim, q->emu_domid, q->ioservid);
-        if (rc >= 0)
-            c->emu = rc;
-        return rc < 0 ? rc : 0;
+        /* As Xen's create_ioreq_server: the id comes back. */
+        rc = sim_emu_create(sim, q->emu_domid, q->domid);
+        if (rc < 0)
+            return rc;
+        c->emu = rc;
+        return sim->emus[rc].ioservid;
     }
     case SIMHC_MAP:
         return c->emu < 0 ? -EPERM :
@@ -148,8 +150,9 @@ on_hc(evutil_socket_t fd, short what, void *arg)
 
     if (n <= 0) {
         if (c->emu >= 0) {
-            log_info("emulator %u:%u disconnected: its ioreq server is gone",
-                     sim->emus[c->emu].emu_domid, sim->emus[c->emu].ioservid);
+            log_info("emulator %u:%u:%u disconnected: its ioreq server is gone",
+                     sim->emus[c->emu].emu_domid, sim->emus[c->emu].target,
+                     sim->emus[c->emu].ioservid);
             sim_emu_crash(sim, c->emu);
         }
         LIST_REMOVE(c, link);

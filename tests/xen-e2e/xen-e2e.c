@@ -480,7 +480,8 @@ main(int argc, char **argv)
         return 1;
     }
     have_ioserv = 1;
-    e = iomap_emu_open(sock, 0, ioservid, IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
+    e = iomap_emu_open(sock, 0, (uint16_t)domid, ioservid,
+                       IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
     if (e == NULL) {
         fail("registering with iomapd at %s: %s", sock, strerror(-err));
         cleanup();

@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The adversarial suite (issue 12) on the simulated host: crashes at every
+ * step of a resync, dumps left on the ring by a dead predecessor, a shim
+ * that refuses a release, emulator churn beyond the table, emulators that
+ * die while the ring overflows, two guests' QEMUs with the same ioreq
+ * server id, a policy with only quotas.  After each, the daemon's books
+ * are compared with the simulated hypervisor's ground truth (I5), no page
+ * went back to Xen while mapped or unflushed (I1, counted by the sim) and
+ * everything removed is released in the end (I2).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/cunit_main.h"
+#include "simhost/world.h"
+#include "daemon/core/core_priv.h"
+#include "util/log.h"
+#include "policy/policy.h"
+
+#define US UINT64_C(1000)
+#define MS UINT64_C(1000000)
+
+static struct world W;
+
+/* I5 now, I1 so far. */
+#define CHECK_VIEWS() do {                                                  \
+        char why_[256] = "";                                                \
+        CU_ASSERT_EQUAL(world_check_views(&W, why_, sizeof(why_)), 0);      \
+        if (why_[0])                                                        \
+            fprintf(stderr, "  views: %s\n", why_);                         \
+        CU_ASSERT_EQUAL(W.sim.st.violations_i1, 0);                         \
+    } while (0)
+
+/* I2: nothing held, every reference accounted for, the books agree. */
+#define CHECK_QUIESCENT() do {                                              \
+        world_advance(&W, 20 * MS);                                         \
+        CU_ASSERT_EQUAL(sim_check_quiescent(&W.sim), 0);                    \
+        if (W.sim.last_violation[0])                                        \
+            fprintf(stderr, "  sim: %s\n", W.sim.last_violation);           \
+        CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 0);                         \
+        CU_ASSERT_EQUAL(W.core->n_invalidating + W.core->n_flushing, 0);    \
+        CHECK_VIEWS();                                                      \
+    } while (0)
+
+static void
+setup(uint32_t ev_slots)
+{
+    CU_ASSERT_EQUAL_FATAL(world_init(&W, 1u << 16, 50 * US, ev_slots), 0);
+    CU_ASSERT_EQUAL_FATAL(sim_domain_create(&W.sim, 1, 4096), 0);
+    CU_ASSERT_EQUAL_FATAL(sim_domain_create(&W.sim, 2, 4096), 0);
+}
+
+/* A model emulator in dom0 with an ioreq server for domid. */
+static int
+qemu_for(uint16_t domid, uint64_t delay)
+{
+    int me = world_add_emu(&W, 0, 0, delay);
+
+    CU_ASSERT_FATAL(me >= 0);
+    CU_ASSERT_EQUAL_FATAL(world_emu_serves(&W, me, domid), 0);
+    return me;
+}
+
+/* n single pages, every other gfn from gfn: one event record each. */
+static void
+map_scattered(int me, uint16_t domid, uint64_t gfn, int n)
+{
+    for (int i = 0; i < n; i++)
+        CU_ASSERT_EQUAL(world_map(&W, me, domid, gfn + 2 * (uint64_t)i, 1), 1);
+}
+
+/* ---- 1. resync: leftovers of a dead predecessor's dump ------------------ */
+
+/*
+ * A 16-slot ring, 72 mappings: a dump takes several chunks.  The daemon is
+ * killed after the shim posted (part of) a chunk for it, and again in the
+ * middle of the next resync; each new daemon must take no record of an
+ * older dump for its own.  Before DUMP_BEGIN, the leftover partial chunk
+ * was taken as the whole snapshot ("resync complete: 8 mappings" while the
+ * shim held 72) and a later removal made the daemon release a mapped page.
+ */
+static void
+test_resync_leftovers(void)
+{
+    int a;
+
+    setup(16);
+    a = qemu_for(1, 10 * US);
+    map_scattered(a, 1, 0, 72);
+    world_settle(&W);
+    CHECK_VIEWS();
+    for (int round = 0; round < 6; round++) {
+        /* The new daemon asked for a dump; the shim answers a chunk ... */
+        CU_ASSERT_EQUAL_FATAL(world_crash_daemon(&W), 0);
+        core_process(W.core);           /* its ACK + DUMP go out */
+        sim_process_cmds(&W.sim);       /* BEGIN + records on the ring */
+        /* ... and it dies before reading it, 'round' times over. */
+        for (int k = 0; k < round % 3; k++) {
+            CU_ASSERT_EQUAL_FATAL(world_crash_daemon(&W), 0);
+            core_process(W.core);
+            sim_process_cmds(&W.sim);
+        }
+        CU_ASSERT_EQUAL_FATAL(world_crash_daemon(&W), 0);
+        world_settle(&W);
+        CU_ASSERT_EQUAL(W.core->resync, RS_NONE);
+        CU_ASSERT_EQUAL(core_mappings(W.core), 72);
+        CHECK_VIEWS();
+    }
+    CU_ASSERT(W.core->st.stale_dump_records > 0 || W.core->st.overflows > 0);
+    /* A mapped page given back: held until the emulator unmapped it. */
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 0, 0), 1);
+    world_advance(&W, 5 * MS);
+    CU_ASSERT_EQUAL(W.sim.st.violations_i1, 0);
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
+/* Crash the daemon at every step of a resync (each core_process call). */
+static void
+test_resync_crash_every_step(void)
+{
+    int a, b;
+
+    setup(16);
+    a = qemu_for(1, 10 * US);
+    b = qemu_for(2, 10 * US);
+    map_scattered(a, 1, 0, 40);
+    map_scattered(b, 2, 100, 40);
+    world_settle(&W);
+    /* Pages in flight too: held pages come back through the dump. */
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 0, 0), 1);
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 2, 100, 0), 1);
+    for (int step = 0; step < 12; step++) {
+        CU_ASSERT_EQUAL_FATAL(world_crash_daemon(&W), 0);
+        for (int k = 0; k < step; k++) {
+            core_process(W.core);
+            sim_process_cmds(&W.sim);
+        }
+    }
+    world_settle(&W);
+    CU_ASSERT_EQUAL(W.core->resync, RS_NONE);
+    CHECK_VIEWS();
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
+/* ---- 1b. a RELEASE the shim refuses is not the end of the page ------------ */
+
+/*
+ * Books and shim disagree (here: a forged UNMAP, as if the daemon missed a
+ * map): the daemon asks to release a page the emulator still maps, the shim
+ * refuses (-EBUSY) and keeps its reference.  The daemon must rebuild its
+ * books and release the page once it really can: before, it never asked
+ * again and the page stayed held after the emulator was gone (I2).
+ */
+static void
+test_release_refused(void)
+{
+    struct iomap_event ev = { .type = IOMAP_EV_UNMAP, .domid = 1, .nr = 1,
+                              .gfn = 10 };
+    int a;
+
+    setup(4096);
+    a = qemu_for(1, 10 * US);
+    W.emus[a].misbehave = ME_IGNORE_INVALIDATES;    /* keeps the page mapped */
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 10, 1), 1);
+    world_settle(&W);
+    ev.emu_domid = 0;
+    ev.ioservid = W.emus[a].srv[0].ioservid;
+    ev.arg = sim_domain(&W.sim, 1)->p2m[10];
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 10, 0), 1);
+    world_settle(&W);
+    CU_ASSERT_EQUAL_FATAL(iomap_ring_post_event(&W.sim.ring, &ev), 0);
+    world_advance(&W, 1 * MS);
+    CU_ASSERT(W.core->st.release_refused >= 1);     /* the shim said no */
+    CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 1);     /* and kept the page */
+    /* The sim counted the attempt the forged UNMAP caused; nothing went. */
+    CU_ASSERT_EQUAL(W.sim.st.violations_i1, 1);
+    W.sim.st.violations_i1 = 0;
+    W.sim.last_violation[0] = '\0';
+    CHECK_VIEWS();                                  /* the books were rebuilt */
+    /* The emulator dies: its mapping is taken back, the page released. */
+    CU_ASSERT_EQUAL(world_crash_emu(&W, a), 0);
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
+/* ---- 2. the emulator table: churn beyond its size --------------------------- */
+
+/*
+ * Stub domains get a new domid at every guest restart; refused
+ * registrations must leave nothing behind.  Before, every identity ever
+ * seen kept an entry: after 1,024 of them registrations got -ENOSPC and a
+ * new ioreq server's mappings were dropped from the books at a resync.
+ */
+static void
+test_emu_churn(void)
+{
+    struct core_emu_chan ch;
+    struct core_status cs;
+    int a;
+
+    setup(4096);
+    for (unsigned i = 0; i < 3 * CORE_MAX_EMUS; i++) {
+        struct core_emu_id id = { (uint16_t)(100 + i % 30000), 1, 0 };
+
+        CU_ASSERT_EQUAL_FATAL(core_emu_attach(W.core, &id, IOMAP_EMU_CAP_INVALIDATE_PAGE,
+                                              0, &ch), 0);
+        core_emu_detach(W.core, &id, "closed its channel");
+        core_process(W.core);
+        /* A refused registration (unknown caps) leaves no entry either. */
+        id.ioservid = 1;
+        CU_ASSERT_EQUAL(core_emu_attach(W.core, &id, 0x80, 0, &ch), -EINVAL);
+    }
+    core_status(W.core, &cs);
+    CU_ASSERT(cs.emulators <= 1);
+    CU_ASSERT(W.core->st.emus_reclaimed >= 3 * CORE_MAX_EMUS - 1);
+    /* A new emulator is still tracked, also through a resync. */
+    a = qemu_for(1, 10 * US);
+    map_scattered(a, 1, 0, 16);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(world_restart_daemon(&W), 0);
+    CU_ASSERT_EQUAL(core_mappings(W.core), 16);
+    CHECK_VIEWS();
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 0, 1), 2);
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
+/*
+ * With the table really full (CORE_MAX_EMUS live registrations), a map by
+ * one more emulator cannot be tracked: it is force-unmapped, never left
+ * untracked (an untracked mapping of a removed page would be released
+ * while mapped).
+ */
+static void
+test_emu_table_full(void)
+{
+    struct core_emu_chan ch;
+    int a;
+
+    setup(4096);
+    for (unsigned i = 0; i < CORE_MAX_EMUS; i++) {
+        struct core_emu_id id = { (uint16_t)(100 + i), 2, 0 };
+
+        CU_ASSERT_EQUAL_FATAL(core_emu_attach(W.core, &id, 0, 0, &ch), 0);
+    }
+    /* One more QEMU: its ioreq server exists, its registration fails. */
+    a = world_add_emu(&W, 0, 0, 10 * US);
+    CU_ASSERT_EQUAL(world_emu_serves(&W, a, 1), -ENOSPC);
+    CU_ASSERT_EQUAL_FATAL(W.emus[a].nsrv, 1);
+    {
+        int n = 0;
+
+        for (uint64_t g = 0; g < 8; g++)
+            n += world_map(&W, a, 1, g, 1);
+        CU_ASSERT_EQUAL(n, 8);
+    }
+    world_settle(&W);
+    CU_ASSERT(W.core->st.untracked_forced >= 8);
+    CU_ASSERT_EQUAL(W.sim.emus[world_sim_idx(&W, a, 1)].live, 0);
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 0, 2), 4);
+    world_advance(&W, 5 * MS);
+    CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 0);
+    CU_ASSERT_EQUAL(W.sim.st.violations_i1, 0);
+    world_fini(&W);
+}
+
+/* ---- 5. an emulator that dies while the ring overflows --------------------- */
+
+/*
+ * Its EMULATOR_GONE is lost with the overflow; the dump must say it is
+ * gone, so that its mappings are taken back.  Before, it stayed "alive"
+ * with its 64 mappings in the shim and in the books.
+ */
+static void
+test_gone_during_overflow(void)
+{
+    struct core_emu_info info;
+    struct core_emu_id id;
+    int a, b;
+
+    setup(32);
+    a = qemu_for(1, 10 * US);
+    b = qemu_for(2, 10 * US);
+    map_scattered(a, 1, 0, 16);
+    world_settle(&W);
+    id = world_emu_id(&W, a, 1);
+    /* Nobody reads the ring: b's burst overflows it, then a dies. */
+    map_scattered(b, 2, 0, 64);
+    CU_ASSERT(iomap_ring_overflowed(&W.sim.ring));
+    CU_ASSERT_EQUAL(world_crash_emu(&W, a), 0);
+    world_settle(&W);
+    CU_ASSERT(W.core->st.overflows > 0);
+    CU_ASSERT_EQUAL(world_live(&W, a), 0);          /* taken back */
+    CU_ASSERT_EQUAL(world_live(&W, b), 64);         /* b untouched */
+    if (core_emu_find(W.core, &id, &info) == 0)
+        CU_ASSERT_FALSE(info.alive);
+    CHECK_VIEWS();
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
+/* ---- 6a. identity: two guests' QEMUs with the same ioreq server id ------- */
+
+/*
+ * Xen numbers ioreq servers per guest: dom0's QEMU of d1 and of d2 both
+ * have id 0.  Both register; the death of one takes back only its own
+ * mappings.  Before, the second was refused ("emulator 0:1 is already
+ * registered") and EMULATOR_GONE force-unmapped the other's mappings too.
+ */
+static void
+test_same_ioservid_two_guests(void)
+{
+    struct core_emu_id ia, ib;
+    struct core_emu_info info;
+    int a, b;
+
+    setup(4096);
+    a = qemu_for(1, 10 * US);
+    b = qemu_for(2, 10 * US);
+    ia = world_emu_id(&W, a, 1);
+    ib = world_emu_id(&W, b, 2);
+    CU_ASSERT_EQUAL(ia.ioservid, ib.ioservid);
+    CU_ASSERT_EQUAL(ia.emu_domid, ib.emu_domid);
+    CU_ASSERT_EQUAL_FATAL(core_emu_find(W.core, &ia, &info), 0);
+    CU_ASSERT(info.registered);
+    CU_ASSERT_EQUAL_FATAL(core_emu_find(W.core, &ib, &info), 0);
+    CU_ASSERT(info.registered);
+    map_scattered(a, 1, 0, 32);
+    map_scattered(b, 2, 0, 32);
+    world_settle(&W);
+    /* Each gets only its own guest's invalidates. */
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 0, 0), 1);
+    world_advance(&W, 1 * MS);
+    CU_ASSERT_EQUAL(W.emus[b].answers, 0);
+    CU_ASSERT_EQUAL(world_live(&W, a), 31);
+    /* a dies: b keeps everything. */
+    CU_ASSERT_EQUAL(world_crash_emu(&W, a), 0);
+    world_advance(&W, 1 * MS);
+    CU_ASSERT_EQUAL(world_live(&W, a), 0);
+    CU_ASSERT_EQUAL(world_live(&W, b), 32);
+    CU_ASSERT_EQUAL_FATAL(core_emu_find(W.core, &ib, &info), 0);
+    CU_ASSERT(info.alive && info.registered);
+    CU_ASSERT_EQUAL(info.mappings, 32);
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
+/* ---- 7. a policy with only quotas ------------------------------------------ */
+
+/*
+ * iomapd.conf(5): deny by default only with an emulators list.  Before, a
+ * reload of a file with only quotas force-unmapped every live mapping
+ * ("denied (E1)").
+ */
+static void
+test_quotas_only_policy(void)
+{
+    struct policy *p = NULL;
+    char err[POLICY_ERRLEN];
+    int a;
+
+    setup(4096);
+    a = qemu_for(1, 10 * US);
+    map_scattered(a, 1, 0, 64);
+    world_settle(&W);
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string(
+        "quotas = { pending_per_emulator = 4096; mappings_per_emulator = 100000; };\n",
+        &p, err), 0);
+    CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(world_live(&W, a), 64);
+    CU_ASSERT_EQUAL(W.core->st.policy_denials, 0);
+    CHECK_VIEWS();
+    world_fini(&W);
+}
+
+int
+main(void)
+{
+    static const struct test_case tests[] = {
+        { "resync: a dead predecessor's dump is not ours", test_resync_leftovers },
+        { "resync: the daemon crashes at every step", test_resync_crash_every_step },
+        { "a refused RELEASE: resync, released later", test_release_refused },
+        { "emulator churn beyond the table", test_emu_churn },
+        { "emulator table full: mappings force-unmapped", test_emu_table_full },
+        { "an emulator dies while the ring overflows", test_gone_during_overflow },
+        { "two guests' QEMUs with the same ioservid", test_same_ioservid_two_guests },
+        { "a policy with only quotas denies nothing", test_quotas_only_policy },
+        { NULL, NULL },
+    };
+
+    log_init("test_hostile", LOG_LVL_ERR);
+    return run_tests("hostile", tests);
+}
