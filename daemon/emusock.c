@@ -7,7 +7,9 @@
  * force-unmapped.
  *
  * Only root may register (SO_PEERCRED): a registered emulator receives
- * the gfns a guest gives back.
+ * the gfns a guest gives back.  The socket is made by util/listen.c (a
+ * path that is not a socket, or a live daemon's socket, is refused; a
+ * stale one replaced; accept backs off when descriptors run out).
  */
 #include "config.h"
 
@@ -18,13 +20,12 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "daemon/iomapd.h"
+#include "util/listen.h"
 #include "util/log.h"
 #include "ioreq/iomap-emu.h"
 
@@ -42,7 +43,7 @@ struct emu_conn {
 struct emusock {
     struct iomapd      *io;
     int                 lfd;
-    struct event       *ev_accept;
+    struct acceptor    *acceptor;   /* util/listen.h */
     LIST_HEAD(, emu_conn) conns;
 };
 
@@ -209,20 +210,14 @@ on_conn(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-on_accept(evutil_socket_t lfd, short what, void *arg)
+on_accept(int fd, const struct listen_peer *cred, void *arg)
 {
     struct emusock *es = arg;
     struct iomapd *io = es->io;
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
     struct emu_conn *c;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-    if (fd < 0)
-        return;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-        (cred.uid != 0 && cred.uid != geteuid())) {
-        log_warnx("emulator registration from uid %u refused", (unsigned)cred.uid);
+    if (cred->uid != 0 && cred->uid != geteuid()) {
+        log_warnx("emulator registration from uid %u refused", (unsigned)cred->uid);
         send_welcome(fd, -EPERM, NULL);
         close(fd);
         return;
@@ -234,8 +229,13 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
     }
     c->es = es;
     c->fd = fd;
-    c->pid = cred.pid;
+    c->pid = cred->pid;
     c->ev = event_new(io->base, fd, EV_READ | EV_PERSIST, on_conn, c);
+    if (c->ev == NULL) {
+        close(fd);
+        free(c);
+        return;
+    }
     LIST_INSERT_HEAD(&es->conns, c, link);
     event_add(c->ev, NULL);
 }
@@ -243,48 +243,37 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 struct emusock *
 emusock_new(struct iomapd *io, const char *path, char *err, size_t errlen)
 {
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    /* Registration is root-only (SO_PEERCRED); the socket is too. */
+    struct listen_opts o = {
+        .type = SOCK_SEQPACKET, .mode = 0600, .backlog = 64,
+        .what = "emulator", .owner = "iomapd",
+    };
     struct emusock *es;
-    mode_t old;
-    int fd, probe;
+    int fd;
 
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        snprintf(err, errlen, "emulator socket path too long: %s", path);
+    /* A regular file, a live daemon's socket: refused; a stale one: replaced. */
+    fd = listen_unix(path, &o, err, errlen);
+    if (fd < 0)
         return NULL;
-    }
-    strcpy(sun.sun_path, path);
-    /* A live daemon answers on it: do not steal its socket. */
-    probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-        close(probe);
-        snprintf(err, errlen, "%s is in use by another iomapd", path);
-        return NULL;
-    }
-    if (probe >= 0)
-        close(probe);
-    unlink(path);
-    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    old = umask(0077);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        listen(fd, 64) < 0) {
-        umask(old);
-        snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return NULL;
-    }
-    umask(old);
     es = calloc(1, sizeof(*es));
     if (es == NULL) {
         snprintf(err, errlen, "out of memory");
         close(fd);
+        unlink(path);
         return NULL;
     }
     es->io = io;
     es->lfd = fd;
     LIST_INIT(&es->conns);
-    es->ev_accept = event_new(io->base, fd, EV_READ | EV_PERSIST, on_accept, es);
-    event_add(es->ev_accept, NULL);
+    /* Backs off (not spins) when descriptors run out. */
+    es->acceptor = acceptor_new(io->base, fd, "emulator", on_accept, es);
+    if (es->acceptor == NULL) {
+        snprintf(err, errlen, "out of memory");
+        close(fd);
+        unlink(path);
+        free(es);
+        return NULL;
+    }
     return es;
 }
 
@@ -297,8 +286,7 @@ emusock_free(struct emusock *es)
         return;
     while ((c = LIST_FIRST(&es->conns)) != NULL)
         conn_free(c);
-    if (es->ev_accept)
-        event_free(es->ev_accept);
+    acceptor_free(es->acceptor);
     close(es->lfd);
     free(es);
 }

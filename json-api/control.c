@@ -3,11 +3,13 @@
  * The control socket of iomapd: JSON-RPC 2.0, newline-delimited, over a
  * UNIX stream socket.
  *
- * Safety of the socket: a live daemon on the path is detected (connect)
- * before a stale socket is unlinked, and anything that is not a socket is
- * never unlinked; it is created under umask 0117 and set to mode 0660 with
- * the configured group.  Peers are identified with SO_PEERCRED: mutating
- * methods need root, the daemon's own uid or the admin group.
+ * Safety of the socket (util/listen.c, as for every listener): a live
+ * daemon on the path is detected (connect) before a stale socket is
+ * unlinked, and anything that is not a socket is never unlinked; it is
+ * created owner-only and set to mode 0660 with the configured group before
+ * it listens.  Accept backs off when descriptors run out.  Peers are
+ * identified with SO_PEERCRED: mutating methods need root, the daemon's
+ * own uid or the admin group.
  *
  * Fairness and bounds: a request line is at most CTL_MAX_REQUEST bytes and
  * CTL_MAX_DEPTH deep; a client gets CTL_BURST requests per loop pass; when
@@ -38,6 +40,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "util/listen.h"
 #include "util/log.h"
 #include "daemon/core/core.h"
 #include "json-api/ctl.h"
@@ -570,32 +573,20 @@ in_group(uid_t uid, gid_t gid, gid_t want)
     return 0;
 }
 
+/* A new connection (util/listen.c accepted it and read SO_PEERCRED). */
 static void
-on_accept(evutil_socket_t lfd, short what, void *arg)
+on_accept(int fd, const struct listen_peer *cr, void *arg)
 {
     struct ctl *ctl = arg;
     struct ctl_client *c;
-    struct ucred cr;
-    socklen_t crlen = sizeof(cr);
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-    if (fd < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            log_warn("control: accept");
-        return;
-    }
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
-        log_warn("control: SO_PEERCRED");
-        close(fd);
-        return;
-    }
     if (ctl->nclients >= CTL_MAX_CLIENTS) {
         static const char busy[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,"
             "\"message\":\"too many control clients\"},\"id\":null}\n";
 
         (void)!write(fd, busy, sizeof(busy) - 1);
         log_warnx("control: more than %d clients: uid %u refused", CTL_MAX_CLIENTS,
-                  (unsigned)cr.uid);
+                  (unsigned)cr->uid);
         close(fd);
         return;
     }
@@ -606,17 +597,17 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
     }
     c->ctl = ctl;
     c->cid = ++ctl->next_cid;
-    c->uid = cr.uid;
-    c->gid = cr.gid;
-    c->pid = cr.pid;
-    c->admin = cr.uid == 0 || cr.uid == geteuid() ||
-               (ctl->have_admin_gid && in_group(cr.uid, cr.gid, ctl->admin_gid));
-    if (!c->admin && ctl->have_sock_gid && !in_group(cr.uid, cr.gid, ctl->sock_gid)) {
+    c->uid = cr->uid;
+    c->gid = cr->gid;
+    c->pid = cr->pid;
+    c->admin = cr->uid == 0 || cr->uid == geteuid() ||
+               (ctl->have_admin_gid && in_group(cr->uid, cr->gid, ctl->admin_gid));
+    if (!c->admin && ctl->have_sock_gid && !in_group(cr->uid, cr->gid, ctl->sock_gid)) {
         static const char denied[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,"
             "\"message\":\"not a member of the control socket's group\"},\"id\":null}\n";
 
         (void)!write(fd, denied, sizeof(denied) - 1);
-        log_warnx("control: uid %u is not in the socket group: refused", (unsigned)cr.uid);
+        log_warnx("control: uid %u is not in the socket group: refused", (unsigned)cr->uid);
         close(fd);
         free(c);
         return;
@@ -643,8 +634,8 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
     LIST_INSERT_HEAD(&ctl->clients, c, link);
     ctl->nclients++;
     log_debug("control: client %llu: uid %u gid %u pid %d%s",
-              (unsigned long long)c->cid, (unsigned)cr.uid, (unsigned)cr.gid,
-              (int)cr.pid, c->admin ? " (admin)" : "");
+              (unsigned long long)c->cid, (unsigned)cr->uid, (unsigned)cr->gid,
+              (int)cr->pid, c->admin ? " (admin)" : "");
 }
 
 /* ---- hooks from the books ------------------------------------------------------ */
@@ -771,9 +762,10 @@ lookup_group(const char *name, gid_t *gid, char *err, size_t errlen)
 static int
 listen_socket(struct ctl *ctl, const char *path, char *err, size_t errlen)
 {
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    struct stat st;
-    mode_t old;
+    struct listen_opts o = {
+        .type = SOCK_STREAM, .mode = 0660, .have_gid = ctl->have_sock_gid,
+        .gid = ctl->sock_gid, .backlog = 64, .what = "control", .owner = "iomapd",
+    };
     int fd;
 
 #ifdef HAVE_SYSTEMD
@@ -790,64 +782,10 @@ listen_socket(struct ctl *ctl, const char *path, char *err, size_t errlen)
         return fd;
     }
 #endif
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        snprintf(err, errlen, "control socket path too long: %s", path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sun.sun_path, path);
-    if (lstat(path, &st) == 0) {
-        int probe;
-
-        if (!S_ISSOCK(st.st_mode)) {
-            snprintf(err, errlen, "%s exists and is not a socket: not touching it", path);
-            return -EEXIST;
-        }
-        /* A live daemon answers on it: do not steal its socket. */
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-            close(probe);
-            snprintf(err, errlen, "%s is in use by a running iomapd", path);
-            return -EADDRINUSE;
-        }
-        if (probe >= 0)
-            close(probe);
-        if (errno != ECONNREFUSED && errno != ENOENT) {
-            snprintf(err, errlen, "cannot tell whether %s is in use: %s", path,
-                     strerror(errno));
-            return -EEXIST;
-        }
-        log_info("control: removing stale socket %s", path);
-        if (unlink(path) < 0 && errno != ENOENT) {
-            snprintf(err, errlen, "cannot remove stale %s: %s", path, strerror(errno));
-            return -errno;
-        }
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -errno;
-    }
-    old = umask(0117);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        int rc = -errno;
-
-        umask(old);
-        snprintf(err, errlen, "cannot bind %s: %s", path, strerror(-rc));
-        close(fd);
-        return rc;
-    }
-    umask(old);
-    ctl->own_socket = 1;
-    if ((ctl->have_sock_gid && chown(path, (uid_t)-1, ctl->sock_gid) < 0) ||
-        chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
-        int rc = -errno;
-
-        snprintf(err, errlen, "cannot set up %s: %s", path, strerror(-rc));
-        close(fd);
-        unlink(path);
-        ctl->own_socket = 0;
-        return rc;
-    }
+    /* A regular file, a live daemon's socket: refused; a stale one: replaced. */
+    fd = listen_unix(path, &o, err, errlen);
+    if (fd >= 0)
+        ctl->own_socket = 1;
     return fd;
 }
 
@@ -884,8 +822,12 @@ ctl_listen(struct ctl *ctl, char *err, size_t errlen)
     if (fd < 0)
         return -1;
     ctl->lfd = fd;
-    ctl->ev_accept = event_new(ctl->env.base, fd, EV_READ | EV_PERSIST, on_accept, ctl);
-    event_add(ctl->ev_accept, NULL);
+    /* Backs off (not spins) when descriptors run out. */
+    ctl->acceptor = acceptor_new(ctl->env.base, fd, "control", on_accept, ctl);
+    if (ctl->acceptor == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -906,8 +848,7 @@ ctl_free(struct ctl *ctl)
         event_del(c->ev_more);
         client_free(c);
     }
-    if (ctl->ev_accept)
-        event_free(ctl->ev_accept);
+    acceptor_free(ctl->acceptor);
     if (ctl->lfd >= 0)
         close(ctl->lfd);
     if (ctl->own_socket)

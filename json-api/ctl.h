@@ -23,6 +23,7 @@ struct core_emu_id;
 struct event_base;
 struct bufferevent;
 struct evbuffer;
+struct acceptor;
 struct event;
 
 /* Limits (documented in iomapd-api(7)). */
@@ -119,7 +120,7 @@ struct ctl {
     struct ctl_env      env;
     int                 lfd;
     int                 own_socket; /* we created the path: unlink at exit */
-    struct event       *ev_accept;
+    struct acceptor    *acceptor;   /* util/listen.h */
     gid_t               sock_gid, admin_gid;
     int                 have_sock_gid, have_admin_gid;
     LIST_HEAD(, ctl_client) clients;

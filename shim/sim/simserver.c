@@ -13,14 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "shim/sim/simserver.h"
+#include "util/listen.h"
 #include "util/log.h"
 
 struct hc_conn {
@@ -139,6 +138,24 @@ do_call(struct hc_conn *c, const struct simhc_req *q, struct simhc_resp *r)
     }
 }
 
+/* The connection ends; an emulator's ioreq server goes with it. */
+static void
+hc_close(struct hc_conn *c)
+{
+    struct sim *sim = c->ss->sim;
+
+    if (c->emu >= 0) {
+        log_info("emulator %u:%u:%u disconnected: its ioreq server is gone",
+                 sim->emus[c->emu].emu_domid, sim->emus[c->emu].target,
+                 sim->emus[c->emu].ioservid);
+        sim_emu_crash(sim, c->emu);
+    }
+    LIST_REMOVE(c, link);
+    event_free(c->ev);
+    close(c->fd);
+    free(c);
+}
+
 static void
 on_hc(evutil_socket_t fd, short what, void *arg)
 {
@@ -148,17 +165,10 @@ on_hc(evutil_socket_t fd, short what, void *arg)
     struct simhc_resp r;
     ssize_t n = recv(fd, &q, sizeof(q), 0);
 
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;                 /* the socket is non-blocking */
     if (n <= 0) {
-        if (c->emu >= 0) {
-            log_info("emulator %u:%u:%u disconnected: its ioreq server is gone",
-                     sim->emus[c->emu].emu_domid, sim->emus[c->emu].target,
-                     sim->emus[c->emu].ioservid);
-            sim_emu_crash(sim, c->emu);
-        }
-        LIST_REMOVE(c, link);
-        event_free(c->ev);
-        close(c->fd);
-        free(c);
+        hc_close(c);
         return;
     }
     memset(&r, 0, sizeof(r));
@@ -169,19 +179,24 @@ on_hc(evutil_socket_t fd, short what, void *arg)
         r.rc = do_call(c, &q, &r);
     sim->now_ns = now_ns();
     arm_flush_timer(c->ss);
-    if (send(fd, &r, sizeof(r), MSG_NOSIGNAL) < 0)
+    /*
+     * Non-blocking: a caller that never reads its replies (about a
+     * thousand of them queued) cannot stop the loop; it is hung up on.
+     */
+    if (send(fd, &r, sizeof(r), MSG_NOSIGNAL) < 0) {
         log_warn("%s: reply", __func__);
+        if (errno == EAGAIN)
+            hc_close(c);
+    }
 }
 
 static void
-on_hc_accept(evutil_socket_t lfd, short what, void *arg)
+on_hc_accept(int fd, const struct listen_peer *peer, void *arg)
 {
     struct simserver *ss = arg;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     struct hc_conn *c;
 
-    if (fd < 0)
-        return;
+    (void)peer;
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
@@ -191,16 +206,20 @@ on_hc_accept(evutil_socket_t lfd, short what, void *arg)
     c->fd = fd;
     c->emu = -1;
     c->ev = event_new(ss->base, fd, EV_READ | EV_PERSIST, on_hc, c);
+    if (c->ev == NULL) {
+        close(fd);
+        free(c);
+        return;
+    }
     event_add(c->ev, NULL);
     LIST_INSERT_HEAD(&ss->conns, c, link);
 }
 
 static void
-on_attach(evutil_socket_t lfd, short what, void *arg)
+on_attach(int fd, const struct listen_peer *peer, void *arg)
 {
     struct simserver *ss = arg;
     struct sim *sim = ss->sim;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     struct simhc_attach a = { SIMHC_MAGIC, (uint32_t)sim->region_len };
     int fds[3] = { sim->shm_fd, sim->ev_fd, sim->cmd_fd };
     char cbuf[CMSG_SPACE(sizeof(fds))];
@@ -209,8 +228,7 @@ on_attach(evutil_socket_t lfd, short what, void *arg)
                          .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
     struct cmsghdr *cm;
 
-    if (fd < 0)
-        return;
+    (void)peer;
     memset(cbuf, 0, sizeof(cbuf));
     cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
@@ -234,30 +252,16 @@ on_cmd(evutil_socket_t fd, short what, void *arg)
     arm_flush_timer(ss);
 }
 
+/* A regular file, a live socket: refused; a stale one: replaced. */
 static int
-listen_on(const char *path, char *err, size_t errlen)
+listen_on(const char *path, const char *what, char *err, size_t errlen)
 {
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    int fd;
+    struct listen_opts o = {
+        .type = SOCK_SEQPACKET, .mode = 0600, .backlog = 16, .what = what,
+        .owner = "simulated hypervisor",
+    };
 
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        snprintf(err, errlen, "socket path too long: %s", path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sun.sun_path, path);
-    unlink(path);
-    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        listen(fd, 16) < 0) {
-        int rc = -errno;
-
-        snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    chmod(path, 0600);
-    return fd;
+    return listen_unix(path, &o, err, errlen);
 }
 
 int
@@ -265,34 +269,47 @@ simserver_init(struct simserver *ss, struct event_base *base, struct sim *sim,
                const char *attach_path, const char *hc_path, char *err,
                size_t errlen)
 {
+    int rc;
+
     memset(ss, 0, sizeof(*ss));
     ss->sim = sim;
     ss->base = base;
     ss->attach_fd = ss->hc_fd = -1;
-    ss->hc_fd = listen_on(hc_path, err, errlen);
-    if (ss->hc_fd < 0)
-        return ss->hc_fd;
+    LIST_INIT(&ss->conns);
+    ss->hc_fd = listen_on(hc_path, "hypercall", err, errlen);
+    if (ss->hc_fd < 0) {
+        rc = ss->hc_fd;
+        ss->hc_fd = -1;
+        return rc;
+    }
     ss->hc_path = hc_path;
     if (attach_path) {
-        ss->attach_fd = listen_on(attach_path, err, errlen);
+        ss->attach_fd = listen_on(attach_path, "daemon attach", err, errlen);
         if (ss->attach_fd < 0) {
-            int rc = ss->attach_fd;
-
-            close(ss->hc_fd);
-            unlink(hc_path);
+            rc = ss->attach_fd;
+            ss->attach_fd = -1;
+            simserver_fini(ss);     /* removes the hypercall socket: ours */
             return rc;
         }
         ss->attach_path = attach_path;
-        ss->ev_attach = event_new(base, ss->attach_fd, EV_READ | EV_PERSIST,
-                                  on_attach, ss);
-        event_add(ss->ev_attach, NULL);
+        /* Backs off (not spins) when descriptors run out. */
+        ss->acc_attach = acceptor_new(base, ss->attach_fd, "daemon attach",
+                                      on_attach, ss);
+        if (ss->acc_attach == NULL)
+            goto nomem;
     }
     ss->flush_timer = evtimer_new(base, on_flush_timer, ss);
-    ss->ev_hc = event_new(base, ss->hc_fd, EV_READ | EV_PERSIST, on_hc_accept, ss);
+    ss->acc_hc = acceptor_new(base, ss->hc_fd, "hypercall", on_hc_accept, ss);
     ss->ev_cmd = event_new(base, sim->cmd_fd, EV_READ | EV_PERSIST, on_cmd, ss);
-    event_add(ss->ev_hc, NULL);
+    if (ss->flush_timer == NULL || ss->acc_hc == NULL || ss->ev_cmd == NULL)
+        goto nomem;
     event_add(ss->ev_cmd, NULL);
     return 0;
+
+nomem:
+    snprintf(err, errlen, "out of memory");
+    simserver_fini(ss);
+    return -ENOMEM;
 }
 
 void
@@ -306,10 +323,8 @@ simserver_fini(struct simserver *ss)
         close(c->fd);
         free(c);
     }
-    if (ss->ev_attach)
-        event_free(ss->ev_attach);
-    if (ss->ev_hc)
-        event_free(ss->ev_hc);
+    acceptor_free(ss->acc_attach);
+    acceptor_free(ss->acc_hc);
     if (ss->ev_cmd)
         event_free(ss->ev_cmd);
     if (ss->flush_timer)

@@ -12,14 +12,15 @@
 
 struct event_base;
 struct event;
+struct acceptor;
 struct hc_conn;
 
 struct simserver {
     struct sim        *sim;
     struct event_base *base;
     struct event      *flush_timer;
-    struct event      *ev_attach;   /* NULL when embedded */
-    struct event      *ev_hc;
+    struct acceptor   *acc_attach;  /* NULL when embedded (util/listen.h) */
+    struct acceptor   *acc_hc;
     struct event      *ev_cmd;
     int                attach_fd, hc_fd;
     const char        *attach_path, *hc_path;
@@ -29,7 +30,9 @@ struct simserver {
 /*
  * Listen for emulators and drivers on hc_path and, unless attach_path is
  * NULL (embedded: the daemon shares the sim's memory), for daemons on
- * attach_path.  0 or -errno with err set.
+ * attach_path (util/listen.h: a path that is not a socket, or where a live
+ * process answers, is refused and left alone; a stale socket replaced).
+ * 0 or -errno with err set.
  */
 int  simserver_init(struct simserver *ss, struct event_base *base,
                     struct sim *sim, const char *attach_path,
