@@ -196,6 +196,8 @@ replies_due(const char *line, size_t n)
     if (n == 0)
         return 0;
     req = json_loadb(line, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (req && json_is_array(req) && json_array_size(req))
+        due = -1;               /* a batch of notifications gets nothing */
     if (req && json_is_object(req)) {
         m = json_object_get(req, "method");
         if (json_object_get(req, "id") == NULL ||
@@ -204,6 +206,30 @@ replies_due(const char *line, size_t n)
     }
     json_decref(req);
     return due;
+}
+
+/* One reply object: jsonrpc "2.0", an id, exactly one of result and error. */
+static void
+check_one(json_t *r)
+{
+    json_t *id, *e, *code, *msg;
+
+    if (!json_is_object(r))
+        abort();
+    if (!json_is_string(json_object_get(r, "jsonrpc")) ||
+        strcmp(json_string_value(json_object_get(r, "jsonrpc")), "2.0") != 0)
+        abort();
+    id = json_object_get(r, "id");
+    e = json_object_get(r, "error");
+    if (id == NULL || (e == NULL) == (json_object_get(r, "result") == NULL))
+        abort();
+    if (e) {
+        code = json_object_get(e, "code");
+        msg = json_object_get(e, "message");
+        if (!json_is_integer(code) || !code_ok(json_integer_value(code)) ||
+            !json_is_string(msg) || json_string_length(msg) == 0)
+            abort();
+    }
 }
 
 static void
@@ -225,6 +251,21 @@ check_reply(const char *line, size_t n, const char *out)
     if (out[len - 1] != '\n' || memchr(out, '\n', len - 1) != NULL)
         abort();
     r = json_loadb(out, len - 1, JSON_REJECT_DUPLICATES, &jerr);
+    if (r && json_is_array(r)) {
+        /* The replies of a batch: never empty, each a well-formed reply. */
+        size_t i;
+        json_t *x;
+
+        req = json_loadb(line, n, JSON_DECODE_ANY, &jerr);
+        if (req == NULL || !json_is_array(req) || json_array_size(r) == 0 ||
+            json_array_size(r) > json_array_size(req))
+            abort();
+        json_decref(req);
+        json_array_foreach(r, i, x)
+            check_one(x);
+        json_decref(r);
+        return;
+    }
     if (r == NULL || !json_is_object(r))
         abort();
     if (!json_is_string(json_object_get(r, "jsonrpc")) ||

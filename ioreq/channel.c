@@ -132,11 +132,18 @@ int
 ioreq_chan_send(struct ioreq_chan *c, uint8_t type, uint16_t domid,
                 uint64_t gfn, uint32_t count)
 {
+    /*
+     * A slot is free when the daemon's own record says so, whatever the
+     * emulator wrote into the page: the daemon owns NONE -> READY, and
+     * overwrites a slot it never sent.
+     */
     for (int i = 0; i < IOMAP_IOREQ_SLOTS; i++) {
         struct iomap_ioreq *s = &c->page->slot[i];
 
-        if (slot_state(s) != IOMAP_STATE_IOREQ_NONE)
+        if (c->sent[i].used)
             continue;
+        c->sent[i] = (struct ioreq_sent){ .used = 1, .type = type, .domid = domid,
+                                          .count = count, .gfn = gfn };
         s->addr = gfn << 12;
         s->data = domid;
         s->count = count;
@@ -169,11 +176,27 @@ ioreq_chan_reap(struct ioreq_chan *c, ioreq_reap_fn *fn, void *arg)
         return 0;
     for (int i = 0; i < IOMAP_IOREQ_SLOTS; i++) {
         struct iomap_ioreq *s = &c->page->slot[i];
+        struct ioreq_sent *q = &c->sent[i];
         struct iomap_ioreq copy;
 
         if (slot_state(s) != IOMAP_STATE_IORESP_READY)
             continue;
-        copy = *s;              /* what we sent; the emulator only answers */
+        if (!q->used) {
+            /* An answer to nothing: counted, cleared, never acted on. */
+            c->forged++;
+            slot_set_state(s, IOMAP_STATE_IOREQ_NONE);
+            continue;
+        }
+        /* What we sent, from our record: the page may say anything. */
+        memset(&copy, 0, sizeof(copy));
+        copy.addr = q->gfn << 12;
+        copy.data = q->domid;
+        copy.count = q->count;
+        copy.size = 4096;
+        copy.type = q->type;
+        copy.dir = IOMAP_IOREQ_WRITE;
+        copy.state = IOMAP_STATE_IORESP_READY;
+        q->used = 0;
         slot_set_state(s, IOMAP_STATE_IOREQ_NONE);
         c->busy--;
         n++;

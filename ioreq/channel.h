@@ -11,13 +11,28 @@
 
 #include "ioreq/ioreq.h"
 
+/*
+ * Daemon side: what was asked in each slot, kept in the daemon's own
+ * memory.  The emulator can rewrite the shared page at any time; answers
+ * are judged against this record, never against what the page says.
+ */
+struct ioreq_sent {
+    uint8_t  used;
+    uint8_t  type;
+    uint16_t domid;
+    uint32_t count;
+    uint64_t gfn;
+};
+
 struct ioreq_chan {
     struct iomap_ioreq_page *page;
     int  req_fd;            /* daemon -> emulator kick (eventfd)          */
     int  resp_fd;           /* emulator -> daemon kick (eventfd)          */
     int  shm_fd;            /* the memfd backing page, or -1              */
     int  owns_page;         /* page is ours to munmap / free              */
-    unsigned busy;          /* daemon side: slots not NONE                */
+    unsigned busy;          /* daemon side: slots sent, not yet answered  */
+    uint64_t forged;        /* daemon side: answers in slots never sent   */
+    struct ioreq_sent sent[IOMAP_IOREQ_SLOTS];
 };
 
 /* Daemon side: create a channel (memfd + two eventfds when fds != 0). */
@@ -32,7 +47,12 @@ void ioreq_chan_destroy(struct ioreq_chan *c);
 int  ioreq_chan_send(struct ioreq_chan *c, uint8_t type, uint16_t domid,
                      uint64_t gfn, uint32_t count);
 void ioreq_chan_kick(struct ioreq_chan *c);
-/* Daemon side: reap answered slots; calls fn for each, then frees it. */
+/*
+ * Daemon side: reap answered slots; calls fn for each with the request as
+ * the daemon sent it (from its own record, not from the shared page),
+ * then frees the slot.  A slot the daemon never sent that the emulator
+ * marked answered is counted in forged and cleared.
+ */
 typedef void ioreq_reap_fn(void *arg, const struct iomap_ioreq *req);
 unsigned ioreq_chan_reap(struct ioreq_chan *c, ioreq_reap_fn *fn, void *arg);
 unsigned ioreq_chan_free_slots(const struct ioreq_chan *c);

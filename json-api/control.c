@@ -186,6 +186,10 @@ ctl_respond(struct ctl_client *c, json_t *id, json_t *result, int code,
         client_close(c, "out of memory for a response");
         return;
     }
+    if (c->batch) {             /* one reply of a batch: sent with the others */
+        json_array_append_new(c->batch, r);
+        return;
+    }
     client_send(c, r);
 }
 
@@ -248,52 +252,26 @@ json_depth_ok(const char *s, size_t n, int max)
  * a request line can do goes through here, for a connected client
  * (client_process) and for ctl_request() alike.
  */
-void
-ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
+/*
+ * One request object (alone on its line, or an element of a batch).
+ * JSON-RPC 2.0: an invalid request gets -32600 with its id, or null when
+ * the id itself is what is wrong or missing; a valid notification (no id)
+ * gets no reply, even when it fails.
+ */
+static void
+handle_one(struct ctl_client *c, json_t *req, int in_batch)
 {
     struct ctl *ctl = c->ctl;
     struct ctl_call call = { .ctl = ctl, .c = c };
-    json_error_t jerr;
-    json_t *req, *jid, *jm, *jv, *params, *result = NULL;
+    json_t *jid, *jm, *jv, *params, *result = NULL;
     const struct ctl_method *m;
     const char *key;
     json_t *val;
     int code, notification;
 
-    ctl->requests++;
-    if (n > CTL_MAX_REQUEST) {
-        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST, "request too large",
-                    json_pack("{s:i}", "max_bytes", CTL_MAX_REQUEST));
-        return;
-    }
-    while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
-        n--;
-    if (n == 0)
-        return;                 /* blank line: nothing asked */
-    if (!json_depth_ok(line, n, CTL_MAX_DEPTH)) {
-        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
-                    "request nested deeper than the limit",
-                    json_pack("{s:i}", "max_depth", CTL_MAX_DEPTH));
-        return;
-    }
-    req = json_loadb(line, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (req == NULL) {
-        ctl_respond(c, NULL, NULL, RPC_PARSE_ERROR, "parse error",
-                    json_pack("{s:s, s:i}", "detail", jerr.text,
-                              "column", jerr.column));
-        return;
-    }
-    if (json_is_array(req)) {
-        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
-                    "batch requests are not supported: send one request per line",
-                    NULL);
-        json_decref(req);
-        return;
-    }
     if (!json_is_object(req)) {
         ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
                     "a request must be a JSON object", NULL);
-        json_decref(req);
         return;
     }
     jid = json_object_get(req, "id");
@@ -301,25 +279,32 @@ ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
     if (jid && !json_is_string(jid) && !json_is_integer(jid) && !json_is_null(jid)) {
         ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
                     "id must be a string, an integer or null", NULL);
-        goto out;
+        return;
     }
     jv = json_object_get(req, "jsonrpc");
     if (!json_is_string(jv) || strcmp(json_string_value(jv), "2.0") != 0) {
         code = ctl_err(&call, RPC_INVALID_REQUEST, "jsonrpc must be \"2.0\"");
-        goto fail;
+        goto invalid;
     }
     jm = json_object_get(req, "method");
     if (!json_is_string(jm)) {
         code = ctl_err(&call, RPC_INVALID_REQUEST, "method must be a string");
-        goto fail;
+        goto invalid;
     }
     json_object_foreach(req, key, val) {
         if (strcmp(key, "jsonrpc") && strcmp(key, "method") &&
             strcmp(key, "params") && strcmp(key, "id")) {
             code = ctl_err(&call, RPC_INVALID_REQUEST, "unknown member '%s' in the request",
                            key);
-            goto fail;
+            goto invalid;
         }
+    }
+    params = json_object_get(req, "params");
+    if (params != NULL && !json_is_null(params) && !json_is_object(params) &&
+        !json_is_array(params)) {
+        code = ctl_err(&call, RPC_INVALID_REQUEST,
+                       "params must be an object (named parameters)");
+        goto invalid;
     }
     m = ctl_method_find(json_string_value(jm));
     if (m == NULL) {
@@ -327,7 +312,6 @@ ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
                        json_string_value(jm));
         goto fail;
     }
-    params = json_object_get(req, "params");
     if (params == NULL || json_is_null(params)) {
         params = NULL;
     } else if (!json_is_object(params)) {
@@ -353,6 +337,11 @@ ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
         code = ctl_err(&call, APP_SHUTTING_DOWN, "iomapd is stopping");
         goto fail;
     }
+    if (in_batch && (m->flags & M_DEFERRED)) {
+        code = ctl_err(&call, RPC_INVALID_REQUEST,
+                       "%s answers later: send it alone, not in a batch", m->name);
+        goto fail;
+    }
     call.id = jid;
     call.method = m;
     if (params == NULL) {
@@ -364,23 +353,91 @@ ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
         code = m->fn(&call, params, &result);
     }
     if (code == CTL_DEFERRED)
-        goto out;               /* the method answers later */
+        return;                 /* the method answers later */
     if (notification) {
         json_decref(result);
         json_decref(call.data);
-        goto out;
+        return;
     }
     if (code == 0)
         ctl_respond(c, jid, result, 0, NULL, NULL);
     else
         ctl_respond(c, jid, NULL, code, call.msg, call.data);
-    goto out;
+    return;
+invalid:
+    /* Not a valid request, so not a valid notification either: answer. */
+    ctl_respond(c, jid, NULL, code, call.msg, call.data);
+    return;
 fail:
     if (!notification)
         ctl_respond(c, jid, NULL, code, call.msg, call.data);
     else
         json_decref(call.data);
-out:
+}
+
+void
+ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
+{
+    struct ctl *ctl = c->ctl;
+    json_error_t jerr;
+    json_t *req;
+
+    ctl->requests++;
+    if (n > CTL_MAX_REQUEST) {
+        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST, "request too large",
+                    json_pack("{s:i}", "max_bytes", CTL_MAX_REQUEST));
+        return;
+    }
+    while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return;                 /* blank line: nothing asked */
+    if (!json_depth_ok(line, n, CTL_MAX_DEPTH)) {
+        ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST,
+                    "request nested deeper than the limit",
+                    json_pack("{s:i}", "max_depth", CTL_MAX_DEPTH));
+        return;
+    }
+    req = json_loadb(line, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (req == NULL) {
+        ctl_respond(c, NULL, NULL, RPC_PARSE_ERROR, "parse error",
+                    json_pack("{s:s, s:i}", "detail", jerr.text,
+                              "column", jerr.column));
+        return;
+    }
+    if (json_is_array(req)) {
+        size_t i;
+        json_t *r;
+
+        /*
+         * A batch: one array of the replies (notifications get none; no
+         * array at all when nothing is due).  An empty batch is one invalid
+         * request.
+         */
+        if (json_array_size(req) == 0) {
+            ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST, "an empty batch", NULL);
+        } else if (json_array_size(req) > CTL_MAX_BATCH) {
+            ctl_respond(c, NULL, NULL, RPC_INVALID_REQUEST, "batch too large",
+                        json_pack("{s:i}", "max_requests", CTL_MAX_BATCH));
+        } else if ((c->batch = json_array()) == NULL) {
+            client_close(c, "out of memory for a batch");
+        } else {
+            json_array_foreach(req, i, r) {
+                if (i)
+                    ctl->requests++;
+                handle_one(c, r, 1);
+            }
+            r = c->batch;
+            c->batch = NULL;
+            if (json_array_size(r) && !c->dead)
+                client_send(c, r);
+            else
+                json_decref(r);
+        }
+        json_decref(req);
+        return;
+    }
+    handle_one(c, req, 0);
     json_decref(req);
 }
 

@@ -32,6 +32,7 @@ struct event;
 #define CTL_OUT_SOFT        (1024 * 1024)   /* stop reading / drop notifications */
 #define CTL_OUT_HARD        (8 * 1024 * 1024)   /* drop the client */
 #define CTL_MAX_CLIENTS     64
+#define CTL_MAX_BATCH       64              /* requests in one batch */
 #define CTL_BURST           8               /* requests per client per loop pass */
 #define CTL_MAX_LIMIT       10000           /* mapping.list/page.list page size */
 #define CTL_DEFAULT_LIMIT   1000
@@ -110,6 +111,7 @@ struct ctl_client {
     int                 dead;       /* unlinked; freed from the loop */
     int                 in_process; /* in client_process: it writes at the end */
     unsigned            subs;       /* NOTE_* */
+    json_t             *batch;      /* replies of the batch being answered */
     uint64_t            lost;       /* notifications dropped (slow reader) */
     LIST_ENTRY(ctl_client) link;
 };
@@ -217,6 +219,7 @@ struct ctl_method {
     const struct ctl_param *params; /* ends with a NULL name */
 };
 #define M_ADMIN   1u        /* mutating: root or the admin group only */
+#define M_DEFERRED 2u       /* answers later (CTL_DEFERRED): not in a batch */
 
 /* The i-th method of the table, NULL past the end (the tests walk it). */
 const struct ctl_method *ctl_method_at(size_t i);

@@ -993,7 +993,7 @@ static const struct ctl_method ctl_methods[] = {
     { "page.list",      m_page_list,      0,       page_list_params },
     { "stats",          m_stats,          0,       no_params },
     { "metrics",        m_metrics,        0,       no_params },
-    { "emulator.drain", m_emulator_drain, M_ADMIN, emulator_drain_params },
+    { "emulator.drain", m_emulator_drain, M_ADMIN | M_DEFERRED, emulator_drain_params },
     { "policy.get",     m_policy_get,     0,       no_params },
     { "policy.reload",  m_policy_reload,  M_ADMIN, no_params },
     { "subscribe",      m_subscribe,      0,       subscribe_params },

@@ -392,7 +392,33 @@ def main():
         raw_err(b, b'{"jsonrpc":"2.0","method":"status","id":1\n', -32700, "malformed JSON")
         raw_err(b, b'this is not json\n', -32700, "not JSON at all")
         raw_err(b, b'42\n', -32600, "a number as request")
-        raw_err(b, b'[{"jsonrpc":"2.0","method":"status","id":1}]\n', -32600, "batch request")
+        # JSON-RPC 2.0 batches: one array of replies, none for notifications
+        b.send_raw(b'[{"jsonrpc":"2.0","method":"status","id":1}]\n')
+        r = b.reply()
+        check(isinstance(r, list) and len(r) == 1 and r[0].get("id") == 1 and "result" in r[0],
+              "a batch of one request -> an array of one reply", repr(r)[:300])
+        b.send_raw(b'[{"jsonrpc":"2.0","method":"status","id":1},'
+                   b'{"jsonrpc":"2.0","method":"status"},{"foo":"boo"},'
+                   b'{"jsonrpc":"2.0","method":"no.such","id":"5"},7]\n')
+        r = b.reply()
+        check(isinstance(r, list) and len(r) == 4 and r[0].get("id") == 1 and
+              r[1].get("error", {}).get("code") == -32600 and r[1].get("id") is None and
+              r[2].get("error", {}).get("code") == -32601 and r[2].get("id") == "5" and
+              r[3].get("error", {}).get("code") == -32600,
+              "a mixed batch: results, -32600 for the invalid ones, nothing for the "
+              "notification", repr(r)[:400])
+        raw_err(b, b'[]\n', -32600, "an empty batch")
+        b.send_raw(b'[{"jsonrpc":"2.0","method":"status"},{"jsonrpc":"2.0","method":"version"}]\n')
+        r = b.call("version")
+        check("result" in r, "a batch of notifications gets no reply at all", repr(r)[:200])
+        b.send_raw(b'[{"jsonrpc":"2.0","method":"emulator.drain","params":{"emulator":"0:1:0"},'
+                   b'"id":12}]\n')
+        r = b.reply()
+        check(isinstance(r, list) and r[0].get("error", {}).get("code") in (-32600, -32000),
+              "a method that answers later is refused inside a batch", repr(r)[:300])
+        # an invalid request is answered (id null), even without an id
+        raw_err(b, b'{"jsonrpc":"2.0","method":1}\n', -32600, "invalid request, no id")
+        raw_err(b, b'{"jsonrpc":"1.0","method":"status"}\n', -32600, "jsonrpc 1.0, no id")
         raw_err(b, b'{"method":"status","id":2}\n', -32600, "no jsonrpc member", 2)
         raw_err(b, b'{"jsonrpc":"1.0","method":"status","id":3}\n', -32600, "jsonrpc 1.0", 3)
         raw_err(b, b'{"jsonrpc":"2.0","method":7,"id":4}\n', -32600, "method not a string", 4)

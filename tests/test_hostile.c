@@ -352,6 +352,61 @@ test_same_ioservid_two_guests(void)
     world_fini(&W);
 }
 
+/* ---- 3. an emulator rewrites the shared IOREQ page --------------------------- */
+
+/*
+ * The daemon judges an answer by its own record of what it asked.  Before,
+ * it read the request back from the page the emulator can write: a count
+ * rewritten to 0xffffffff made it loop over 2^32 pages, and answers forged
+ * into all 63 slots showed in_flight -62 and 63 answers to one request.
+ */
+static void
+test_forged_answers(void)
+{
+    struct core_emu_id id;
+    struct emu *e;
+    struct iomap_ioreq_page *pg;
+    uint64_t forced0;
+    int a, sent = -1;
+
+    setup(4096);
+    a = qemu_for(1, 10 * US);
+    W.emus[a].misbehave = ME_IGNORE_INVALIDATES;    /* takes, never answers */
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 40, 1), 1);
+    world_settle(&W);
+    id = world_emu_id(&W, a, 1);
+    e = emu_get(W.core, &id, 0);
+    CU_ASSERT_FATAL(e != NULL && e->has_chan);
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 40, 0), 1);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(e->chan.busy, 1);
+    pg = e->chan.page;
+    for (int i = 0; i < IOMAP_IOREQ_SLOTS; i++)
+        if (e->chan.sent[i].used)
+            sent = i;
+    CU_ASSERT_FATAL(sent >= 0);
+    forced0 = W.sim.st.forced_unmaps;
+    /* Its answer claims 2^32 - 1 pages of another domain; 62 more answer nothing. */
+    pg->slot[sent].count = 0xffffffffu;
+    pg->slot[sent].data = 2;
+    pg->slot[sent].addr = 0;
+    for (int i = 0; i < IOMAP_IOREQ_SLOTS; i++)
+        __atomic_store_n((uint8_t *)&pg->slot[i] + 30,
+                         (uint8_t)((((uint8_t *)&pg->slot[i])[30] & 0xf0) |
+                                   IOMAP_STATE_IORESP_READY), __ATOMIC_RELEASE);
+    core_process(W.core);
+    CU_ASSERT_EQUAL(e->answers, 1);
+    CU_ASSERT_EQUAL(e->chan.busy, 0);
+    CU_ASSERT_EQUAL(e->chan.forged, IOMAP_IOREQ_SLOTS - 1);
+    world_settle(&W);
+    /* It still mapped the one page it was asked about: that one is taken. */
+    CU_ASSERT_EQUAL(W.sim.st.forced_unmaps - forced0, 1);
+    CU_ASSERT_EQUAL(W.sim.st.cmd_errors, 0);
+    CU_ASSERT_EQUAL(world_live(&W, a), 0);
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
 /* ---- 7. a policy with only quotas ------------------------------------------ */
 
 /*
@@ -392,6 +447,7 @@ main(void)
         { "emulator table full: mappings force-unmapped", test_emu_table_full },
         { "an emulator dies while the ring overflows", test_gone_during_overflow },
         { "two guests' QEMUs with the same ioservid", test_same_ioservid_two_guests },
+        { "answers judged by the daemon's own record", test_forged_answers },
         { "a policy with only quotas denies nothing", test_quotas_only_policy },
         { NULL, NULL },
     };
