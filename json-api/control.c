@@ -610,32 +610,14 @@ on_event(struct bufferevent *bev, short what, void *arg)
                      "socket error" : NULL);
 }
 
-static int
-in_group(uid_t uid, gid_t gid, gid_t want)
-{
-    struct passwd *pw;
-    gid_t groups[256];
-    int n = 256;
-
-    if (gid == want)
-        return 1;
-    pw = getpwuid(uid);
-    if (pw == NULL)
-        return 0;
-    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
-        return 0;
-    for (int i = 0; i < n; i++)
-        if (groups[i] == want)
-            return 1;
-    return 0;
-}
-
 /* A new connection (util/listen.c accepted it and read SO_PEERCRED). */
 static void
 on_accept(int fd, const struct listen_peer *cr, void *arg)
 {
     struct ctl *ctl = arg;
     struct ctl_client *c;
+    gid_t groups[1024];
+    int ngroups;
 
     if (ctl->nclients >= CTL_MAX_CLIENTS) {
         static const char busy[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,"
@@ -657,14 +639,37 @@ on_accept(int fd, const struct listen_peer *cr, void *arg)
     c->uid = cr->uid;
     c->gid = cr->gid;
     c->pid = cr->pid;
+    /*
+     * Access by the connecting process's own credentials, as the kernel
+     * saw them at connect (SO_PEERCRED, SO_PEERGROUPS): a process that
+     * dropped a group has lost it, one that holds it only as a
+     * supplementary group (systemd's SupplementaryGroups=) has it, and
+     * the user database is never asked.  An admin may always connect.
+     */
+    ngroups = listen_peer_groups(fd, groups, (int)(sizeof(groups) / sizeof(groups[0])));
+    if (ngroups < 0) {
+        log_warnx("control: cannot read the groups of pid %ld (uid %u): %s; "
+                  "its primary group only", (long)cr->pid, (unsigned)cr->uid,
+                  strerror(-ngroups));
+        ngroups = 0;
+    }
     c->admin = cr->uid == 0 || cr->uid == geteuid() ||
-               (ctl->have_admin_gid && in_group(cr->uid, cr->gid, ctl->admin_gid));
-    if (!c->admin && ctl->have_sock_gid && !in_group(cr->uid, cr->gid, ctl->sock_gid)) {
+               (ctl->have_admin_gid &&
+                listen_peer_in_group(cr, groups, ngroups, ctl->admin_gid));
+    /*
+     * Who is not an admin needs the socket group when one is set, and is
+     * refused when only an admin group is (the socket is 0666 then); with
+     * neither, the socket's mode (0660, the daemon's group) decides.
+     */
+    if (!c->admin && (ctl->have_sock_gid ?
+                      !listen_peer_in_group(cr, groups, ngroups, ctl->sock_gid) :
+                      ctl->have_admin_gid)) {
         static const char denied[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,"
             "\"message\":\"not a member of the control socket's group\"},\"id\":null}\n";
 
         (void)!write(fd, denied, sizeof(denied) - 1);
-        log_warnx("control: uid %u is not in the socket group: refused", (unsigned)cr->uid);
+        log_warnx("control: pid %ld (uid %u) is in neither the socket group nor the "
+                  "admin group: refused", (long)cr->pid, (unsigned)cr->uid);
         close(fd);
         free(c);
         return;
@@ -819,9 +824,18 @@ lookup_group(const char *name, gid_t *gid, char *err, size_t errlen)
 static int
 listen_socket(struct ctl *ctl, const char *path, char *err, size_t errlen)
 {
+    /*
+     * One file has one group: with an admin group apart from the socket
+     * group, its members could not even open a 0660 socket.  Then the
+     * socket is 0666 and the peer's credentials (on_accept) decide alone,
+     * before a byte of a request is read.
+     */
+    int split = ctl->have_admin_gid &&
+                (!ctl->have_sock_gid || ctl->admin_gid != ctl->sock_gid);
     struct listen_opts o = {
-        .type = SOCK_STREAM, .mode = 0660, .have_gid = ctl->have_sock_gid,
-        .gid = ctl->sock_gid, .backlog = 64, .what = "control", .owner = "iomapd",
+        .type = SOCK_STREAM, .mode = split ? 0666 : 0660,
+        .have_gid = ctl->have_sock_gid, .gid = ctl->sock_gid, .backlog = 64,
+        .what = "control", .owner = "iomapd",
     };
     int fd;
 

@@ -146,6 +146,34 @@ listen_peer(int fd, struct listen_peer *p)
     return 0;
 }
 
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59        /* Linux 4.13 */
+#endif
+
+int
+listen_peer_groups(int fd, gid_t *groups, int max)
+{
+    socklen_t len = (socklen_t)((size_t)max * sizeof(gid_t));
+
+    if (max <= 0)
+        return 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+        return -errno;         /* ERANGE: more groups than max */
+    return (int)(len / sizeof(gid_t));
+}
+
+int
+listen_peer_in_group(const struct listen_peer *p, const gid_t *groups, int n,
+                     gid_t gid)
+{
+    if (p->gid == gid)
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == gid)
+            return 1;
+    return 0;
+}
+
 /* ---- the acceptor ------------------------------------------------------------- */
 
 struct acceptor {

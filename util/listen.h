@@ -64,6 +64,15 @@ struct listen_peer {
 
 /* 0, or -errno (and *p zeroed, uid and gid set to -1). */
 int listen_peer(int fd, struct listen_peer *p);
+/*
+ * The groups the peer's process had when it connected (SO_PEERGROUPS:
+ * its supplementary groups, as the kernel saw them, not what the user
+ * database says now).  The number written (at most max), or -errno.
+ */
+int listen_peer_groups(int fd, gid_t *groups, int max);
+/* 1 if gid is the peer's primary group or one of groups[0..n). */
+int listen_peer_in_group(const struct listen_peer *p, const gid_t *groups, int n,
+                         gid_t gid);
 
 /* ---- the acceptor ------------------------------------------------------------- */
 
