@@ -28,13 +28,25 @@
 #include "util/listen.h"
 #include "util/log.h"
 #include "ioreq/iomap-emu.h"
+#include "policy/policy.h"
+
+/*
+ * Bounds on what a peer can make the daemon hold (I4): connections that
+ * have not said hello (in all, and per non-root uid), and how long they
+ * may stay silent; registered ones are bounded by the emulator table.
+ */
+#define EMUSOCK_MAX_PENDING         32
+#define EMUSOCK_MAX_PENDING_PER_UID 4
+#define EMUSOCK_HELLO_TIMEOUT_MS    5000
 
 struct emu_conn {
     struct emusock     *es;
     struct event       *ev;
     struct event       *ev_answer;  /* its response eventfd, once registered */
+    struct event       *ev_hello;   /* the hello timeout, until registered */
     int                 fd;
     pid_t               pid;        /* the peer, from SO_PEERCRED */
+    uid_t               uid;
     int                 registered;
     struct core_emu_id  id;
     LIST_ENTRY(emu_conn) link;
@@ -45,6 +57,8 @@ struct emusock {
     int                 lfd;
     struct acceptor    *acceptor;   /* util/listen.h */
     LIST_HEAD(, emu_conn) conns;
+    unsigned            npending, nregistered;
+    uint64_t            refused, timed_out;
 };
 
 static struct emu_conn *
@@ -89,11 +103,30 @@ static void
 conn_free(struct emu_conn *c)
 {
     LIST_REMOVE(c, link);
+    if (c->registered)
+        c->es->nregistered--;
+    else
+        c->es->npending--;
     if (c->ev_answer)
         event_free(c->ev_answer);
+    if (c->ev_hello)
+        event_free(c->ev_hello);
     event_free(c->ev);
     close(c->fd);
     free(c);
+}
+
+static void
+on_hello_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct emu_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    c->es->timed_out++;
+    log_warnx("emulator connection of pid %ld (uid %u): no hello within %d ms: closed",
+              (long)c->pid, (unsigned)c->uid, EMUSOCK_HELLO_TIMEOUT_MS);
+    conn_free(c);
 }
 
 static void
@@ -182,6 +215,21 @@ on_conn(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    /*
+     * The proof a registration rests on is the uid the kernel attests
+     * (SO_PEERCRED): root may register as any ioreq server; a
+     * deprivileged device model (xl.cfg dm_restrict, uid
+     * xen-qemuuser-range-base + T) as dom0's servers of its own guest T
+     * only; another uid as what an emulators entry with its uid covers.
+     */
+    if (!policy_may_register(core_policy(io->core), c->uid, id.emu_domid, id.target,
+                             id.ioservid)) {
+        log_warnx("emulator " CORE_EMU_FMT ": pid %ld (uid %u) may not register as "
+                  "it: refused", CORE_EMU_ARGS(&id), (long)c->pid, (unsigned)c->uid);
+        send_welcome(fd, -EPERM, NULL);
+        conn_close(c);
+        return;
+    }
     if (conn_of(c->es, &id)) {
         log_warnx("emulator " CORE_EMU_FMT " is already registered: second "
                   "registration (pid %ld) refused", CORE_EMU_ARGS(&id), (long)c->pid);
@@ -198,6 +246,12 @@ on_conn(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->registered = 1;
+    c->es->npending--;
+    c->es->nregistered++;
+    if (c->ev_hello) {
+        event_free(c->ev_hello);
+        c->ev_hello = NULL;
+    }
     c->id = id;
     if (send_welcome(fd, 0, &ch) < 0) {
         conn_close(c);
@@ -214,11 +268,32 @@ on_accept(int fd, const struct listen_peer *cred, void *arg)
 {
     struct emusock *es = arg;
     struct iomapd *io = es->io;
-    struct emu_conn *c;
+    struct timeval tv = { EMUSOCK_HELLO_TIMEOUT_MS / 1000,
+                          (EMUSOCK_HELLO_TIMEOUT_MS % 1000) * 1000 };
+    struct emu_conn *c, *o;
+    unsigned same_uid = 0;
 
-    if (cred->uid != 0 && cred->uid != geteuid()) {
-        log_warnx("emulator registration from uid %u refused", (unsigned)cred->uid);
+    /* Who may not register as anything is closed at once, holding nothing. */
+    if (!policy_uid_may_connect(core_policy(io->core), cred->uid)) {
+        if (es->refused++ % 1000 == 0)
+            log_warnx("emulator registration from pid %ld (uid %u) refused (%llu so far)",
+                      (long)cred->pid, (unsigned)cred->uid,
+                      (unsigned long long)es->refused);
         send_welcome(fd, -EPERM, NULL);
+        close(fd);
+        return;
+    }
+    LIST_FOREACH(o, &es->conns, link)
+        same_uid += !o->registered && o->uid == cred->uid;
+    if (es->npending >= EMUSOCK_MAX_PENDING ||
+        (cred->uid != 0 && same_uid >= EMUSOCK_MAX_PENDING_PER_UID) ||
+        es->nregistered >= CORE_MAX_EMUS) {
+        if (es->refused++ % 1000 == 0)
+            log_warnx("emulator socket: %u connections wait for their hello, %u "
+                      "registered: pid %ld (uid %u) refused (%llu so far)", es->npending,
+                      es->nregistered, (long)cred->pid, (unsigned)cred->uid,
+                      (unsigned long long)es->refused);
+        send_welcome(fd, -EBUSY, NULL);
         close(fd);
         return;
     }
@@ -230,22 +305,34 @@ on_accept(int fd, const struct listen_peer *cred, void *arg)
     c->es = es;
     c->fd = fd;
     c->pid = cred->pid;
+    c->uid = cred->uid;
     c->ev = event_new(io->base, fd, EV_READ | EV_PERSIST, on_conn, c);
-    if (c->ev == NULL) {
+    c->ev_hello = evtimer_new(io->base, on_hello_timeout, c);
+    if (c->ev == NULL || c->ev_hello == NULL) {
+        if (c->ev)
+            event_free(c->ev);
+        if (c->ev_hello)
+            event_free(c->ev_hello);
         close(fd);
         free(c);
         return;
     }
+    es->npending++;
     LIST_INSERT_HEAD(&es->conns, c, link);
     event_add(c->ev, NULL);
+    evtimer_add(c->ev_hello, &tv);
 }
 
 struct emusock *
 emusock_new(struct iomapd *io, const char *path, char *err, size_t errlen)
 {
-    /* Registration is root-only (SO_PEERCRED); the socket is too. */
+    /*
+     * Deprivileged device models register too, so anyone may connect: the
+     * peer's uid (SO_PEERCRED) is checked at accept, before anything is
+     * held for it, and again against the identity its hello names.
+     */
     struct listen_opts o = {
-        .type = SOCK_SEQPACKET, .mode = 0600, .backlog = 64,
+        .type = SOCK_SEQPACKET, .mode = 0666, .backlog = 64,
         .what = "emulator", .owner = "iomapd",
     };
     struct emusock *es;

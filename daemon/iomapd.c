@@ -208,7 +208,14 @@ load_policy(void *arg, char *err, size_t errlen)
     struct policy *p = NULL;
 
     if (access(io->opt.config, F_OK) < 0 && errno == ENOENT) {
-        core_set_policy(io->core, NULL);
+        p = policy_default();
+        if (p == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        strcpy(p->source, "built-in");
+        policy_resolve_users(p, NULL);
+        core_set_policy(io->core, p);
         log_info("policy: no %s: built-in defaults", io->opt.config);
         return 1;
     }

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,7 +119,8 @@ get_domid(struct pctx *c, const config_setting_t *s, int any_ok, int32_t *out)
 static int
 parse_rule(struct pctx *c, const config_setting_t *s, struct policy_rule *r)
 {
-    static const char *const keys[] = { "domid", "ioservid", "targets", "readonly", NULL };
+    static const char *const keys[] = { "domid", "ioservid", "targets", "readonly", "uid",
+                                        NULL };
     const config_setting_t *k;
     long long v;
 
@@ -145,6 +147,21 @@ parse_rule(struct pctx *c, const config_setting_t *s, struct policy_rule *r)
         if (config_setting_type(k) != CONFIG_TYPE_BOOL)
             return fail(c, k, "'readonly' must be true or false");
         r->readonly = config_setting_get_bool(k);
+    }
+    if ((k = config_setting_get_member(s, "uid")) != NULL) {
+        /* Who may register as this emulator: a uid or a user name. */
+        if (config_setting_type(k) == CONFIG_TYPE_STRING) {
+            const struct passwd *pw = getpwnam(config_setting_get_string(k));
+
+            if (pw == NULL)
+                return fail(c, k, "no user '%s'", config_setting_get_string(k));
+            r->uid = pw->pw_uid;
+        } else {
+            if (get_int(c, k, 0, 0x7fffffff, &v) < 0)
+                return -1;
+            r->uid = (uid_t)v;
+        }
+        r->has_uid = 1;
     }
     if ((k = config_setting_get_member(s, "targets")) == NULL)
         return fail(c, s, "emulator entry without 'targets'");
@@ -272,7 +289,7 @@ static int
 parse_root(struct pctx *c, config_t *cf, struct policy *p)
 {
     static const char *const top[] = { "emulators", "quotas", "reserved", "readonly",
-                                       "timeouts", NULL };
+                                       "timeouts", "qemu_user_range_base", NULL };
     static const char *const qkeys[] = { "mappings_per_emulator", "mappings_per_domain",
                                          "pending_per_emulator", "pending_per_domain",
                                          NULL };
@@ -297,6 +314,20 @@ parse_root(struct pctx *c, config_t *cf, struct policy *p)
         for (unsigned i = 0; i < p->nrules; i++)
             if (parse_rule(c, config_setting_get_elem(s, i), &p->rules[i]) < 0)
                 return -1;
+    }
+    if ((s = config_lookup(cf, "qemu_user_range_base")) != NULL) {
+        const char *name = config_setting_get_string(s);
+
+        if (config_setting_type(s) != CONFIG_TYPE_STRING)
+            return fail(c, s, "'qemu_user_range_base' must be a user name or \"none\"");
+        if (strcmp(name, "none") != 0) {
+            const struct passwd *pw = getpwnam(name);
+
+            if (pw == NULL)
+                return fail(c, s, "no user '%s'", name);
+            p->qemu_uid_base = pw->pw_uid;
+        }
+        p->qemu_base_set = 1;
     }
     if ((s = config_lookup(cf, "quotas")) != NULL) {
         if (!config_setting_is_group(s))
@@ -329,6 +360,17 @@ parse_root(struct pctx *c, config_t *cf, struct policy *p)
             return -1;
     }
     return 0;
+}
+
+void
+policy_resolve_users(struct policy *p, const char *name)
+{
+    const struct passwd *pw;
+
+    if (p->qemu_base_set)
+        return;                 /* the file said */
+    pw = getpwnam(name ? name : "xen-qemuuser-range-base");
+    p->qemu_uid_base = pw ? (int64_t)pw->pw_uid : -1;
 }
 
 static int
@@ -366,6 +408,7 @@ load(const char *path, const char *text, struct policy **pp, char *errbuf)
         return -1;
     }
     config_destroy(&cf);
+    policy_resolve_users(p, NULL);
     *pp = p;
     return 0;
 }

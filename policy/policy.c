@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "policy/policy.h"
 
@@ -19,6 +20,7 @@ policy_default(void)
     if (p == NULL)
         return NULL;
     p->enforce_rules = 0;
+    p->qemu_uid_base = -1;      /* policy_resolve_users() looks it up */
     p->max_maps_per_emu = UINT64_C(1) << 26;
     p->max_maps_per_dom = UINT64_C(1) << 26;
     p->max_pending_per_emu = UINT64_C(1) << 20;
@@ -93,6 +95,55 @@ policy_check_map(const struct policy *p, uint16_t emu_domid, uint16_t ioservid,
     if (match->readonly && !readonly)
         return POLICY_E_READONLY;
     return POLICY_OK;
+}
+
+static int
+rule_covers(const struct policy_rule *r, uint16_t emu_domid, uint16_t target,
+            uint16_t ioservid)
+{
+    if ((r->emu_domid != POLICY_ANY && r->emu_domid != emu_domid) ||
+        (r->ioservid != POLICY_ANY && r->ioservid != ioservid))
+        return 0;
+    if (r->any_target)
+        return 1;
+    for (unsigned t = 0; t < r->ntargets; t++)
+        if (r->targets[t] == target)
+            return 1;
+    return 0;
+}
+
+int
+policy_may_register(const struct policy *p, uid_t uid, uint16_t emu_domid,
+                    uint16_t target, uint16_t ioservid)
+{
+    if (uid == 0 || uid == geteuid())
+        return 1;
+    if (p == NULL)
+        return 0;
+    if (p->qemu_uid_base >= 0 && (int64_t)uid >= p->qemu_uid_base &&
+        (int64_t)uid - p->qemu_uid_base == target && emu_domid == 0)
+        return 1;
+    for (unsigned i = 0; i < p->nrules; i++)
+        if (p->rules[i].has_uid && p->rules[i].uid == uid &&
+            rule_covers(&p->rules[i], emu_domid, target, ioservid))
+            return 1;
+    return 0;
+}
+
+int
+policy_uid_may_connect(const struct policy *p, uid_t uid)
+{
+    if (uid == 0 || uid == geteuid())
+        return 1;
+    if (p == NULL)
+        return 0;
+    if (p->qemu_uid_base >= 0 && (int64_t)uid >= p->qemu_uid_base &&
+        (int64_t)uid - p->qemu_uid_base < 0x7ff0)
+        return 1;
+    for (unsigned i = 0; i < p->nrules; i++)
+        if (p->rules[i].has_uid && p->rules[i].uid == uid)
+            return 1;
+    return 0;
 }
 
 const char *

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define POLICY_ERRLEN      512      /* size of policy_load()'s errbuf */
 #define POLICY_MAX_STEPS   4
@@ -58,6 +59,8 @@ struct policy_rule {
     uint16_t *targets;
     unsigned  ntargets;
     int       readonly;         /* only read-only maps allowed           */
+    int       has_uid;          /* uid: who may register as it           */
+    uid_t     uid;
 };
 
 /* A gfn range of a domain (or POLICY_ANY): reserved or read-only. */
@@ -80,6 +83,13 @@ struct policy {
     uint64_t  max_maps_per_dom;
     uint64_t  max_pending_per_emu;
     uint64_t  max_pending_per_dom;
+    /*
+     * Deprivileged device models (xl.cfg's dm_restrict): the uid of
+     * xen-qemuuser-range-base; uid base + T may register as dom0's ioreq
+     * servers of guest T only.  -1: none (the user does not exist).
+     */
+    int64_t   qemu_uid_base;
+    int       qemu_base_set;        /* the file set it (or "none") */
     struct policy_timeout inval;    /* INVALIDATING */
     struct policy_timeout flush;    /* FLUSHING */
     char      source[256];          /* file it came from, or "built-in" */
@@ -101,11 +111,28 @@ void policy_free(struct policy *p);
  * ("path:line: message").  On failure *pp is left alone. */
 int  policy_load(const char *path, struct policy **pp, char *errbuf);
 int  policy_parse_string(const char *text, struct policy **pp, char *errbuf);
+/*
+ * Look the deprivileged device models' range base user up (parse.c; the
+ * user database): name, or the default "xen-qemuuser-range-base" when
+ * name is NULL; qemu_uid_base stays -1 when there is no such user.
+ */
+void policy_resolve_users(struct policy *p, const char *name);
 
 /* The checks (policy.c). */
 enum policy_verdict policy_check_map(const struct policy *p, uint16_t emu_domid,
                                      uint16_t ioservid, uint16_t domid,
                                      uint64_t gfn, uint32_t nr, int readonly);
+/*
+ * Registration on the emulator socket (daemon/emusock.c), by the
+ * kernel-attested uid of the registering process: root (and the daemon's
+ * own uid) may register as any ioreq server; uid qemu_uid_base + T as
+ * dom0's servers of guest T; a uid an emulators entry names, as what that
+ * entry covers.  policy_uid_may_connect() is the part that does not need
+ * the hello (checked at accept).
+ */
+int  policy_may_register(const struct policy *p, uid_t uid, uint16_t emu_domid,
+                         uint16_t target, uint16_t ioservid);
+int  policy_uid_may_connect(const struct policy *p, uid_t uid);
 const char *policy_verdict_name(enum policy_verdict v);
 const char *policy_action_name(enum policy_action a);
 int  policy_action_parse(const char *s);    /* or -1 */

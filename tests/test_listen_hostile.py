@@ -317,8 +317,15 @@ def part_exhaustion(T):
         idle = connect_idle(path, socket.SOCK_STREAM if kind == "ctl" else SEQ)
         time.sleep(0.3)
         nfds = len(os.listdir("/proc/%d/fd" % d.p.pid))
-        check(nfds >= NOFILE - 1, "%s: the daemon is out of descriptors (%d open)"
-              % (NAMES[kind], nfds))
+        if kind == "emu":
+            # Connections without a hello are bounded (issue 12 item 4):
+            # past 32 they are refused at once, holding no descriptor.
+            check(nfds < NOFILE - 1 and "wait for their hello" in d.output(),
+                  "%s: at most 32 connections wait for a hello, the rest are refused "
+                  "(%d descriptors open)" % (NAMES[kind], nfds), repr(d.output()[-300:]))
+        else:
+            check(nfds >= NOFILE - 1, "%s: the daemon is out of descriptors (%d open)"
+                  % (NAMES[kind], nfds))
         # A control client that connects while descriptors are out.
         waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         waiting.setblocking(False)

@@ -365,10 +365,51 @@ test_recheck_after_resync(void)
     world_fini(&W);
 }
 
+/*
+ * Who may register as which ioreq server (issue 12 item 6b): root as any;
+ * a deprivileged device model (uid xen-qemuuser-range-base + T) as dom0's
+ * servers of its own guest T only; a uid an entry names, as that entry.
+ */
+static void
+test_registration(void)
+{
+    struct policy *p = NULL;
+    char err[POLICY_ERRLEN];
+
+    CU_ASSERT_EQUAL_FATAL(policy_parse_string(
+        "emulators = ( { domid = 5; targets = [ 3 ]; uid = 4242; },\n"
+        "              { domid = 0; targets = \"any\"; } );\n"
+        "qemu_user_range_base = \"none\";\n", &p, err), 0);
+    CU_ASSERT(policy_may_register(p, 0, 9, 9, 9));            /* root: anything */
+    CU_ASSERT(policy_may_register(p, 4242, 5, 3, 0));
+    CU_ASSERT(policy_may_register(p, 4242, 5, 3, 7));
+    CU_ASSERT_FALSE(policy_may_register(p, 4242, 5, 4, 0));   /* not its target */
+    CU_ASSERT_FALSE(policy_may_register(p, 4242, 0, 3, 0));   /* not its domain */
+    CU_ASSERT_FALSE(policy_may_register(p, 4343, 5, 3, 0));
+    CU_ASSERT(policy_uid_may_connect(p, 4242));
+    CU_ASSERT_FALSE(policy_uid_may_connect(p, 4343));
+    CU_ASSERT_EQUAL(p->qemu_uid_base, -1);                   /* "none" */
+    /* The range base, as xl's dm_restrict uses it: base + guest domid. */
+    p->qemu_uid_base = 60000;
+    CU_ASSERT(policy_may_register(p, 60007, 0, 7, 0));
+    CU_ASSERT(policy_may_register(p, 60007, 0, 7, 3));
+    CU_ASSERT_FALSE(policy_may_register(p, 60007, 0, 8, 0)); /* another guest */
+    CU_ASSERT_FALSE(policy_may_register(p, 60007, 5, 7, 0)); /* not dom0's */
+    CU_ASSERT_FALSE(policy_may_register(p, 59999, 0, 0, 0));
+    CU_ASSERT(policy_uid_may_connect(p, 60007));
+    CU_ASSERT_FALSE(policy_uid_may_connect(p, 60000 + 0x7ff0));
+    policy_free(p);
+    p = NULL;
+    CU_ASSERT_EQUAL(policy_parse_string("emulators = ( { domid = 0; targets = [1]; "
+                                        "uid = \"no-such-user-here\"; } );", &p, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no user"));
+}
+
 int
 main(void)
 {
     static const struct test_case tests[] = {
+        { "who may register as which ioreq server", test_registration },
         { "parse a good file", test_parse_good },
         { "bad files name the line", test_parse_bad },
         { "load, reload, keep the old on error", test_load_file_and_reload },

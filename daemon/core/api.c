@@ -107,15 +107,17 @@ core_drain(struct core *d, const struct core_emu_id *id, uint64_t timeout_ns,
     dr->unmap_all = unmap_all;
     dr->t0 = core_clock(d);
     dr->deadline = dr->t0 + timeout_ns;
-    dr->held0 = e->held_pages;
+    dr->held0 = d->resync == RS_NONE ? e->held_pages : UINT64_MAX;
     dr->done = done;
     dr->arg = arg;
     LIST_INSERT_HEAD(&d->drains, dr, link);
     log_info("drain of emulator " EMU_FMT ": %llu pages pending, deadline %llu ms",
              EMU_ARGS(e), (unsigned long long)e->held_pages,
              (unsigned long long)(timeout_ns / 1000000));
-    /* What it has pending is asked for now; the drain may end at once. */
-    core_process(d);
+    /*
+     * The drain steps at the owner's next core_process() or core_tick()
+     * (the daemon runs one at once): it may end then, through done.
+     */
     return 0;
 }
 

@@ -250,9 +250,6 @@ emu_id_of(const struct emu *e)
 /* ---- ingest.c: events in ring order, resync by dump ------------------------- */
 int   core_init(struct core *d, const struct core_env *env);
 void  core_fini(struct core *d);
-struct dom *dom_get(struct core *d, uint16_t domid, int create);
-struct emu_map *emu_map_get(struct core *d, struct emu *e, struct dom *dm,
-                            int create);
 
 /* ---- enforce.c: the policy on new and existing mappings, timeouts, drains -- */
 /* A map the shim made, against the policy: force-unmapped if forbidden. */
@@ -326,6 +323,10 @@ void  emu_force_unmap_all(struct core *d, struct emu *e);
 /* Force-unmap e's mappings of one gfn (coalesced with the previous one). */
 void  emu_force_unmap_gfn(struct core *d, struct emu *e, uint16_t domid,
                           uint64_t gfn, uint32_t nr);
+/* A domain's books, an emulator's mappings of a domain (create: make them). */
+struct dom *dom_get(struct core *d, uint16_t domid, int create);
+struct emu_map *emu_map_get(struct core *d, struct emu *e, struct dom *dm,
+                            int create);
 /* Mappings of one emulator, of one domain (counting multiplicity). */
 uint64_t emu_mappings(const struct emu *e);
 uint64_t dom_mappings(const struct dom *dm);

@@ -314,3 +314,46 @@ dom_mappings(const struct dom *dm)
     return n;
 }
 
+/* ---- the domains and the emulators' mappings of them ------------------------ */
+
+struct dom *
+dom_get(struct core *d, uint16_t domid, int create)
+{
+    struct dom *dm;
+
+    if (domid >= IOMAPD_MAX_DOMID)
+        return NULL;
+    dm = d->doms[domid];
+    if (dm || !create)
+        return dm;
+    dm = calloc(1, sizeof(*dm));
+    if (dm == NULL)
+        return NULL;
+    dm->domid = domid;
+    LIST_INIT(&dm->maps);
+    hmap_init(&dm->pidx_top);
+    d->doms[domid] = dm;
+    return dm;
+}
+
+struct emu_map *
+emu_map_get(struct core *d, struct emu *e, struct dom *dm, int create)
+{
+    struct emu_map *em;
+
+    (void)d;
+    LIST_FOREACH(em, &e->maps, emu_link)
+        if (em->dom == dm)
+            return em;
+    if (!create)
+        return NULL;
+    em = calloc(1, sizeof(*em));
+    if (em == NULL)
+        return NULL;
+    em->emu = e;
+    em->dom = dm;
+    fset_init(&em->fs);
+    LIST_INSERT_HEAD(&dm->maps, em, dom_link);
+    LIST_INSERT_HEAD(&e->maps, em, emu_link);
+    return em;
+}

@@ -337,7 +337,8 @@ drain_end(struct core *d, struct drain *dr, const char *outcome, uint64_t forced
           uint64_t maps_left)
 {
     struct core_drain_result r = {
-        .outcome = outcome, .held_at_start = dr->held0, .forced = forced,
+        .outcome = outcome,
+        .held_at_start = dr->held0 == UINT64_MAX ? 0 : dr->held0, .forced = forced,
         .mappings_left = maps_left, .elapsed_ns = core_clock(d) - dr->t0,
     };
     struct core_emu_id id = dr->id;
@@ -360,6 +361,8 @@ drain_step(struct core *d, struct drain *dr)
         drain_end(d, dr, "gone", 0, 0);
         return 1;
     }
+    if (dr->held0 == UINT64_MAX)
+        dr->held0 = e->held_pages;  /* asked during a resync: known now */
     maps = emu_mappings(e);
     if (e->held_pages == 0 && e->qlen == 0 && !e->need_global) {
         if (dr->unmap_all && maps) {
@@ -391,6 +394,14 @@ void
 drains_step(struct core *d)
 {
     struct drain *dr, *next;
+
+    /*
+     * Not while the books are being rebuilt: an emulator's pending pages
+     * are not known until the dump ends, so "nothing held" would be a lie
+     * (a drain asked mid-resync answered "drained" with pages held).
+     */
+    if (d->resync != RS_NONE)
+        return;
 
     for (dr = LIST_FIRST(&d->drains); dr; dr = next) {
         next = LIST_NEXT(dr, link);

@@ -79,48 +79,6 @@ core_fini(struct core *d)
     memset(d, 0, sizeof(*d));
 }
 
-struct dom *
-dom_get(struct core *d, uint16_t domid, int create)
-{
-    struct dom *dm;
-
-    if (domid >= IOMAPD_MAX_DOMID)
-        return NULL;
-    dm = d->doms[domid];
-    if (dm || !create)
-        return dm;
-    dm = calloc(1, sizeof(*dm));
-    if (dm == NULL)
-        return NULL;
-    dm->domid = domid;
-    LIST_INIT(&dm->maps);
-    hmap_init(&dm->pidx_top);
-    d->doms[domid] = dm;
-    return dm;
-}
-
-struct emu_map *
-emu_map_get(struct core *d, struct emu *e, struct dom *dm, int create)
-{
-    struct emu_map *em;
-
-    (void)d;
-    LIST_FOREACH(em, &e->maps, emu_link)
-        if (em->dom == dm)
-            return em;
-    if (!create)
-        return NULL;
-    em = calloc(1, sizeof(*em));
-    if (em == NULL)
-        return NULL;
-    em->emu = e;
-    em->dom = dm;
-    fset_init(&em->fs);
-    LIST_INSERT_HEAD(&dm->maps, em, dom_link);
-    LIST_INSERT_HEAD(&e->maps, em, emu_link);
-    return em;
-}
-
 /* ---- resync --------------------------------------------------------------- */
 
 /*
@@ -444,8 +402,20 @@ apply(struct core *d, const struct iomap_event *ev)
             d->st.bad_events++;
             return;
         }
-        if (d->resync == RS_NONE || rs_prefix(d, ev->domid, 0, 1))
+        /*
+         * The shim dropped everything of and by the domain: its pages, and
+         * the mappings its emulators (a stub domain's QEMU) hold of other
+         * domains, which a chunk applied already may have brought.  No
+         * cursor says which of that the books have: mid-dump, start the
+         * dump again (it will not show the domain).  Before the first
+         * chunk, the dump reflects it already.
+         */
+        if (d->resync == RS_NONE) {
             ev_domain_destroyed(d, ev->domid);
+        } else if (d->resync == RS_CHUNKS) {
+            log_info("domain %u destroyed during a resync: starting it again", ev->domid);
+            core_resync(d);
+        }
         return;
     case IOMAP_EV_EMULATOR_GONE: {
         struct core_emu_id id = EV_EMU_ID(ev);
