@@ -197,11 +197,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * (Re)load the policy from opt.config: 0 loaded, 1 no file (built-in
- * defaults), -1 refused (err says "path:line: why"; the old one stays).
+ * Read the policy of opt.config: 0 read (*pp), 1 no file (*pp the
+ * built-in defaults), -1 refused (err says "path:line: why").
  */
 static int
-load_policy(void *arg, char *err, size_t errlen)
+parse_policy(void *arg, struct policy **pp, char *err, size_t errlen)
 {
     struct iomapd *io = arg;
     char buf[POLICY_ERRLEN];
@@ -213,19 +213,34 @@ load_policy(void *arg, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        strcpy(p->source, "built-in");
         policy_resolve_users(p, NULL);
-        core_set_policy(io->core, p);
-        log_info("policy: no %s: built-in defaults", io->opt.config);
+        *pp = p;
         return 1;
     }
     if (policy_load(io->opt.config, &p, buf) < 0) {
         snprintf(err, errlen, "%s", buf);
         return -1;
     }
-    core_set_policy(io->core, p);
-    log_info("policy loaded from %s", io->opt.config);
+    *pp = p;
     return 0;
+}
+
+/* (Re)load the policy and put it in force; the returns of parse_policy. */
+static int
+load_policy(void *arg, char *err, size_t errlen)
+{
+    struct iomapd *io = arg;
+    struct policy *p = NULL;
+    int rc = parse_policy(arg, &p, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    core_set_policy(io->core, p);
+    if (rc == 1)
+        log_info("policy: no %s: built-in defaults", io->opt.config);
+    else
+        log_info("policy loaded from %s", io->opt.config);
+    return rc;
 }
 
 static void
@@ -467,6 +482,7 @@ main(int argc, char **argv)
             .socket_group = io->opt.ctl_group, .admin_group = io->opt.ctl_admin_group,
             .config_path = io->opt.config, .backend = io->be->name,
             .started_ns = io->started_ns, .reload_policy = load_policy,
+            .parse_policy = parse_policy,
             .request_run = (void (*)(void *))iomapd_request_run, .arg = io,
         };
 

@@ -90,6 +90,30 @@ run(void *arg)
 
 /* policy.reload: alternately a good file, a broken one, and none. */
 static int
+parse_policy(void *arg, struct policy **pp, char *err, size_t errlen)
+{
+    static const char *const texts[] = {
+        "emulators = ( { domid = 0; ioservid = 1; targets = [ 2 ]; } );\n"
+        "reserved = ( { domid = 1; gfn = 0x100; nr = 8; } );\n",
+        "quotas = { pending_per_emulator = ; };\n",
+        NULL,
+    };
+    const char *t = texts[reloads++ % (sizeof(texts) / sizeof(texts[0]))];
+    char buf[POLICY_ERRLEN];
+
+    (void)arg;
+    if (t == NULL) {
+        *pp = policy_default();
+        return *pp ? 1 : -1;
+    }
+    if (policy_parse_string(t, pp, buf) < 0) {
+        snprintf(err, errlen, "/fuzz/iomapd.conf: %s", buf);
+        return -1;
+    }
+    return 0;
+}
+
+static int
 load_policy(void *arg, char *err, size_t errlen)
 {
     static const char *const texts[] = {
@@ -326,6 +350,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct ctl_env cenv = {
             .socket_path = "/fuzz/iomapd.sock", .config_path = "/fuzz/iomapd.conf",
             .backend = "fuzz", .started_ns = fake_now, .reload_policy = load_policy,
+            .parse_policy = parse_policy,
             .request_run = run,
         };
 

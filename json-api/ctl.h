@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 struct core;
+struct policy;
 struct core_emu_id;
 struct event_base;
 struct bufferevent;
@@ -91,6 +92,8 @@ struct ctl_env {
     uint64_t           started_ns;      /* util/clock.h time of start */
     /* Reload the policy: 0 loaded, 1 no file (built-in), -1 refused (err). */
     int  (*reload_policy)(void *arg, char *err, size_t errlen);
+    /* Read it without putting it in force (a dry run); same returns, *p ours. */
+    int  (*parse_policy)(void *arg, struct policy **p, char *err, size_t errlen);
     /* Run the core soon (a deferred event on the loop). */
     void (*request_run)(void *arg);
     void *arg;

@@ -893,12 +893,74 @@ m_policy_get(struct ctl_call *call, json_t *params, json_t **result)
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
 
+/*
+ * policy.reload {"dry_run": true}: what the file would force-unmap of the
+ * existing mappings, without putting it in force (xl iomap reload --check).
+ */
+static int
+policy_dry_run(struct ctl_call *call, json_t **result)
+{
+    const struct ctl_env *env = &call->ctl->env;
+    char err[POLICY_ERRLEN];
+    struct policy *p = NULL;
+    struct core_policy_preview *pv;
+    json_t *runs;
+    int rc;
+
+    if (env->parse_policy == NULL)
+        return ctl_err(call, RPC_INTERNAL_ERROR, "this daemon cannot read a policy aside");
+    rc = env->parse_policy(env->arg, &p, err, sizeof(err));
+
+    if (rc < 0) {
+        call->data = json_pack("{s:s}", "config", env->config_path);
+        return ctl_err(call, APP_POLICY_INVALID, "policy refused: %s", err);
+    }
+    pv = malloc(sizeof(*pv));
+    if (pv == NULL) {
+        policy_free(p);
+        return ctl_err(call, RPC_INTERNAL_ERROR, "out of memory");
+    }
+    if (core_policy_preview(env->core, p, pv) < 0) {
+        free(pv);
+        policy_free(p);
+        return ctl_err(call, APP_TOO_BUSY,
+                       "the books are being rebuilt from the shim: ask again");
+    }
+    runs = json_array();
+    for (uint32_t i = 0; runs && i < pv->nranges; i++) {
+        const struct core_preview_range *r = &pv->ranges[i];
+
+        json_array_append_new(runs, json_pack("{s:o, s:i, s:I, s:i, s:s}",
+            "emulator", emu_id(&r->emu), "domid", (int)r->domid,
+            "gfn", (json_int_t)r->gfn, "nr", (int)r->nr,
+            "verdict", policy_verdict_name((enum policy_verdict)r->verdict)));
+    }
+    *result = json_pack("{s:s, s:s, s:b, s:I, s:I, s:{s:I, s:I}, s:o, s:b}",
+                        "config", env->config_path,
+                        "source", rc == 1 ? "built-in" : p->source,
+                        "dry_run", 1,
+                        "checked", (json_int_t)pv->checked,
+                        "would_force_unmap", (json_int_t)(pv->denied + pv->reserved),
+                        "by_verdict", "denied", (json_int_t)pv->denied,
+                        "rmrr", (json_int_t)pv->reserved,
+                        "runs", runs, "runs_truncated", pv->truncated);
+    free(pv);
+    policy_free(p);
+    return *result ? 0 : RPC_INTERNAL_ERROR;
+}
+
 static int
 m_policy_reload(struct ctl_call *call, json_t *params, json_t **result)
 {
     const struct ctl_env *env = &call->ctl->env;
     char err[POLICY_ERRLEN];
-    int rc = env->reload_policy(env->arg, err, sizeof(err));
+    int dry = 0, e = 0, rc;
+
+    if (p_bool(call, params, "dry_run", &dry, &e) < 0)
+        return e;
+    if (dry)
+        return policy_dry_run(call, result);
+    rc = env->reload_policy(env->arg, err, sizeof(err));
 
     if (rc < 0) {
         call->data = json_pack("{s:s}", "config", env->config_path);
@@ -979,6 +1041,11 @@ static const struct ctl_param emulator_drain_params[] = {
     END_P
 };
 
+static const struct ctl_param policy_reload_params[] = {
+    BOOL_P("dry_run"),
+    END_P
+};
+
 static const struct ctl_param subscribe_params[] = {
     ENUMS_P("events", 1, note_events),
     END_P
@@ -995,7 +1062,7 @@ static const struct ctl_method ctl_methods[] = {
     { "metrics",        m_metrics,        0,       no_params },
     { "emulator.drain", m_emulator_drain, M_ADMIN | M_DEFERRED, emulator_drain_params },
     { "policy.get",     m_policy_get,     0,       no_params },
-    { "policy.reload",  m_policy_reload,  M_ADMIN, no_params },
+    { "policy.reload",  m_policy_reload,  M_ADMIN, policy_reload_params },
     { "subscribe",      m_subscribe,      0,       subscribe_params },
 };
 

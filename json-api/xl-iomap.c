@@ -62,7 +62,8 @@ usage(FILE *f)
         "  top [--interval SEC] [--count N]  live view (q or Ctrl-C to leave)\n"
         "  drain EMULATOR [--timeout MS] [--unmap-all]\n"
         "                                 finish or force-unmap what EMULATOR (E:T:N) holds\n"
-        "  reload                         reload the policy (iomapd.conf)\n"
+        "  reload [--check]               reload the policy (iomapd.conf); --check:\n"
+        "                                 only show what it would force-unmap\n"
         "\n"
         "Options:\n"
         "  -s, --socket PATH   control socket (default $IOMAPD_SOCKET or\n"
@@ -815,17 +816,38 @@ cmd_drain(int argc, char **argv)
 }
 
 static int
-cmd_reload(void)
+cmd_reload(int check)
 {
     int ex;
-    json_t *r = call("policy.reload", NULL, &ex);
+    json_t *r = call("policy.reload", check ? json_pack("{s:b}", "dry_run", 1) : NULL,
+                     &ex);
+    json_t *runs, *v;
+    size_t i;
 
     if (r == NULL)
         return ex;
-    if (opt_json)
+    if (opt_json) {
         print_json(r);
-    else
+    } else if (!check) {
         printf("policy reloaded: %s\n", js(r, "source"));
+    } else {
+        printf("policy %s (not in force): %lld of %lld existing mappings "
+               "would be force-unmapped (%lld denied, %lld in reserved ranges)\n",
+               js(r, "source"), (long long)ji(r, "would_force_unmap"),
+               (long long)ji(r, "checked"),
+               (long long)ji(json_object_get(r, "by_verdict"), "denied"),
+               (long long)ji(json_object_get(r, "by_verdict"), "rmrr"));
+        runs = json_object_get(r, "runs");
+        if (json_array_size(runs))
+            printf("%-16s %6s %18s %8s  %s\n", "EMULATOR", "DOMID", "GFN", "PAGES",
+                   "VERDICT");
+        json_array_foreach(runs, i, v)
+            printf("%-16s %6lld %#18llx %8lld  %s\n", js(v, "emulator"),
+                   (long long)ji(v, "domid"), (unsigned long long)ji(v, "gfn"),
+                   (long long)ji(v, "nr"), js(v, "verdict"));
+        if (json_is_true(json_object_get(r, "runs_truncated")))
+            printf("(more runs than shown: the counts above are complete)\n");
+    }
     json_decref(r);
     return EX_OK;
 }
@@ -918,10 +940,14 @@ main(int argc, char **argv)
     else if (!strcmp(cmd, "drain"))
         rc = cmd_drain(argc, argv);
     else if (!strcmp(cmd, "reload") && argc == 1)
-        rc = cmd_reload();
+        rc = cmd_reload(0);
+    else if (!strcmp(cmd, "reload") && argc == 2 && !strcmp(argv[1], "--check"))
+        rc = cmd_reload(1);
     else if (!strcmp(cmd, "status") || !strcmp(cmd, "domains") || !strcmp(cmd, "emulators") ||
-             !strcmp(cmd, "stats") || !strcmp(cmd, "metrics") || !strcmp(cmd, "reload"))
+             !strcmp(cmd, "stats") || !strcmp(cmd, "metrics"))
         rc = die_usage("'%s' takes no arguments", cmd);
+    else if (!strcmp(cmd, "reload"))
+        rc = die_usage("%s", "reload takes no argument but --check");
     else
         rc = die_usage("unknown command '%s'", cmd);
     if (fd >= 0)

@@ -13,7 +13,8 @@ api_start() {
     "$B/iomap-sim" -s "$T/sim.sock" -H "$T/hc.sock" -g 1 -G 16384 -l 200 >"$T/log" 2>&1 &
     PIDS="$PIDS $!"
     for _ in $(seq 50); do [ -S "$T/hc.sock" ] && break; sleep 0.1; done
-    "$B/iomapd" --backend sim --sim-socket "$T/sim.sock" -e "$T/emu.sock" -s "$T/ctl.sock" >>"$T/log" 2>&1 &
+    "$B/iomapd" --backend sim --sim-socket "$T/sim.sock" -e "$T/emu.sock" -s "$T/ctl.sock" \
+        -c "$T/iomapd.conf" >>"$T/log" 2>&1 &
     PIDS="$PIDS $!"
     for _ in $(seq 50); do [ -S "$T/ctl.sock" ] && break; sleep 0.1; done
     "$B/example-emulator" --iomapd "$T/emu.sock" --sim "$T/hc.sock" --domid 1 \

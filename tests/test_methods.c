@@ -30,6 +30,7 @@
 #include "tests/cunit_main.h"
 #include "daemon/core/core.h"
 #include "json-api/ctl.h"
+#include "policy/policy.h"
 #include "shim/ring.h"
 #include "util/log.h"
 
@@ -80,6 +81,16 @@ reload_fn(void *arg, char *err, size_t errlen)
     return 1;                   /* no file: the built-in policy */
 }
 
+static int
+parse_fn(void *arg, struct policy **pp, char *err, size_t errlen)
+{
+    (void)arg;
+    (void)err;
+    (void)errlen;
+    *pp = policy_default();     /* no file: the built-in policy */
+    return *pp ? 1 : -1;
+}
+
 static void
 setup(void)
 {
@@ -88,7 +99,8 @@ setup(void)
     struct core_env env = { .ring = &ring, .clock = clock_fn, .kick = kick_fn };
     struct ctl_env cenv = {
         .socket_path = "/test/iomapd.sock", .config_path = "/test/iomapd.conf",
-        .backend = "test", .reload_policy = reload_fn, .request_run = run_fn,
+        .backend = "test", .reload_policy = reload_fn, .parse_policy = parse_fn,
+        .request_run = run_fn,
     };
 
     region = calloc(1, len);

@@ -295,6 +295,20 @@ test_recheck_on_reload(void)
 
     /* Reload: a may map d1 only, b nothing; 0x800-0x80f of d1 reserved. */
     CU_ASSERT_EQUAL_FATAL(policy_parse_string(strict, &p, err), 0);
+    /* First a dry run (policy.reload dry_run): it says what, and changes nothing. */
+    {
+        static struct core_policy_preview pv;
+
+        CU_ASSERT_EQUAL(core_policy_preview(W.core, p, &pv), 0);
+        CU_ASSERT_EQUAL(pv.denied, 32 + 16);
+        CU_ASSERT_EQUAL(pv.reserved, 16);
+        CU_ASSERT_EQUAL(pv.checked, 128 + 16);
+        CU_ASSERT(pv.nranges >= 3 && !pv.truncated);
+        world_settle(&W);
+        CU_ASSERT_EQUAL(world_live(&W, a), 128);
+        CU_ASSERT_EQUAL(world_live(&W, b), 16);
+        CU_ASSERT_EQUAL(W.core->st.policy_denials + W.core->st.rmrr_maps, 0);
+    }
     CU_ASSERT_EQUAL(core_set_policy(W.core, p), 0);
     world_settle(&W);
     CU_ASSERT_EQUAL(sim_live(&W, a, 1, 0, 64), 64);           /* allowed: kept */

@@ -53,6 +53,20 @@ expect_rc 1 "$X" drain 7:7
 expect_rc 2 "$X" drain
 expect_rc 0 "$X" reload
 grep -q "policy reloaded" "$T/out" && ok "reload output" || bad "reload: $(cat "$T/out" "$T/err")"
+# reload --check: what a new file would force-unmap, and nothing changes.
+before=$("$X" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["mappings"])')
+printf 'emulators = ( { domid = 5; targets = [ 1 ]; } );\n' >"$T/iomapd.conf"
+expect_rc 0 "$X" reload --check
+grep -q "^policy $T/iomapd.conf (not in force): $before of $before existing mappings would be force-unmapped ($before denied" "$T/out" \
+    && ok "reload --check: all $before mappings would go (denied)" || bad "reload --check: $(cat "$T/out" "$T/err")"
+grep -qE '^0:1:0 +1 +0x' "$T/out" && ok "reload --check lists the runs" || bad "reload --check runs: $(cat "$T/out")"
+after=$("$X" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["mappings"])')
+[ "$before" = "$after" ] && ok "reload --check changed nothing ($after mappings)" || bad "reload --check: $before -> $after mappings"
+expect_rc 0 "$X" --json reload --check
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["dry_run"] and d["by_verdict"]["denied"] == int(sys.argv[2])' "$T/out" "$before" \
+    && ok "--json reload --check" || bad "--json reload --check: $(head -c 300 "$T/out")"
+expect_rc 2 "$X" reload --force
+rm -f "$T/iomapd.conf"
 expect_rc 2 "$X" status extra
 
 XL_BUILD_DIR=${XL_BUILD_DIR:-$(cd "$here/.." && pwd)/build/xl}

@@ -91,6 +91,30 @@ void     core_resync(struct core *c);
  */
 int      core_set_policy(struct core *c, struct policy *p);
 const struct policy *core_policy(const struct core *c);
+
+/*
+ * What policy p would force-unmap of the existing mappings if it came into
+ * force now (a dry run of core_set_policy; nothing changes): counts by
+ * verdict and the first CORE_PREVIEW_RANGES runs of gfns.  0, or -EAGAIN
+ * while the books are being rebuilt.
+ */
+#define CORE_PREVIEW_RANGES 64
+struct core_preview_range {
+    struct core_emu_id emu;
+    uint16_t domid;
+    uint64_t gfn;
+    uint32_t nr;
+    int      verdict;           /* enum policy_verdict */
+};
+struct core_policy_preview {
+    uint64_t checked;           /* mappings looked at */
+    uint64_t denied, reserved;  /* would be force-unmapped, by verdict */
+    uint32_t nranges;
+    int      truncated;         /* more runs than ranges[] holds */
+    struct core_preview_range ranges[CORE_PREVIEW_RANGES];
+};
+int      core_policy_preview(const struct core *c, const struct policy *p,
+                             struct core_policy_preview *out);
 /* 1 when commands wait for room on the command ring. */
 int      core_cmds_waiting(const struct core *c);
 

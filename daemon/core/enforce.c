@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "daemon/core/core_priv.h"
 #include "util/log.h"
@@ -273,16 +274,20 @@ core_tick(struct core *d)
  * apply to new maps only.  Pages in flight are not looked at: they are on
  * their way out already.  Returns the number of gfns force-unmapped.
  */
-uint64_t
-core_recheck_policy(struct core *d)
-{
-    const struct policy *pol = d->policy;
-    uint64_t forced = 0, checked = 0;
+/*
+ * The walk of core_recheck_policy and core_policy_preview: every run of
+ * an alive emulator's mappings the policy pol forbids, gfn by gfn, given
+ * to fn (apply: force-unmap and count; preview: count and sample).
+ */
+typedef void recheck_fn(void *arg, struct emu *e, uint16_t domid, uint64_t gfn,
+                        enum policy_verdict v);
 
-    if (pol == NULL || (!pol->enforce_rules && pol->nrmrr == 0))
-        return 0;               /* nothing an existing mapping can break */
-    if (d->resync != RS_NONE)
-        return 0;               /* the books are partial: done at its end */
+static uint64_t
+recheck_walk(const struct core *d, const struct policy *pol, uint64_t *checked,
+             recheck_fn *fn, void *arg)
+{
+    uint64_t forced = 0;
+
     for (uint32_t i = 0; i < d->nemus; i++) {
         struct emu *e = d->emus[i];
         struct emu_map *em;
@@ -299,7 +304,7 @@ core_recheck_policy(struct core *d)
                 /* A run of consecutive gfns: one check if it is allowed. */
                 while (end - g < IOMAP_MAX_NR && fset_next(&em->fs, end) == end)
                     end++;
-                checked += end - g;
+                *checked += end - g;
                 if (policy_check_map(pol, e->emu_domid, e->ioservid, domid, g,
                                      (uint32_t)(end - g), 1) != POLICY_OK) {
                     for (uint64_t x = g; x < end; x++) {
@@ -309,11 +314,7 @@ core_recheck_policy(struct core *d)
 
                         if (v == POLICY_OK)
                             continue;
-                        if (v == POLICY_E_RMRR)
-                            d->st.rmrr_maps++;
-                        else
-                            d->st.policy_denials++;
-                        emu_force_unmap_gfn(d, e, domid, x, 1);    /* coalesced */
+                        fn(arg, e, domid, x, v);
                         forced++;
                     }
                 }
@@ -321,6 +322,33 @@ core_recheck_policy(struct core *d)
             }
         }
     }
+    return forced;
+}
+
+static void
+recheck_apply(void *arg, struct emu *e, uint16_t domid, uint64_t gfn,
+              enum policy_verdict v)
+{
+    struct core *d = arg;
+
+    if (v == POLICY_E_RMRR)
+        d->st.rmrr_maps++;
+    else
+        d->st.policy_denials++;
+    emu_force_unmap_gfn(d, e, domid, gfn, 1);      /* coalesced */
+}
+
+uint64_t
+core_recheck_policy(struct core *d)
+{
+    const struct policy *pol = d->policy;
+    uint64_t forced, checked = 0;
+
+    if (pol == NULL || (!pol->enforce_rules && pol->nrmrr == 0))
+        return 0;               /* nothing an existing mapping can break */
+    if (d->resync != RS_NONE)
+        return 0;               /* the books are partial: done at its end */
+    forced = recheck_walk(d, pol, &checked, recheck_apply, d);
     if (forced) {
         log_warnx("policy (%s): %llu of %llu existing mappings are not allowed: "
                   "force-unmapping them", pol->source, (unsigned long long)forced,
@@ -328,6 +356,58 @@ core_recheck_policy(struct core *d)
         cmd_flush_out(d);
     }
     return forced;
+}
+
+struct preview_ctx {
+    struct core_policy_preview *out;
+    struct core_preview_range  *last;
+};
+
+static void
+recheck_preview(void *arg, struct emu *e, uint16_t domid, uint64_t gfn,
+                enum policy_verdict v)
+{
+    struct preview_ctx *pc = arg;
+    struct core_policy_preview *out = pc->out;
+    struct core_preview_range *r = pc->last;
+
+    if (v == POLICY_E_RMRR)
+        out->reserved++;
+    else
+        out->denied++;
+    if (r && r->emu.emu_domid == e->emu_domid && r->emu.target == e->target &&
+        r->emu.ioservid == e->ioservid && r->domid == domid && r->gfn + r->nr == gfn &&
+        r->verdict == (int)v) {
+        r->nr++;
+        return;
+    }
+    if (out->nranges == CORE_PREVIEW_RANGES) {
+        out->truncated = 1;
+        pc->last = NULL;
+        return;
+    }
+    r = &out->ranges[out->nranges++];
+    r->emu = emu_id_of(e);
+    r->domid = domid;
+    r->gfn = gfn;
+    r->nr = 1;
+    r->verdict = (int)v;
+    pc->last = r;
+}
+
+int
+core_policy_preview(const struct core *d, const struct policy *pol,
+                    struct core_policy_preview *out)
+{
+    struct preview_ctx pc = { .out = out, .last = NULL };
+
+    memset(out, 0, sizeof(*out));
+    if (d->resync != RS_NONE)
+        return -EAGAIN;         /* the books are partial */
+    if (pol == NULL || (!pol->enforce_rules && pol->nrmrr == 0))
+        return 0;
+    recheck_walk(d, pol, &out->checked, recheck_preview, &pc);
+    return 0;
 }
 
 /* ---- drains (core_drain) ----------------------------------------------------- */
