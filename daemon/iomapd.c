@@ -474,8 +474,10 @@ main(int argc, char **argv)
         die("policy: %s", err);
     }
     io->emusock = emusock_new(io, io->opt.emu_socket, err, sizeof(err));
-    if (io->emusock == NULL)
+    if (io->emusock == NULL) {
+        io->be->close(io->bep);     /* sim-embedded: its hypercall socket goes */
         die("%s", err);
+    }
     {
         struct ctl_env cenv = {
             .base = io->base, .core = io->core, .socket_path = io->opt.ctl_socket,
@@ -490,6 +492,7 @@ main(int argc, char **argv)
         if (io->ctl == NULL || ctl_listen(io->ctl, err, sizeof(err)) < 0) {
             emusock_free(io->emusock);
             unlink(io->opt.emu_socket);
+            io->be->close(io->bep);
             die("control socket: %s", io->ctl ? err : "out of memory");
         }
     }

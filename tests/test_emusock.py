@@ -123,6 +123,18 @@ def main():
                                       stdout=log, stderr=subprocess.STDOUT))
         check(wait_for(lambda: os.path.exists(emu) and os.path.exists(ctl)), "iomapd-sim up")
 
+        # ---- a second daemon on the same emulator socket ----------------------
+        # It is refused, and leaves nothing behind: before, its own
+        # simulated-hypercall socket stayed (die() skipped the backend).
+        p2 = subprocess.run([BUILD + "/iomapd-sim", "--backend", "sim-embedded",
+                             "--sim-socket", T + "/hc2.sock", "-e", emu, "-s", T + "/ctl2.sock",
+                             "-c", T + "/iomapd.conf"], capture_output=True, text=True,
+                            timeout=20)
+        check(p2.returncode == 1 and "in use by a running iomapd" in p2.stderr,
+              "a second iomapd-sim on the same emulator socket exits 1", p2.stderr[-200:])
+        check(not os.path.exists(T + "/hc2.sock") and not os.path.exists(T + "/ctl2.sock"),
+              "and leaves no socket of its own behind", os.listdir(T))
+
         # ---- malformed hellos -------------------------------------------------
         st, s = register(emu, hello(0, 1, 0) + b"x")
         check(st == -errno.EPROTO, "a hello with one trailing byte: -EPROTO", st)
