@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""mutants.py - every guard of the daemon matters: remove it, a named test fails.
+
+For each guard below, in a clone of this tree (build/mutants by default):
+apply the mutation (one exact text replacement that removes the guard),
+rebuild what the named test needs, run it, and check that the named test
+fails; then restore the file.  A mutation whose text is not found is an
+error too (the table went stale).  The same table is in
+docs/RELIABILITY.md ("Guards and the tests that catch their removal").
+
+  scripts/mutants.py [--list] [--only N[,N...]] [--rotate K] [--dir DIR]
+
+--rotate K runs the K-th third of the table (CI runs one third a time,
+rotating on the day of the year).  Exit 0 when every mutant run was
+caught, 1 otherwise.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+# (guard, file, text, replacement, test program, test name or None)
+MUTANTS = [
+    ("I1: a page waits in FLUSHING until the flush that covers its last unmap",
+     "daemon/core/pages.c",
+     "if (p->cover_seq == 0 || p->cover_seq <= d->max_done) {",
+     "if (1) {",
+     "tests/test_lifecycle", None),
+    ("resync: DUMP records outside our own chunk are ignored",
+     "daemon/core/ingest.c",
+     "        if (!d->rs_in_chunk) {",
+     "        if (0) {",
+     "tests/test_hostile", "resync: a dead predecessor's dump is not ours"),
+    ("resync: a chunk is ours only if DUMP_BEGIN echoes our dump id",
+     "daemon/core/ingest.c",
+     "        if (ev->arg != d->rs_id) {",
+     "        if (0) {",
+     "tests/test_hostile", "resync: a dead predecessor's dump is not ours"),
+    ("a refused RELEASE rebuilds the books",
+     "daemon/core/ingest.c",
+     "            d->resync_wanted = 1;\n        }\n        return;",
+     "        }\n        return;",
+     "tests/test_hostile", "a refused RELEASE: resync, released later"),
+    ("emulator entries are reclaimed once they hold nothing",
+     "daemon/core/ingest.c",
+     "        emu_reclaim(d);     /*",
+     "        (void)0;     /*",
+     "tests/test_hostile", "emulator churn beyond the table"),
+    ("a map the full emulator table cannot hold is force-unmapped",
+     "daemon/core/ingest.c",
+     "    emu_force_unmap_id(d, &id, ev->gfn, n);\n    return 1;",
+     "    return 0;",
+     "tests/test_hostile", "emulator table full: mappings force-unmapped"),
+    ("the dump says which ioreq servers are gone (DUMP_EMU)",
+     "daemon/core/ingest.c",
+     "                e->alive = ev->arg != 0;",
+     "                e->alive = 1;",
+     "tests/test_hostile", "an emulator dies while the ring overflows"),
+    ("a domain destroyed mid-dump restarts the dump",
+     "daemon/core/ingest.c",
+     "        } else if (d->resync == RS_CHUNKS) {",
+     "        } else if (0) {",
+     "tests/test_hostile", "resync: a stub domain destroyed mid-dump"),
+    ("drains wait for the books to be rebuilt",
+     "daemon/core/enforce.c",
+     "    if (d->resync != RS_NONE)\n        return;\n\n    for (dr = LIST_FIRST(&d->drains)",
+     "    for (dr = LIST_FIRST(&d->drains)",
+     "tests/test_hostile", "a drain asked during a resync waits for the books"),
+    ("answers are judged by the daemon's own record, not the shared page",
+     "ioreq/channel.c",
+     "        copy.count = q->count;",
+     "        copy.count = s->count;",
+     "tests/test_hostile", "answers judged by the daemon's own record"),
+    ("an answer in a slot never sent is not an answer",
+     "ioreq/channel.c",
+     "        if (!q->used) {",
+     "        if (0) {",
+     "tests/test_hostile", "answers judged by the daemon's own record"),
+    ("deny by default only with an emulators list",
+     "policy/parse.c",
+     "        p->enforce_rules = 1;\n        if (!config_setting_is_aggregate(s))",
+     "        if (!config_setting_is_aggregate(s))",
+     "tests/test_hostile", "a policy with only quotas denies nothing"),
+    ("a hello is one whole message (trailing bytes refused)",
+     "daemon/emusock.c",
+     "    n = recv(fd, &h, sizeof(h), MSG_TRUNC);",
+     "    n = recv(fd, &h, sizeof(h), 0);",
+     "tests/test_emusock.py", None),
+    ("registration by the kernel-attested uid",
+     "daemon/emusock.c",
+     "    if (!policy_may_register(core_policy(io->core), c->uid, id.emu_domid, id.target,",
+     "    if (0 && !policy_may_register(core_policy(io->core), c->uid, id.emu_domid, id.target,",
+     "tests/test_emusock.py", None),
+    ("at most 32 connections wait for their hello",
+     "daemon/emusock.c",
+     "    if (es->npending >= EMUSOCK_MAX_PENDING ||",
+     "    if (0 ||",
+     "tests/test_emusock.py", None),
+    ("control access by the peer's own groups (SO_PEERGROUPS)",
+     "json-api/control.c",
+     "    ngroups = listen_peer_groups(fd, groups, (int)(sizeof(groups) / sizeof(groups[0])));",
+     "    ngroups = 0;",
+     "tests/test_access.py", None),
+]
+
+
+def run(cmd, cwd, env=None, timeout=None):
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--only")
+    ap.add_argument("--rotate", type=int)
+    ap.add_argument("--dir", default=None)
+    a = ap.parse_args()
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if a.list:
+        for i, m in enumerate(MUTANTS):
+            print("%2d  %-70s %s%s" % (i, m[0], m[4], " / " + m[5] if m[5] else ""))
+        return 0
+    pick = list(range(len(MUTANTS)))
+    if a.only:
+        pick = [int(x) for x in a.only.split(",")]
+    elif a.rotate is not None:
+        pick = [i for i in pick if i % 3 == a.rotate % 3]
+    d = a.dir or os.path.join(src, "build", "mutants")
+    if not os.path.isdir(os.path.join(d, ".git")):
+        subprocess.run(["rm", "-rf", d], check=True)
+        subprocess.run(["git", "clone", "-q", src, d], check=True)
+    else:
+        run(["git", "fetch", "-q", src, "HEAD"], d)
+        run(["git", "checkout", "-q", "-f", "FETCH_HEAD"], d)
+    if not os.path.exists(os.path.join(d, "Makefile")):
+        r = run(["sh", "-c", "autoreconf -fi >/dev/null 2>&1 && ./configure -q"], d)
+        if r.returncode:
+            print(r.stdout + r.stderr)
+            return 1
+    env = dict(os.environ, top_builddir=d, srcdir=d)
+    uncaught = 0
+    for i in pick:
+        guard, path, old, new, prog, name = MUTANTS[i]
+        f = os.path.join(d, path)
+        text = open(f).read()
+        if text.count(old) != 1:
+            print("STALE %2d %s: the text to remove is in %s %d times" % (i, guard, path,
+                                                                        text.count(old)))
+            uncaught += 1
+            continue
+        t0 = time.time()
+        open(f, "w").write(text.replace(old, new))
+        try:
+            targets = ["iomapd", "iomapd-sim"] if prog.endswith(".py") else [prog]
+            b = run(["make", "-s", "-j2"] + targets, d)
+            if b.returncode:
+                print("BUILD %2d %s:\n%s" % (i, guard, (b.stdout + b.stderr)[-1500:]))
+                uncaught += 1
+                continue
+            cmd = ["python3", prog] if prog.endswith(".py") else ["./" + prog]
+            try:
+                r = run(cmd, d, env=env, timeout=600)
+                out, rc = r.stdout + r.stderr, r.returncode
+            except subprocess.TimeoutExpired:
+                out, rc = "timed out", 124
+            if name is not None:
+                key = "Test: %s ..." % name
+                if key in out:
+                    # Its part of the output, up to the next test: failed, or
+                    # the program died in it (no "passed").
+                    seg = out.split(key, 1)[1].split("  Test: ", 1)[0]
+                    caught = "FAILED" in seg or "passed" not in seg
+                else:
+                    caught = rc != 0        # died before reaching it
+            else:
+                caught = rc != 0
+            print("%s %2d  %-66s %s%s (%.0f s)" % ("CAUGHT" if caught else "MISSED", i, guard,
+                  prog, " / " + name if name else "", time.time() - t0))
+            if not caught:
+                uncaught += 1
+                print(out[-1500:])
+        finally:
+            open(f, "w").write(text)
+    # Leave the clone built as it is at HEAD.
+    run(["make", "-s", "-j2"], d)
+    print("mutants: %d run, %d caught, %d not" % (len(pick), len(pick) - uncaught, uncaught))
+    return 1 if uncaught else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
