@@ -336,7 +336,7 @@ void  cmd_post(struct core *d, const struct iomap_cmd *c);
 void  cmd_flush_out(struct core *d);
 struct iomap_cmd *cmd_last(struct core *d);
 
-/* Totals (query.c). */
+/* Totals over the tables (emu.c). */
 uint64_t core_mappings(const struct core *d);
 uint32_t core_domains(const struct core *d);
 uint32_t core_emulators(const struct core *d);

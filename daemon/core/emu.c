@@ -357,3 +357,36 @@ emu_map_get(struct core *d, struct emu *e, struct dom *dm, int create)
     LIST_INSERT_HEAD(&e->maps, em, emu_link);
     return em;
 }
+
+/* ---- totals over the emulator and domain tables ------------------------------ */
+
+uint64_t
+core_mappings(const struct core *d)
+{
+    uint64_t n = 0;
+
+    for (uint32_t i = 0; i < d->nemus; i++)
+        if (d->emus[i])
+            n += emu_mappings(d->emus[i]);
+    return n;
+}
+
+uint32_t
+core_domains(const struct core *d)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < IOMAPD_MAX_DOMID; i++)
+        n += d->doms[i] != NULL;
+    return n;
+}
+
+uint32_t
+core_emulators(const struct core *d)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < d->nemus; i++)
+        n += d->emus[i] != NULL;
+    return n;
+}
