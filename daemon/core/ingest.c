@@ -55,6 +55,7 @@ dom_free(struct core *d, struct dom *dm)
         emu_map_free(em);
     pidx_free(d, dm);
     d->doms[dm->domid] = NULL;
+    d->ndoms--;
     free(dm);
 }
 
@@ -96,6 +97,7 @@ dom_get(struct core *d, uint16_t domid, int create)
     LIST_INIT(&dm->maps);
     hmap_init(&dm->pidx_top);
     d->doms[domid] = dm;
+    d->ndoms++;
     return dm;
 }
 
