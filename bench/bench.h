@@ -8,8 +8,13 @@
  *   balloon.c   the simulated host; balloon_1g, balloon_paced
  *   baseline.c  the paced balloon's trace under Xen's global invalidate
  *   memory.c    bytes per mapping of the core's books; the key sets
- *   tracker.c   the tracker (fset) against libJudy and a hash map
- *   api.c       the real iomapd and iomap-sim over the control socket
+ *   pairs.c     issue 15's A/B pairs: ingest vs an ideal consumer, the
+ *               tracker on each set implementation, the balloon on the
+ *               shipped rings and the global invalidate in time
+ *   api.c       the real iomapd and iomap-sim over the control socket;
+ *               iomapd-sim under 1..64 clients x depth 1..32 against a
+ *               constant-reply libevent server; mapping.list of 10 M in
+ *               the real daemon (its 1 ms timer's lateness)
  *   api_list.c  mapping.list in-process through json-api (ctl_request)
  *
  * Only public headers: daemon/core/core.h, never core_priv.h.
@@ -53,6 +58,14 @@ enum {
     M_BPM, M_BPM_RSS, M_BPM_RAND, M_BPM_SPARSE,
     M_API_RPS, M_API_STALL, M_API_STALL_WALL, M_API_FLOOR, M_API_LIST_P999, M_API_LIST_P50, M_API_LIST_RATE, M_API_LIST_PAGE,
     M_BASE_NEEDLESS, M_BASE_BLOCKED, M_BASE_RATIO,
+    /* issue 15 (pairs.c, api.c) */
+    M_BR_WARM, M_BR_COLD, M_BR_P99, M_BR_EMU, M_BR_TICK, M_BR_OVERFLOWS,
+    M_ING_RATIO, M_ING_CORE, M_ING_IDEAL,
+    M_TR_TIME, M_TR_MEM, M_BPM_WORST,
+    M_API_CPU, M_API_CAP_RATIO, M_API_RPS_16x8, M_API_CONST_16x8, M_API_1x1, M_API_FLOOR_RATIO,
+    M_LIST_LATE, M_LIST_RATE,
+    M_BASE_TIME_RATIO, M_BASE_BLOCK_MS, M_IO_VCPU_MS, M_BASE_REMAP_0, M_BASE_REMAP_25,
+    M_BASE_REMAP_100,
     M_COUNT
 };
 
@@ -109,7 +122,7 @@ struct iomap_event mk(uint8_t type, unsigned emu, uint64_t gfn);
 /* memory.c: sizes, and the mapping sets of memory, compare and api. */
 uint64_t heap_bytes(void);
 uint64_t rss_bytes(void);
-enum { LAYOUT_BUFFERS, LAYOUT_RANDOM, LAYOUT_SPARSE };
+enum { LAYOUT_BUFFERS, LAYOUT_RANDOM, LAYOUT_DOUBLE, LAYOUT_SPARSE };
 /* keys[i] = set << 40 | gfn, 8 sets (4 emulators x 2 guests). */
 uint64_t *gen_keys(int layout, uint64_t n);
 
@@ -119,16 +132,21 @@ void     baseline_compare(const struct trace *tr, uint64_t answer_ns,
                           uint64_t io_unmaps, uint64_t io_needless,
                           uint64_t io_inval, int print);
 
-/* tracker.c: the comparison table (printed and written by main.c). */
-#define CMP_LAYOUTS 2
-enum { IMPL_FSET, IMPL_JUDY, IMPL_HMAP, IMPL_N };
-struct cmp_res {
-    double ns_add, ns_test, ns_del, bpm;
-};
-extern struct cmp_res cmp_out[CMP_LAYOUTS][IMPL_N];
-extern int cmp_have[CMP_LAYOUTS][IMPL_N];
-extern const char *const layout_name[CMP_LAYOUTS];
-extern const char *const impl_name[IMPL_N];
+/* pairs.c: the tracker on each set implementation (daemon/core/tracker.h). */
+#define TR_LAYOUTS 4            /* = the LAYOUT_* of gen_keys */
+#define TR_OPS     4            /* add, test, next, del; [TR_OPS]: bytes/mapping */
+extern const char *const tr_layout_name[TR_LAYOUTS];
+extern const char *const tr_op_name[TR_OPS];
+extern double tr_runs[TR_LAYOUTS][3][MAX_REPS][TR_OPS + 1];
+extern int tr_nruns;
+extern uint64_t tick_ns;        /* core_tick time (main.c wraps it) */
+
+/* api.c: the clients x depth matrix. */
+#define MX_C 4
+#define MX_D 3
+extern double mx_rps[MX_C][MX_D][MAX_REPS], mx_const[MX_C][MX_D][MAX_REPS],
+              mx_cpu[MX_C][MX_D][MAX_REPS];
+extern int mx_n;
 
 /* api_list.c: mapping.list in-process; v[0..5] (see bench_api). */
 void     api_stall_child(double *v);
@@ -139,7 +157,12 @@ void     bench_ingest_rand(void);
 void     bench_balloon_1g(void);
 void     bench_balloon_paced(void);
 void     bench_memory(void);
-void     bench_compare(void);
 void     bench_api(void);
+void     bench_ingest_ab(void);
+void     bench_tracker_ab(void);
+void     bench_balloon_real(void);
+void     bench_baseline_time(void);
+void     bench_api_matrix(void);
+void     bench_list_real(void);
 
 #endif

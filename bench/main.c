@@ -31,6 +31,7 @@
 
 #include "bench/bench.h"
 #include "daemon/core/core.h"
+#include "daemon/core/tracker.h"
 #include "shim/ring.h"
 #include "simhost/world.h"
 #include "util/log.h"
@@ -111,6 +112,25 @@ __wrap_core_process(struct core *c)
     }
     if (c == bw.core && bw.ring != NULL)
         scan_cmds();
+    return n;
+}
+
+int __real_core_tick(struct core *c);
+int __wrap_core_tick(struct core *c);
+
+/* core_tick() is the daemon's too (every 100 ms in iomapd): timed apart. */
+int
+__wrap_core_tick(struct core *c)
+{
+    uint64_t t0 = now_ns(), dt;
+    int n = __real_core_tick(c);
+
+    dt = now_ns() - t0;
+    tick_ns += dt;
+    if (bw.hybrid) {
+        bw.hybrid->now += dt;
+        bw.hybrid->sim.now_ns = bw.hybrid->now;
+    }
     return n;
 }
 
@@ -255,6 +275,33 @@ struct metric M[M_COUNT] = {
     [M_BASE_NEEDLESS] = { "baseline_needless_unmaps", "pages", "(iomapd: 0)", 0, 1 },
     [M_BASE_BLOCKED] = { "baseline_vcpu_blocked_ms", "ms", "(iomapd: 0)", 0, 1 },
     [M_BASE_RATIO] = { "baseline_ratio", "x", "> 1", 1, 0 },
+    /* issue 15: the goals' table, then what stands beside each. */
+    [M_BR_WARM] = { "balloon_real_warm_ms", "ms", "<= 10", 10, 1 },
+    [M_BR_COLD] = { "balloon_real_cold_ms", "ms", "<= 20", 20, 1 },
+    [M_BR_P99] = { "balloon_real_p99_us", "us", "<= 50", 50, 1 },
+    [M_BR_EMU] = { "balloon_real_sim_and_emulators_ms", "ms", "", 0, 1 },
+    [M_BR_TICK] = { "balloon_real_core_tick_ms", "ms", "", 0, 1 },
+    [M_BR_OVERFLOWS] = { "balloon_real_overflows", "n", "", 0, 1 },
+    [M_ING_RATIO] = { "ingest_vs_ideal_ratio", "x", ">= 0.5", 0.5, 0 },
+    [M_ING_CORE] = { "ingest_shipped_ring_events_per_s", "ev/s", "", 0, 0 },
+    [M_ING_IDEAL] = { "ingest_ideal_events_per_s", "ev/s", "", 0, 0 },
+    [M_TR_TIME] = { "tracker_time_vs_best_peer_ratio", "x", "<= 1.0", 1.0, 1 },
+    [M_TR_MEM] = { "tracker_memory_vs_best_peer_ratio", "x", "<= 1.5", 1.5, 1 },
+    [M_BPM_WORST] = { "bytes_per_mapping_worst", "B", "<= 8", 8, 1 },
+    [M_API_CPU] = { "api_cpu_us_per_status", "us", "<= 5", 5, 1 },
+    [M_API_CAP_RATIO] = { "api_capacity_vs_constant_ratio", "x", ">= 0.8", 0.8, 0 },
+    [M_API_RPS_16x8] = { "api_rps_16x8", "req/s", "", 0, 0 },
+    [M_API_CONST_16x8] = { "api_constant_server_rps_16x8", "req/s", "", 0, 0 },
+    [M_API_1x1] = { "api_rps_1x1", "req/s", "", 0, 0 },
+    [M_API_FLOOR_RATIO] = { "api_1x1_vs_socket_floor_ratio", "x", "", 0, 0 },
+    [M_LIST_LATE] = { "list_timer_lateness_p999_ms", "ms", "<= 0.5", 0.5, 1 },
+    [M_LIST_RATE] = { "list_entries_per_s", "ent/s", ">= 5,000,000", 5e6, 0 },
+    [M_BASE_TIME_RATIO] = { "baseline_vcpu_blocked_time_ratio", "x", ">= 1", 1, 0 },
+    [M_BASE_BLOCK_MS] = { "baseline_vcpu_blocked_model_ms", "ms", "", 0, 1 },
+    [M_IO_VCPU_MS] = { "iomapd_vcpu_hypercall_ms", "ms", "", 0, 1 },
+    [M_BASE_REMAP_0] = { "baseline_emu_remap_ms_retouch_0", "ms", "", 0, 1 },
+    [M_BASE_REMAP_25] = { "baseline_emu_remap_ms_retouch_25", "ms", "", 0, 1 },
+    [M_BASE_REMAP_100] = { "baseline_emu_remap_ms_retouch_100", "ms", "", 0, 1 },
 };
 
 /* ---- output ------------------------------------------------------------------------ */
@@ -280,18 +327,42 @@ print_table(void)
                (m->lower_is_better ? median(m) <= m->goal_val : median(m) >= m->goal_val)
                ? "  (met)" : "  (NOT met)");
     }
-    printf("\ntracker alternatives (%s mappings, 8 (emulator, domain) sets):\n",
-           small ? "200k" : "10M");
-    printf("  %-14s %-40s %9s %9s %9s %10s\n", "layout", "structure", "add ns",
-           "test ns", "del ns", "B/mapping");
-    for (int l = 0; l < CMP_LAYOUTS; l++)
-        for (int i = 0; i < IMPL_N; i++)
-            if (cmp_have[l][i])
-                printf("  %-14s %-40s %9.1f %9.1f %9.1f %10.2f\n", layout_name[l],
-                       impl_name[i], cmp_out[l][i].ns_add, cmp_out[l][i].ns_test,
-                       cmp_out[l][i].ns_del, cmp_out[l][i].bpm);
-            else
-                printf("  %-14s %-40s (not available)\n", layout_name[l], impl_name[i]);
+    if (tr_nruns) {
+        printf("\ntracker on each set implementation (ns per mapping, B per mapping; "
+               "median of %d):\n  %-18s %-8s", tr_nruns, "layout", "set");
+        for (int o = 0; o < TR_OPS; o++)
+            printf(" %9s", tr_op_name[o]);
+        printf(" %9s\n", "B/map");
+        for (int l = 0; l < TR_LAYOUTS; l++)
+            for (int i = 0; i < 3; i++) {
+                printf("  %-18s %-8s", tr_layout_name[l], fset_impl_name(i));
+                for (int o = 0; o <= TR_OPS; o++) {
+                    struct metric t = { .n = tr_nruns };
+
+                    for (int r = 0; r < tr_nruns; r++)
+                        t.v[r] = tr_runs[l][i][r][o];
+                    printf(" %9.1f", median(&t));
+                }
+                printf("\n");
+            }
+    }
+    if (mx_n) {
+        printf("\napi: iomapd-sim status req/s | constant server req/s | daemon CPU us/req "
+               "(median of %d)\n", mx_n);
+        for (int c = 0; c < MX_C; c++)
+            for (int d = 0; d < MX_D; d++) {
+                struct metric a = { .n = mx_n }, b = { .n = mx_n }, u = { .n = mx_n };
+
+                for (int r = 0; r < mx_n; r++) {
+                    a.v[r] = mx_rps[c][d][r];
+                    b.v[r] = mx_const[c][d][r];
+                    u.v[r] = mx_cpu[c][d][r];
+                }
+                printf("  %2d clients x depth %2d: %10.0f | %10.0f | %6.2f\n",
+                       (int[]){ 1, 4, 16, 64 }[c], (int[]){ 1, 8, 32 }[d], median(&a),
+                       median(&b), median(&u));
+            }
+    }
 }
 
 static void
@@ -303,6 +374,9 @@ json_num(FILE *f, double v)
         fprintf(f, "%.6g", v);
 }
 
+static char load_start[64];
+static const char *loadavg(void);
+
 static int
 write_json(const char *path, const char *only)
 {
@@ -311,10 +385,15 @@ write_json(const char *path, const char *only)
 
     if (f == NULL)
         return -errno;
-    fprintf(f, "{\n  \"schema\": \"iomapd-bench/1\",\n  \"size\": \"%s\",\n"
+    fprintf(f, "{\n  \"schema\": \"iomapd-bench/2\",\n  \"size\": \"%s\",\n"
             "  \"repeats\": %d,\n  \"cpus\": %ld,\n  \"only\": %s%s%s,\n",
             small ? "small" : "full", reps, ncpu, only ? "\"" : "",
             only ? only : "null", only ? "\"" : "");
+    /* What the figures were taken on: the docs table shows them. */
+    fprintf(f, "  \"commit\": \"%s\",\n  \"build_flags\": \"%s\",\n"
+            "  \"loadavg_start\": \"%s\",\n  \"loadavg_end\": \"%s\",\n",
+            getenv("BENCH_COMMIT") ? getenv("BENCH_COMMIT") : "unknown", BENCH_CFLAGS,
+            load_start, loadavg());
     /* The headline fields: the median of the repeats (null if not run). */
     for (int i = 0; i < M_COUNT; i++) {
         fprintf(f, "  \"%s\": ", M[i].name);
@@ -343,27 +422,66 @@ write_json(const char *path, const char *only)
         fprintf(f, "]}");
         first = 0;
     }
-    fprintf(f, "\n  },\n  \"tracker_compare\": [");
-    for (int l = 0, first = 1; l < CMP_LAYOUTS; l++)
-        for (int i = 0; i < IMPL_N; i++) {
-            if (!cmp_have[l][i])
-                continue;
-            fprintf(f, "%s\n    {\"layout\": \"%s\", \"structure\": \"%s\", "
-                    "\"add_ns\": %.2f, \"test_ns\": %.2f, \"del_ns\": %.2f, "
-                    "\"bytes_per_mapping\": %.3f}", first ? "" : ",", layout_name[l],
-                    impl_name[i], cmp_out[l][i].ns_add, cmp_out[l][i].ns_test,
-                    cmp_out[l][i].ns_del, cmp_out[l][i].bpm);
+    fprintf(f, "\n  },\n  \"tracker\": [");
+    for (int l = 0, first = 1; l < TR_LAYOUTS && tr_nruns; l++)
+        for (int i = 0; i < 3; i++) {
+            fprintf(f, "%s\n    {\"layout\": \"%s\", \"set\": \"%s\"", first ? "" : ",",
+                    tr_layout_name[l], fset_impl_name(i));
+            for (int o = 0; o <= TR_OPS; o++) {
+                fprintf(f, ", \"%s%s\": [", o < TR_OPS ? tr_op_name[o] : "bytes_per_mapping",
+                        o < TR_OPS ? "_ns" : "");
+                for (int r = 0; r < tr_nruns; r++)
+                    fprintf(f, "%s%.3f", r ? ", " : "", tr_runs[l][i][r][o]);
+                fprintf(f, "]");
+            }
+            fprintf(f, "}");
+            first = 0;
+        }
+    fprintf(f, "\n  ],\n  \"api_matrix\": [");
+    for (int c = 0, first = 1; c < MX_C && mx_n; c++)
+        for (int d = 0; d < MX_D; d++) {
+            fprintf(f, "%s\n    {\"clients\": %d, \"depth\": %d, \"iomapd_rps\": [",
+                    first ? "" : ",", (int[]){ 1, 4, 16, 64 }[c], (int[]){ 1, 8, 32 }[d]);
+            for (int r = 0; r < mx_n; r++)
+                fprintf(f, "%s%.0f", r ? ", " : "", mx_rps[c][d][r]);
+            fprintf(f, "], \"constant_rps\": [");
+            for (int r = 0; r < mx_n; r++)
+                fprintf(f, "%s%.0f", r ? ", " : "", mx_const[c][d][r]);
+            fprintf(f, "], \"daemon_cpu_us_per_req\": [");
+            for (int r = 0; r < mx_n; r++)
+                fprintf(f, "%s%.3f", r ? ", " : "", mx_cpu[c][d][r]);
+            fprintf(f, "]}");
             first = 0;
         }
     fprintf(f, "\n  ]\n}\n");
     return fclose(f) == 0 ? 0 : -errno;
 }
 
+static const char *
+loadavg(void)
+{
+    static char buf[64];
+    FILE *f = fopen("/proc/loadavg", "r");
+
+    buf[0] = 0;
+    if (f) {
+        if (fgets(buf, sizeof(buf), f) == NULL)
+            buf[0] = 0;
+        fclose(f);
+    }
+    buf[strcspn(buf, "\n")] = 0;
+    for (char *p = buf; *p; p++)
+        if (*p == '"' || *p == '\\')
+            *p = ' ';
+    return buf;
+}
+
 static void
 usage(void)
 {
     fprintf(stderr, "usage: iomap-bench [--small] [--reps N] [--out FILE] "
-            "[--only ingest_seq|ingest_rand|balloon_1g|balloon_paced|memory|compare|api]\n");
+            "[--only ingest_seq|ingest_rand|balloon_1g|balloon_paced|memory|api|\n"
+            "         ingest_ab|tracker_ab|balloon_real|baseline_time|api_matrix|list_real]\n");
     exit(2);
 }
 
@@ -380,8 +498,13 @@ main(int argc, char **argv)
         { "balloon_1g", bench_balloon_1g },
         { "balloon_paced", bench_balloon_paced },
         { "memory", bench_memory },
-        { "compare", bench_compare },
         { "api", bench_api },
+        { "ingest_ab", bench_ingest_ab },
+        { "tracker_ab", bench_tracker_ab },
+        { "balloon_real", bench_balloon_real },
+        { "baseline_time", bench_baseline_time },
+        { "api_matrix", bench_api_matrix },
+        { "list_real", bench_list_real },
     };
     int rc, explicit_reps = 0;
 
@@ -403,6 +526,7 @@ main(int argc, char **argv)
     if (reps < 1 || reps > MAX_REPS)
         usage();
     log_init("iomap-bench", LOG_LVL_ERR);
+    snprintf(load_start, sizeof(load_start), "%s", loadavg());
     printf("iomap-bench: %s size, %d repeats, %ld cpus\n", small ? "small" : "full",
            reps, sysconf(_SC_NPROCESSORS_ONLN));
     for (size_t i = 0; i < sizeof(W) / sizeof(W[0]); i++) {
@@ -416,6 +540,9 @@ main(int argc, char **argv)
         W[i].fn();
         printf("  %s: %.1f s\n", W[i].name, (double)(now_ns() - t0) / 1e9);
     }
+    /* The API against the socketpair floor, both measured above. */
+    if (M[M_API_1x1].n && M[M_API_FLOOR].n)
+        add(&M[M_API_FLOOR_RATIO], median(&M[M_API_1x1]) / median(&M[M_API_FLOOR]));
     print_table();
     rc = write_json(out, only);
     if (rc < 0) {

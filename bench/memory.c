@@ -41,8 +41,8 @@ rss_bytes(void)
 /*
  * The mapping set: 4 emulators x 2 guests of 64 GiB.  BUFFERS: DMA
  * buffers of 1..512 pages at random places; RANDOM: single pages
- * uniformly; SPARSE: one page per 16 MiB leaf (the worst case for the
- * bitmap leaves).  keys[i] = set << 40 | gfn.
+ * uniformly; DOUBLE: single pages uniformly, each mapped twice (the
+ * worst layout of issue 15); SPARSE: one page per 16 MiB leaf.  keys[i] = set << 40 | gfn.
  */
 uint64_t *
 gen_keys(int layout, uint64_t n)
@@ -61,6 +61,13 @@ gen_keys(int layout, uint64_t n)
                 k[i++] = set << 40 | (g + j);
         } else if (layout == LAYOUT_RANDOM) {
             k[i++] = set << 40 | (rnd() % GUEST_64G);
+        } else if (layout == LAYOUT_DOUBLE) {
+            /* Scattered single pages, each mapped twice by its emulator. */
+            uint64_t g = set << 40 | (rnd() % GUEST_64G);
+
+            k[i++] = g;
+            if (i < n)
+                k[i++] = g;
         } else {
             k[i] = (uint64_t)(i % 8) << 40 | ((i / 8) << 12 | (rnd() % 4096));
             i++;
@@ -112,6 +119,7 @@ mem_child(double *v)
     mem_daemon(LAYOUT_BUFFERS, n, &v[0], &v[1]);
     mem_daemon(LAYOUT_RANDOM, n, &v[2], &v[3]);
     mem_daemon(LAYOUT_SPARSE, small ? 20000 : 200000, &v[4], &v[5]);
+    mem_daemon(LAYOUT_DOUBLE, n, &v[6], &v[7]);
 }
 
 void
@@ -119,14 +127,15 @@ bench_memory(void)
 {
     /* Deterministic in the mapping set; two runs show allocator noise. */
     for (int r = 0; r < (reps < 3 ? reps : 3); r++) {
-        double v[6];
+        double v[8];
 
         rng_state = 0x9e3779b97f4a7c15u + (uint64_t)r;
-        if (in_child(mem_child, v, 6) < 0)
+        if (in_child(mem_child, v, 8) < 0)
             fatalx("memory workload failed");
         add(&M[M_BPM], v[0] > v[1] ? v[0] : v[1]);
         add(&M[M_BPM_RSS], v[1]);
         add(&M[M_BPM_RAND], v[2] > v[3] ? v[2] : v[3]);
         add(&M[M_BPM_SPARSE], v[4] > v[5] ? v[4] : v[5]);
+        add(&M[M_BPM_WORST], v[6] > v[7] ? v[6] : v[7]);
     }
 }

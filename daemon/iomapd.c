@@ -357,6 +357,10 @@ main(int argc, char **argv)
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
+#ifdef HAVE_SIM_EMBEDDED
+        { "bench-preload", required_argument, NULL, 'P' },
+        { "bench-probe", required_argument, NULL, 'Q' },
+#endif
         { NULL, 0, NULL, 0 },
     };
     struct iomapd *io = &iomapd;
@@ -393,6 +397,20 @@ main(int argc, char **argv)
             break;
         }
         case 'c': io->opt.config = optarg; break;
+#ifdef HAVE_SIM_EMBEDDED
+        case 'P': {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 10);
+
+            if (*optarg == '\0' || *end || v > 1000000000ull) {
+                fprintf(stderr, "iomapd: --bench-preload takes a number of mappings\n");
+                return 2;
+            }
+            io->opt.bench_preload = v;
+            break;
+        }
+        case 'Q': io->opt.bench_probe = optarg; break;
+#endif
         case 'l':
             io->opt.log_level = log_parse_level(optarg);
             if (io->opt.log_level < 0) {
@@ -508,6 +526,11 @@ main(int argc, char **argv)
     /* Whatever happened before we came up, the dump tells. */
     core_resync(io->core);
     iomapd_request_run(io);
+#ifdef HAVE_SIM_EMBEDDED
+    if ((io->opt.bench_preload || io->opt.bench_probe) &&
+        bench_hooks_start(io, io->opt.bench_preload, io->opt.bench_probe) < 0)
+        fatalx("bench hooks: out of memory");
+#endif
     log_info("iomapd %s running: backend %s, emulators on %s, control on %s",
              PACKAGE_VERSION, io->be->name, io->opt.emu_socket, io->opt.ctl_socket);
 #ifdef HAVE_SYSTEMD
@@ -534,6 +557,9 @@ main(int argc, char **argv)
     event_free(io->ev_notify);
     event_free(io->ev_tick);
     event_free(io->ev_run);
+#ifdef HAVE_SIM_EMBEDDED
+    bench_hooks_stop();
+#endif
     log_info("stopped: %llu pages released, %llu in flight left to the shim",
              (unsigned long long)core_stats(io->core)->pages_released,
              (unsigned long long)in_flight(io));

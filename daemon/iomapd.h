@@ -28,6 +28,9 @@ struct iomapd_opts {
     unsigned    stop_timeout_ms;    /* SIGTERM: wait for pages in flight */
     const char *config;
     int         log_level;
+    /* iomapd-sim only (daemon/benchhooks.c): make bench's hooks. */
+    uint64_t    bench_preload;
+    const char *bench_probe;
 };
 
 struct iomapd {
@@ -50,6 +53,10 @@ struct iomapd {
 
 /* Run the core soon: one deferred event, whoever asks and how often. */
 void     iomapd_request_run(struct iomapd *io);
+
+/* iomapd-sim's bench hooks (daemon/benchhooks.c): 0 or -ENOMEM. */
+int      bench_hooks_start(struct iomapd *io, uint64_t preload, const char *probe_path);
+void     bench_hooks_stop(void);
 
 /* The emulator registration socket (daemon/emusock.c). */
 struct emusock *emusock_new(struct iomapd *io, const char *path, char *err,

@@ -93,38 +93,123 @@ out_len(const struct ctl_client *c)
     return evbuffer_get_length(c->out);
 }
 
-/* Queue one message (stolen); 0, or -1 if the client was dropped. */
+/* json_dump_callback's sink: straight into an evbuffer (no string, no copy). */
+static int
+dump_to_evbuffer(const char *buf, size_t size, void *data)
+{
+    return evbuffer_add(data, buf, size);
+}
+
+/* JSON_COMPACT: no newline anywhere; strings escape their own. */
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY)
+
+/*
+ * After one message was appended to c->out: the newline, the output
+ * limit, and the write event for what leaves outside client_process().
+ * 0, or -1 if the client was dropped.  ok: the message was appended.
+ */
+static int
+client_sent(struct ctl_client *c, int ok)
+{
+    if (!ok || evbuffer_add(c->out, "\n", 1) < 0) {
+        client_close(c, "out of memory for its output");
+        return -1;
+    }
+    if (out_len(c) > CTL_OUT_HARD) {
+        client_close(c, "does not read its responses (output limit)");
+        return -1;
+    }
+    if (c->bev && !c->in_process)
+        bufferevent_enable(c->bev, EV_WRITE);   /* notifications, late replies */
+    return 0;
+}
+
+/*
+ * Queue one message (stolen); 0, or -1 if the client was dropped.  The
+ * message is encoded into the client's output buffer directly: no
+ * intermediate string (one malloc and a copy per message before).
+ */
 static int
 client_send(struct ctl_client *c, json_t *msg)
 {
-    char *s;
-    int rc = 0;
+    int ok;
 
     if (c->closing || c->dead) {
         json_decref(msg);
         return -1;
     }
-    /* JSON_COMPACT: no newline anywhere; strings escape their own. */
-    s = json_dumps(msg, JSON_COMPACT | JSON_ENSURE_ASCII);
+    ok = json_dump_callback(msg, dump_to_evbuffer, c->out, DUMP_FLAGS) == 0;
     json_decref(msg);
-    if (s == NULL) {
-        log_warnx("control: cannot encode a response for client %llu",
-                  (unsigned long long)c->cid);
-        return 0;
+    return client_sent(c, ok);
+}
+
+/* ---- results already serialised (ctl_raw_result) ------------------------- */
+
+/* The marker a method returns as its result when the text is in ctl->raw. */
+static json_t *raw_marker;
+
+json_t *
+ctl_raw_result(struct ctl *ctl, struct evbuffer **buf)
+{
+    if (raw_marker == NULL && (raw_marker = json_object()) == NULL)
+        return NULL;
+    if (ctl->raw == NULL && (ctl->raw = evbuffer_new()) == NULL)
+        return NULL;
+    /* What an earlier raw result left (a notification's): dropped. */
+    evbuffer_drain(ctl->raw, evbuffer_get_length(ctl->raw));
+    *buf = ctl->raw;
+    return json_incref(raw_marker);
+}
+
+int
+ctl_result_is_raw(const json_t *result)
+{
+    return result != NULL && result == raw_marker;
+}
+
+json_t *
+ctl_result_json(struct ctl *ctl, json_t *result)
+{
+    json_t *j;
+    size_t len;
+
+    if (!ctl_result_is_raw(result))
+        return result;
+    json_decref(result);
+    len = evbuffer_get_length(ctl->raw);
+    j = json_loadb((const char *)evbuffer_pullup(ctl->raw, (ssize_t)len), len, 0, NULL);
+    evbuffer_drain(ctl->raw, len);
+    return j;
+}
+
+/* A success response: the envelope written around the result, not built. */
+static void
+respond_result(struct ctl_client *c, json_t *id, json_t *result)
+{
+    struct ctl *ctl = c->ctl;
+    int ok;
+
+    if (c->closing || c->dead) {
+        if (ctl_result_is_raw(result))
+            evbuffer_drain(ctl->raw, evbuffer_get_length(ctl->raw));
+        json_decref(result);
+        return;
     }
-    if (out_len(c) + strlen(s) + 1 > CTL_OUT_HARD) {
-        free(s);
-        client_close(c, "does not read its responses (output limit)");
-        return -1;
-    }
-    if (evbuffer_add(c->out, s, strlen(s)) < 0 || evbuffer_add(c->out, "\n", 1) < 0)
-        rc = -1;
-    free(s);
-    if (rc < 0)
-        client_close(c, "out of memory for its output");
-    else if (c->bev && !c->in_process)
-        bufferevent_enable(c->bev, EV_WRITE);   /* notifications, late replies */
-    return rc;
+    ok = evbuffer_add(c->out, "{\"jsonrpc\":\"2.0\",\"result\":", 26) == 0;
+    if (ctl_result_is_raw(result))
+        ok = ok && evbuffer_add_buffer(c->out, ctl->raw) == 0;
+    else if (result)
+        ok = ok && json_dump_callback(result, dump_to_evbuffer, c->out, DUMP_FLAGS) == 0;
+    else
+        ok = ok && evbuffer_add(c->out, "null", 4) == 0;
+    ok = ok && evbuffer_add(c->out, ",\"id\":", 6) == 0;
+    if (id)
+        ok = ok && json_dump_callback(id, dump_to_evbuffer, c->out, DUMP_FLAGS) == 0;
+    else
+        ok = ok && evbuffer_add(c->out, "null", 4) == 0;
+    ok = ok && evbuffer_add(c->out, "}", 1) == 0;
+    json_decref(result);
+    client_sent(c, ok);
 }
 
 /*
@@ -161,10 +246,9 @@ ctl_respond(struct ctl_client *c, json_t *id, json_t *result, int code,
         return;
     }
     if (code == 0) {
-        r = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0",
-                      "result", result ? result : json_null(),
-                      "id", id ? id : json_null());
         json_decref(data);
+        respond_result(c, id, result);
+        return;
     } else {
         json_t *err = json_pack("{s:i, s:s}", "code", code,
                                 "message", msg && *msg ? msg : "error");
@@ -924,5 +1008,7 @@ ctl_free(struct ctl *ctl)
         close(ctl->lfd);
     if (ctl->own_socket)
         unlink(ctl->env.socket_path);
+    if (ctl->raw)
+        evbuffer_free(ctl->raw);
     free(ctl);
 }

@@ -132,6 +132,8 @@ struct ctl {
     unsigned            nclients;
     uint64_t            next_cid;
     LIST_HEAD(, ctl_drain) drains;
+    /* The text of a result a method serialised itself (ctl_raw_result). */
+    struct evbuffer    *raw;
     /* page.released notifications coalesced into a range. */
     int                 rel_active;
     uint16_t            rel_domid;
@@ -181,6 +183,17 @@ char *ctl_request(struct ctl *ctl, const char *line, size_t n, int admin);
  */
 void  ctl_respond(struct ctl_client *c, json_t *id, json_t *result, int code,
                   const char *msg, json_t *data);
+/*
+ * A result the method writes as JSON text itself (the long listings and
+ * status: no jansson object per entry).  Returns the result to hand back
+ * (a marker, stolen by ctl_respond like any result) and in *buf where to
+ * write exactly one JSON value; NULL if out of memory.  Code that collects
+ * results instead of responding (a batch) turns a marker back into a
+ * json_t with ctl_result_json() (other results pass through).
+ */
+json_t *ctl_raw_result(struct ctl *ctl, struct evbuffer **buf);
+int     ctl_result_is_raw(const json_t *result);
+json_t *ctl_result_json(struct ctl *ctl, json_t *result);
 /* Notification to every client subscribed to kind (params stolen). */
 void  ctl_notify(struct ctl *ctl, unsigned kind, const char *method, json_t *params);
 int   ctl_err(struct ctl_call *call, int code, const char *fmt, ...)

@@ -35,12 +35,14 @@ world_core_new(struct world *w)
     return 0;
 }
 
+uint32_t world_cmd_slots = 4096;
+
 int
 world_init(struct world *w, uint64_t host_pages, uint64_t flush_latency_ns,
            uint32_t ev_slots)
 {
     struct sim_config cfg = { .nr_pages = host_pages, .ev_slots = ev_slots,
-                              .cmd_slots = 4096,
+                              .cmd_slots = world_cmd_slots,
                               .flush_latency_ns = flush_latency_ns };
     int rc;
 

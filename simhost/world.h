@@ -69,6 +69,8 @@ struct world {
     uint64_t      i5_mismatches;
 };
 
+/* Command slots of the rings world_init() makes (default 4096). */
+extern uint32_t world_cmd_slots;
 int  world_init(struct world *w, uint64_t host_pages, uint64_t flush_latency_ns,
                 uint32_t ev_slots);
 void world_fini(struct world *w);

@@ -111,6 +111,61 @@ test_random_vs_reference(void)
     free(ref);
 }
 
+/*
+ * The same tests on every implementation of the sets (tracker.h): ours,
+ * CRoaring's and libJudy's behind the one API.
+ */
+static void
+on_each_impl(void (*fn)(void))
+{
+    for (int i = 0; i < FSET_IMPL_N; i++) {
+        struct fset fs;
+
+        CU_ASSERT_EQUAL_FATAL(fset_select(fset_impl_name(i)), 0);
+        fset_init(&fs);
+        CU_ASSERT_EQUAL(fs.impl, i);
+        fset_free(&fs);
+        fn();
+    }
+    CU_ASSERT_EQUAL(fset_select("no-such-set"), -EINVAL);
+    CU_ASSERT_EQUAL(fset_select("fset"), 0);
+}
+
+static void test_basic_all(void) { on_each_impl(test_basic); }
+static void test_far_apart_all(void) { on_each_impl(test_far_apart); }
+static void test_random_all(void) { on_each_impl(test_random_vs_reference); }
+
+/* Our leaves: a sorted array that becomes a bitmap past FSET_ARRAY_MAX. */
+static void
+test_leaf_forms(void)
+{
+    struct fset fs;
+
+    fset_select("fset");
+    fset_init(&fs);
+    /* Descending inserts into one leaf: array, grown, then a bitmap. */
+    for (uint32_t i = 0; i < FSET_ARRAY_MAX + 10; i++)
+        CU_ASSERT_EQUAL_FATAL(fset_add(&fs, 8192 + 4000 - i * 3), 1);
+    for (uint32_t i = 0; i < FSET_ARRAY_MAX + 10; i++) {
+        CU_ASSERT_EQUAL_FATAL(fset_count(&fs, 8192 + 4000 - i * 3), 1);
+        CU_ASSERT_EQUAL_FATAL(fset_count(&fs, 8192 + 4001 - i * 3), 0);
+    }
+    CU_ASSERT_EQUAL(fset_next(&fs, 0), 8192 + 4000 - (FSET_ARRAY_MAX + 9) * 3);
+    CU_ASSERT_EQUAL(fset_next(&fs, 8192 + 3999), 8192 + 4000);
+    CU_ASSERT_EQUAL(fset_next(&fs, 8192 + 4001), UINT64_MAX);
+    /* Counts: 1 and 2 are bits, 3 and more go to the hash map. */
+    for (int k = 1; k <= 4; k++)
+        CU_ASSERT_EQUAL(fset_add(&fs, 77), k);
+    CU_ASSERT_EQUAL(fset_count(&fs, 77), 4);
+    CU_ASSERT_EQUAL(fset_del(&fs, 77), 3);
+    CU_ASSERT_EQUAL(fset_del(&fs, 77), 2);
+    CU_ASSERT_EQUAL(fset_del(&fs, 77), 1);
+    CU_ASSERT_EQUAL(fset_take(&fs, 77), 1);
+    CU_ASSERT_EQUAL(fset_count(&fs, 77), 0);
+    CU_ASSERT_EQUAL(fs.total, FSET_ARRAY_MAX + 10);
+    fset_free(&fs);
+}
+
 static void
 test_hmap(void)
 {
@@ -143,9 +198,10 @@ int
 main(void)
 {
     static const struct test_case tests[] = {
-        { "add, delete, take, count", test_basic },
-        { "frames far apart, iteration", test_far_apart },
-        { "random operations against a reference", test_random_vs_reference },
+        { "add, delete, take, count (each implementation)", test_basic_all },
+        { "frames far apart, iteration (each implementation)", test_far_apart_all },
+        { "random operations against a reference (each implementation)", test_random_all },
+        { "array and bitmap leaves, counts above 2", test_leaf_forms },
         { "hash map with backward-shift deletion", test_hmap },
         { NULL, NULL },
     };

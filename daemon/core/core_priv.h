@@ -170,6 +170,7 @@ struct core {
     struct dom        *doms[IOMAPD_MAX_DOMID];
     struct emu        *emus[IOMAPD_MAX_EMUS];
     uint32_t           nemus;       /* high-water index */
+    uint32_t           ndoms;       /* doms[] not NULL (status: no scan) */
 
     /*
      * The page pool: an anonymous mapping grown with mremap (no copy).

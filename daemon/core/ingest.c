@@ -55,6 +55,7 @@ dom_free(struct core *d, struct dom *dm)
         emu_map_free(em);
     pidx_free(d, dm);
     d->doms[dm->domid] = NULL;
+    d->ndoms--;
     free(dm);
 }
 

@@ -119,7 +119,32 @@ core_map_count(const struct core *d, const struct core_emu_id *id, uint16_t domi
     return em ? fset_count(&em->fs, gfn) : 0;
 }
 
-/* Order: emulator slot, then domid, then gfn; the cursor is the next key. */
+/*
+ * The emulator's map of the smallest domid >= from that has mappings (and
+ * passes the filter), or NULL.  An emulator maps few domains: its list is
+ * walked, not the domain table.
+ */
+static const struct emu_map *
+map_from(const struct emu *e, const struct core_map_filter *f, uint32_t from)
+{
+    const struct emu_map *it, *best = NULL;
+
+    LIST_FOREACH(it, &e->maps, emu_link) {
+        uint32_t id = it->dom->domid;
+
+        if (id < from || it->fs.total == 0 || (f->have_domid && id != f->domid))
+            continue;
+        if (best == NULL || id < best->dom->domid)
+            best = it;
+    }
+    return best;
+}
+
+/*
+ * Order: emulator slot, then domid, then gfn; the cursor is the next key.
+ * A call costs what it returns plus a walk of the emulators' domain
+ * lists: fset_next() resumes at the cursor's leaf.
+ */
 size_t
 core_map_list(const struct core *d, const struct core_map_filter *f,
               struct core_map_cursor *cur, struct core_map_info *out, size_t max)
@@ -128,7 +153,6 @@ core_map_list(const struct core *d, const struct core_map_filter *f,
 
     for (; cur->slot < d->nemus && n < max; cur->slot++, cur->domid = 0, cur->gfn = 0) {
         const struct emu *e = d->emus[cur->slot];
-
         struct core_emu_id eid;
 
         if (e == NULL)
@@ -136,36 +160,33 @@ core_map_list(const struct core *d, const struct core_map_filter *f,
         eid = emu_id_of(e);
         if (f->have_emu && !core_emu_id_eq(&eid, &f->emu))
             continue;
-        for (; cur->domid < IOMAPD_MAX_DOMID; cur->domid++, cur->gfn = 0) {
-            const struct emu_map *em = NULL, *it;
+        for (;;) {
+            const struct emu_map *em = map_from(e, f, cur->domid);
             uint64_t g;
 
-            if (f->have_domid && cur->domid != f->domid) {
-                if (cur->domid > f->domid)
-                    break;
-                cur->domid = f->domid - 1u;     /* skip to it */
-                continue;
+            if (em == NULL)
+                break;
+            if (em->dom->domid != cur->domid) {
+                cur->domid = em->dom->domid;
+                cur->gfn = 0;
             }
-            if (d->doms[cur->domid] == NULL)
-                continue;
-            LIST_FOREACH(it, &e->maps, emu_link)
-                if (it->dom->domid == cur->domid)
-                    em = it;
-            if (em == NULL || em->fs.total == 0)
-                continue;
             g = cur->gfn > f->gfn_lo ? cur->gfn : f->gfn_lo;
             for (g = fset_next(&em->fs, g); g != UINT64_MAX && g <= f->gfn_hi;
-                 g = fset_next(&em->fs, g + 1)) {
+                 g = g == UINT64_MAX - 1 ? UINT64_MAX : fset_next(&em->fs, g + 1)) {
                 if (n == max) {
                     cur->gfn = g;
                     return n;
                 }
-                out[n].emu = emu_id_of(e);
+                out[n].emu = eid;
                 out[n].domid = (uint16_t)cur->domid;
                 out[n].gfn = g;
                 out[n].count = fset_count(&em->fs, g);
                 n++;
             }
+            cur->domid++;
+            cur->gfn = 0;
+            if (cur->domid >= IOMAPD_MAX_DOMID)
+                break;
         }
     }
     return n;
