@@ -245,7 +245,13 @@ ctl_respond(struct ctl_client *c, json_t *id, json_t *result, int code,
         json_decref(data);
         return;
     }
-    if (code == 0) {
+    if (code == 0 && c->batch) {
+        /* A reply of a batch: an object in the batch's array. */
+        json_decref(data);
+        result = ctl_result_json(c->ctl, result);
+        r = json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0",
+                      "result", result ? result : json_null(), "id", id ? id : json_null());
+    } else if (code == 0) {
         json_decref(data);
         respond_result(c, id, result);
         return;
