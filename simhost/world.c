@@ -386,6 +386,16 @@ handle(struct world *w, struct model_emu *m, int s, const struct iomap_emu_req *
     m->answers++;
 }
 
+/* The simulated hypervisor still has this very server, alive. */
+static int
+srv_alive(const struct world *w, const struct model_srv *s)
+{
+    const struct sim_emu *se = &w->sim.emus[s->sim_idx];
+
+    return se->used && se->alive && se->target == s->target &&
+           se->ioservid == s->ioservid;
+}
+
 static int
 model_poll(struct world *w, struct model_emu *m)
 {
@@ -395,7 +405,16 @@ model_poll(struct world *w, struct model_emu *m)
     for (int s = 0; s < m->nsrv; s++) {
         struct model_srv *sv = &m->srv[s];
 
-        if (sv->client == NULL || !w->sim.emus[sv->sim_idx].alive)
+        if (sv->client != NULL && !srv_alive(w, sv)) {
+            /*
+             * Its ioreq server died behind the model's back (a test crashed
+             * it in the simulated hypervisor): the daemon has freed the
+             * channel; the model must not touch it again.
+             */
+            iomap_emu_close(sv->client);
+            sv->client = NULL;
+        }
+        if (sv->client == NULL)
             continue;
         while (iomap_emu_next(sv->client, &r) > 0) {
             if (m->misbehave & ME_IGNORE_INVALIDATES)
@@ -414,7 +433,10 @@ model_poll(struct world *w, struct model_emu *m)
         }
     }
     for (uint32_t i = 0; i < m->npend; ) {
-        if (m->pend[i].due <= w->now) {
+        if (m->srv[m->pend[i].srv].client == NULL) {
+            m->pend[i] = m->pend[--m->npend];   /* its server is gone */
+            progress = 1;
+        } else if (m->pend[i].due <= w->now) {
             handle(w, m, m->pend[i].srv, &m->pend[i].req);
             m->pend[i] = m->pend[--m->npend];
             progress = 1;

@@ -311,7 +311,12 @@ check_schema(const char *dir, const struct ctl_method *m, int report)
                      (m->flags & M_ADMIN) ? "true" : "false");
         bad++;
     }
-    want = normalise(params_schema(m));
+    {
+        json_t *ps = params_schema(m);   /* a new reference: normalise copies */
+
+        want = normalise(ps);
+        json_decref(ps);
+    }
     got = normalise(json_object_get(doc, "params"));
     if (!json_equal(want, got)) {
         want_s = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
