@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,6 +38,9 @@
  */
 #define EMUSOCK_MAX_PENDING         32
 #define EMUSOCK_MAX_PENDING_PER_UID 4
+#define EMUSOCK_MAX_REGISTERED_PER_UID 16   /* a non-root uid (a guest's QEMU) */
+#define EMUSOCK_FDS_PER_EMULATOR    4       /* connection, memfd, two eventfds */
+#define EMUSOCK_FDS_SPARE           128     /* for the rest of the daemon */
 #define EMUSOCK_HELLO_TIMEOUT_MS    5000
 
 struct emu_conn {
@@ -48,6 +52,7 @@ struct emu_conn {
     pid_t               pid;        /* the peer, from SO_PEERCRED */
     uid_t               uid;
     int                 registered;
+    int                 gone;       /* the shim said its server is gone */
     struct core_emu_id  id;
     LIST_ENTRY(emu_conn) link;
 };
@@ -58,6 +63,8 @@ struct emusock {
     struct acceptor    *acceptor;   /* util/listen.h */
     LIST_HEAD(, emu_conn) conns;
     unsigned            npending, nregistered;
+    unsigned            max_registered; /* by the descriptors the daemon may open */
+    struct event       *ev_sweep;   /* closes the connections of gone servers */
     uint64_t            refused, timed_out;
 };
 
@@ -67,9 +74,46 @@ conn_of(struct emusock *es, const struct core_emu_id *id)
     struct emu_conn *c;
 
     LIST_FOREACH(c, &es->conns, link)
-        if (c->registered && core_emu_id_eq(&c->id, id))
+        if (c->registered && !c->gone && core_emu_id_eq(&c->id, id))
             return c;
     return NULL;
+}
+
+/*
+ * The shim said this ioreq server is gone (the core's emu_gone observer,
+ * from inside the core: the connection is closed from the loop, not
+ * here).  Its process must register again: Xen may give its id to a new
+ * server, which must not be refused as a duplicate.
+ */
+void
+emusock_forget(struct emusock *es, const struct core_emu_id *id)
+{
+    struct emu_conn *c = es ? conn_of(es, id) : NULL;
+
+    if (c == NULL)
+        return;
+    c->gone = 1;
+    event_active(es->ev_sweep, EV_TIMEOUT, 0);
+}
+
+static void conn_close(struct emu_conn *c);
+
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct emusock *es = arg;
+    struct emu_conn *c, *next;
+
+    (void)fd;
+    (void)what;
+    for (c = LIST_FIRST(&es->conns); c; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->gone) {
+            log_info("emulator " CORE_EMU_FMT ": its ioreq server is gone: closing "
+                     "the registration of pid %ld", CORE_EMU_ARGS(&c->id), (long)c->pid);
+            conn_close(c);
+        }
+    }
 }
 
 /*
@@ -271,7 +315,7 @@ on_accept(int fd, const struct listen_peer *cred, void *arg)
     struct timeval tv = { EMUSOCK_HELLO_TIMEOUT_MS / 1000,
                           (EMUSOCK_HELLO_TIMEOUT_MS % 1000) * 1000 };
     struct emu_conn *c, *o;
-    unsigned same_uid = 0;
+    unsigned same_uid = 0, same_uid_reg = 0;
 
     /* Who may not register as anything is closed at once, holding nothing. */
     if (!policy_uid_may_connect(core_policy(io->core), cred->uid)) {
@@ -283,11 +327,17 @@ on_accept(int fd, const struct listen_peer *cred, void *arg)
         close(fd);
         return;
     }
-    LIST_FOREACH(o, &es->conns, link)
+    LIST_FOREACH(o, &es->conns, link) {
         same_uid += !o->registered && o->uid == cred->uid;
-    if (es->npending >= EMUSOCK_MAX_PENDING ||
-        (cred->uid != 0 && same_uid >= EMUSOCK_MAX_PENDING_PER_UID) ||
-        es->nregistered >= CORE_MAX_EMUS) {
+        same_uid_reg += o->registered && o->uid == cred->uid;
+    }
+    /*
+     * Bounds (I4): a guest's deprivileged QEMU must not run the daemon out
+     * of descriptors, or fill the emulator table, for everyone.
+     */
+    if (es->npending >= EMUSOCK_MAX_PENDING || es->nregistered >= es->max_registered ||
+        (cred->uid != 0 && (same_uid >= EMUSOCK_MAX_PENDING_PER_UID ||
+                            same_uid_reg >= EMUSOCK_MAX_REGISTERED_PER_UID))) {
         if (es->refused++ % 1000 == 0)
             log_warnx("emulator socket: %u connections wait for their hello, %u "
                       "registered: pid %ld (uid %u) refused (%llu so far)", es->npending,
@@ -351,6 +401,20 @@ emusock_new(struct iomapd *io, const char *path, char *err, size_t errlen)
     }
     es->io = io;
     es->lfd = fd;
+    {
+        struct rlimit rl;
+        uint64_t budget = CORE_MAX_EMUS;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            budget = rl.rlim_cur > EMUSOCK_FDS_SPARE ?
+                     (rl.rlim_cur - EMUSOCK_FDS_SPARE) / EMUSOCK_FDS_PER_EMULATOR : 1;
+        es->max_registered = budget < CORE_MAX_EMUS ? (unsigned)budget : CORE_MAX_EMUS;
+        if (es->max_registered < CORE_MAX_EMUS)
+            log_info("emulator socket: at most %u registrations (RLIMIT_NOFILE %llu; "
+                     "raise it for %d)", es->max_registered,
+                     (unsigned long long)rl.rlim_cur, CORE_MAX_EMUS);
+    }
+    es->ev_sweep = event_new(io->base, -1, 0, on_sweep, es);
     LIST_INIT(&es->conns);
     /* Backs off (not spins) when descriptors run out. */
     es->acceptor = acceptor_new(io->base, fd, "emulator", on_accept, es);
@@ -371,6 +435,8 @@ emusock_free(struct emusock *es)
 
     if (es == NULL)
         return;
+    if (es->ev_sweep)
+        event_free(es->ev_sweep);
     while ((c = LIST_FIRST(&es->conns)) != NULL)
         conn_free(c);
     acceptor_free(es->acceptor);

@@ -84,6 +84,7 @@ env_emu_gone(void *arg, const struct core_emu_id *id, const char *why)
 
     if (io->ctl)
         ctl_emu_gone(io->ctl, id, why);
+    emusock_forget(io->emusock, id);
 }
 
 static void

@@ -64,5 +64,7 @@ struct emusock *emusock_new(struct iomapd *io, const char *path, char *err,
 void     emusock_free(struct emusock *es);
 /* The policy's kill-emulator step: SIGKILL to the registered process. */
 void     emusock_kill(struct emusock *es, const struct core_emu_id *id);
+/* Its ioreq server is gone: close its registration (from the loop). */
+void     emusock_forget(struct emusock *es, const struct core_emu_id *id);
 
 #endif

@@ -286,7 +286,7 @@ iomap_event_name(unsigned type)
         [IOMAP_EV_OVERFLOW] = "overflow", [IOMAP_EV_DUMP_MAP] = "dump-map",
         [IOMAP_EV_DUMP_HELD] = "dump-held", [IOMAP_EV_DUMP_END] = "dump-end",
         [IOMAP_EV_CMD_RESULT] = "cmd-result", [IOMAP_EV_DUMP_BEGIN] = "dump-begin",
-        [IOMAP_EV_DUMP_EMU] = "dump-emu",
+        [IOMAP_EV_DUMP_EMU] = "dump-emu", [IOMAP_EV_FLUSH_FAILED] = "flush-failed",
     };
 
     return type <= IOMAP_EV_MAX && names[type] ? names[type] : "unknown";

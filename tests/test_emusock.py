@@ -182,6 +182,19 @@ def main():
               (got < -900 and wait_for(lambda: "(uid 4242) refused" in open(T + "/log").read())),
               "uid 4242 (named nowhere): refused at accept", got)
 
+        # A guest's QEMU (a non-root uid) may hold at most 16 registrations:
+        # it must not run the daemon out of descriptors or fill the table.
+        def many():
+            held, ok = [], 0
+            for n in range(100, 120):
+                st, s = register(emu, hello(0, 1, n))
+                if st == 0:
+                    ok += 1
+                    held.append(s)
+            return ok
+        got = as_uid(NOBODY, many)
+        check(got == 16, "uid %d: 16 of 20 registrations, the rest refused" % NOBODY, got)
+
         # ---- silent connections ------------------------------------------------
         idle, refused = [], 0
         for _ in range(40):

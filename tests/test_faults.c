@@ -552,7 +552,7 @@ test_bad_records(void)
             { .type = IOMAP_EV_DUMP_HELD, .domid = 1, .nr = 1, .gfn = 5 },
             { .type = IOMAP_EV_DUMP_END, .nr = 0, .seq = 99999 },
             /* a completion of a flush never queued would release early */
-            { .type = IOMAP_EV_FLUSH_DONE, .nr = 1, .seq = 0xfffffff0u },
+            { .type = IOMAP_EV_FLUSH_DONE, .nr = 1, .seq = 0x7ffffff0u },
         };
         const struct iomap_event unknown[] = {
             { .type = 0 }, { .type = IOMAP_EV_MAX + 1, .domid = 1, .nr = 1 },

@@ -173,6 +173,71 @@ test_resync_last_chunk_leftover(void)
     world_fini(&W);
 }
 
+/*
+ * A shim may order the records of a chunk as it likes: here one DUMP_MAP
+ * of 2 frames (gfns 10-11) comes before the held page of gfn 11 it covers.
+ * Applied in arrival order, the mapping went to the live books and the
+ * held page, with no holder, was released while mapped (a second review).
+ * The chunk is written by the test, as a shim would.
+ */
+static void
+test_dump_order(void)
+{
+    struct iomap_cmd cmds[64];
+    struct iomap_event ev;
+    struct core_emu_id id;
+    uint64_t dump_id = 0, m10, m11;
+    int a, got = 0;
+    unsigned n;
+
+    setup(4096);
+    a = qemu_for(1, 10 * US);
+    W.emus[a].misbehave = ME_IGNORE_INVALIDATES;
+    m10 = sim_domain(&W.sim, 1)->p2m[10];
+    m11 = sim_domain(&W.sim, 1)->p2m[11];
+    CU_ASSERT_EQUAL_FATAL(m11, m10 + 1);
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 10, 2), 2);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 11, 0), 1);
+    world_settle(&W);
+    id = world_emu_id(&W, a, 1);
+    CU_ASSERT_EQUAL_FATAL(world_crash_daemon(&W), 0);
+    core_process(W.core);
+    /* The shim's side, by hand: take the DUMP, answer it. */
+    while ((n = iomap_ring_take_cmds(&W.sim.ring, cmds, 64)) > 0)
+        for (unsigned i = 0; i < n; i++)
+            if (cmds[i].type == IOMAP_CMD_DUMP) {
+                dump_id = cmds[i].mfn;
+                got = 1;
+            }
+    CU_ASSERT_FATAL(got);
+    ev = (struct iomap_event){ .type = IOMAP_EV_DUMP_BEGIN, .nr = 1, .arg = dump_id };
+    CU_ASSERT_EQUAL(iomap_ring_post_event(&W.sim.ring, &ev), 0);
+    ev = (struct iomap_event){ .type = IOMAP_EV_DUMP_EMU, .nr = 1, .emu_domid = id.emu_domid,
+                               .domid = id.target, .ioservid = id.ioservid, .arg = 1 };
+    CU_ASSERT_EQUAL(iomap_ring_post_event(&W.sim.ring, &ev), 0);
+    ev = (struct iomap_event){ .type = IOMAP_EV_DUMP_MAP, .nr = 2, .domid = 1,
+                               .emu_domid = id.emu_domid, .ioservid = id.ioservid,
+                               .gfn = 10, .arg = m10 };
+    CU_ASSERT_EQUAL(iomap_ring_post_event(&W.sim.ring, &ev), 0);
+    ev = (struct iomap_event){ .type = IOMAP_EV_DUMP_HELD, .nr = 1, .domid = 1, .gfn = 11,
+                               .arg = m11 };
+    CU_ASSERT_EQUAL(iomap_ring_post_event(&W.sim.ring, &ev), 0);
+    ev = (struct iomap_event){ .type = IOMAP_EV_DUMP_END, .nr = 0,
+                               .seq = W.sim.next_seq - 1, .arg = W.sim.max_done };
+    CU_ASSERT_EQUAL(iomap_ring_post_event(&W.sim.ring, &ev), 0);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(W.core->resync, RS_NONE);
+    CU_ASSERT_EQUAL(W.core->n_invalidating, 1);     /* it waits for its holder */
+    world_advance(&W, 5 * MS);
+    CU_ASSERT_EQUAL(W.sim.st.violations_i1, 0);
+    CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 1);
+    CHECK_VIEWS();
+    CU_ASSERT_EQUAL(world_crash_emu(&W, a), 0);
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
 /* Crash the daemon at every step of a resync (each core_process call). */
 static void
 test_resync_crash_every_step(void)
@@ -545,6 +610,81 @@ test_forged_answers(void)
     world_fini(&W);
 }
 
+/* ---- flush sequences wrap; a page mapped 2^16 times ---------------------- */
+
+/*
+ * The 32-bit flush sequence wraps (the shim skips 0).  Compared as plain
+ * numbers, flush 1 looked "done" after flush 0xffffffff and a page whose
+ * unmap waited for flush 1 was released at once (found by a second
+ * independent review).  Judged by time and by the sim (which compares
+ * serially too now): nothing goes before its flush is due.
+ */
+static void
+test_seq_wrap(void)
+{
+    uint64_t rel0;
+    int me;
+
+    CU_ASSERT_EQUAL_FATAL(world_init(&W, 1u << 16, 10 * MS, 4096), 0);
+    CU_ASSERT_EQUAL_FATAL(sim_domain_create(&W.sim, 1, 4096), 0);
+    W.sim.next_seq = 0xfffffffeu;           /* a host up for a while */
+    W.sim.max_done = 0xfffffffdu;
+    CU_ASSERT_EQUAL_FATAL(world_restart_daemon(&W), 0);
+    me = qemu_for(1, 100 * US);
+    for (int round = 0; round < 4; round++) {       /* across the wrap */
+        sim_iommu_flush(&W.sim, world_sim_idx(&W, me, 1));
+        CU_ASSERT_EQUAL(world_map(&W, me, 1, (uint64_t)round, 1), 1);
+        world_settle(&W);
+        rel0 = W.sim.st.pages_released;
+        CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, (uint64_t)round, 0), 1);
+        world_advance(&W, 1 * MS);      /* unmapped; its flush is due in 10 ms */
+        CU_ASSERT_FATAL(W.sim.nflush > 0);
+        CU_ASSERT_EQUAL(W.sim.st.pages_released, rel0);
+        world_advance(&W, 20 * MS);
+        CU_ASSERT_EQUAL(W.sim.st.pages_released, rel0 + 1);
+    }
+    CU_ASSERT(W.sim.next_seq < 100);        /* it did wrap */
+    CU_ASSERT_EQUAL(W.sim.st.violations_i1, 0);
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
+/*
+ * One emulator maps one gfn at 65,537 bfns: the holder's count was 16 bits
+ * and wrapped, so one unmap made the page look free (a second review).
+ */
+static void
+test_holder_count_wide(void)
+{
+    enum { N = 65537 };
+    struct core_emu_id id;
+    int me, sidx;
+    uint64_t mfn;
+
+    setup(1u << 17);
+    me = qemu_for(1, 10 * US);
+    W.emus[me].misbehave = ME_IGNORE_INVALIDATES;
+    sidx = world_sim_idx(&W, me, 1);
+    for (uint64_t b = 0; b < N; b++)
+        CU_ASSERT_EQUAL_FATAL(sim_iommu_map(&W.sim, sidx, 1, 7, (1ull << 40) + b, 1, 0), 1);
+    world_settle(&W);
+    id = world_emu_id(&W, me, 1);
+    CU_ASSERT_EQUAL(core_map_count(W.core, &id, 1, 7), N);
+    mfn = sim_domain(&W.sim, 1)->p2m[7];
+    (void)mfn;
+    CU_ASSERT_EQUAL(sim_decrease_reservation(&W.sim, 1, 7, 0), 1);
+    world_settle(&W);
+    CU_ASSERT_EQUAL(sim_iommu_unmap(&W.sim, sidx, 1ull << 40, 1), 1);
+    sim_iommu_flush(&W.sim, sidx);
+    world_advance(&W, 5 * MS);
+    CU_ASSERT_EQUAL(W.sim.st.violations_i1, 0);     /* not released with 65,536 left */
+    CU_ASSERT_EQUAL(sim_held_pages(&W.sim), 1);
+    CHECK_VIEWS();
+    CU_ASSERT_EQUAL(world_crash_emu(&W, me), 0);    /* then all go: released */
+    CHECK_QUIESCENT();
+    world_fini(&W);
+}
+
 /* ---- 7. a policy with only quotas ------------------------------------------ */
 
 /*
@@ -580,6 +720,7 @@ main(void)
     static const struct test_case tests[] = {
         { "resync: a dead predecessor's dump is not ours", test_resync_leftovers },
         { "resync: a predecessor's last chunk is not ours", test_resync_last_chunk_leftover },
+        { "resync: records of a chunk in any order", test_dump_order },
         { "resync: the daemon crashes at every step", test_resync_crash_every_step },
         { "resync: a stub domain destroyed mid-dump", test_stub_destroyed_mid_resync },
         { "a drain asked during a resync waits for the books", test_drain_mid_resync },
@@ -589,6 +730,8 @@ main(void)
         { "an emulator dies while the ring overflows", test_gone_during_overflow },
         { "two guests' QEMUs with the same ioservid", test_same_ioservid_two_guests },
         { "answers judged by the daemon's own record", test_forged_answers },
+        { "flush sequences compared across the wrap", test_seq_wrap },
+        { "a page mapped at 65,537 bfns by one emulator", test_holder_count_wide },
         { "a policy with only quotas denies nothing", test_quotas_only_policy },
         { NULL, NULL },
     };

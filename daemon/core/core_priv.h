@@ -46,7 +46,8 @@ enum page_state {
 
 struct holder {
     uint16_t emu;           /* index in daemon.emus */
-    uint16_t count;         /* mappings of this page by that emulator */
+    uint32_t count;         /* mappings of this page by that emulator (one
+                               page may be mapped at 2^16 bfns and more) */
 };
 
 struct page {
@@ -214,6 +215,9 @@ struct core {
     uint32_t           rs_nnew, rs_capnew;
     uint64_t           rs_id;       /* id of our current DUMP (random start) */
     int                rs_in_chunk; /* between our DUMP_BEGIN and DUMP_END */
+    uint32_t           rs_chunks;   /* chunks of this dump applied */
+    struct iomap_event *rs_maps;    /* DUMP_MAP records of the current chunk */
+    uint32_t           rs_nmaps, rs_capmaps;
 
     int                resync_wanted;   /* out of memory: resync after the batch */
 
@@ -221,6 +225,24 @@ struct core {
 
     struct core_stats  st;
 };
+
+/*
+ * Flush sequences are 32-bit and wrap (the shim skips 0, which means "no
+ * flush"): they are compared as serial numbers, as the Xen shim does.
+ * seq_after(a, b): a comes after b.  seq_done(s, done): a page whose
+ * covering flush is s may go once flush done completed.
+ */
+static inline int
+seq_after(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) > 0;
+}
+
+static inline int
+seq_done(uint32_t seq, uint32_t done)
+{
+    return seq == 0 || (int32_t)(seq - done) <= 0;
+}
 
 static inline uint64_t
 core_clock(struct core *d)

@@ -59,7 +59,6 @@ emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds)
 {
     int rc;
 
-    (void)d;
     if (e->has_chan)
         return -EEXIST;
     if (caps & ~IOMAP_EMU_CAP_MASK)
@@ -69,8 +68,18 @@ emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds)
         return rc;
     e->caps = caps;
     e->has_chan = 1;
-    e->alive = 1;
     e->killed = 0;
+    /*
+     * A registration is a new ioreq server of that name (Xen reuses ids).
+     * What the shim said was gone stays gone: its leftover mappings are
+     * taken back first (at the end of a resync, when one is running, so
+     * that the dump's word on it is not lost).
+     */
+    if (!e->alive && d->resync == RS_NONE) {
+        if (!LIST_EMPTY(&e->maps) || e->held_pages)
+            emu_force_unmap_all(d, e);
+        e->alive = 1;
+    }
     log_info("emulator " EMU_FMT " registered (%s)", EMU_ARGS(e),
              caps & IOMAP_EMU_CAP_INVALIDATE_PAGE ? "per-page invalidate" :
              "legacy global invalidate");

@@ -220,7 +220,7 @@ core_tick(struct core *d)
             t = &pol->inval;
             start = p->t_removed;
         } else if (p->state == PAGE_FLUSHING) {
-            if (p->cover_seq <= d->max_done)
+            if (seq_done(p->cover_seq, d->max_done))
                 continue;       /* flushed: waits for room on the command ring */
             t = &pol->flush;
             start = p->t_removed + (uint64_t)p->flushing_ms * MS;
@@ -235,8 +235,8 @@ core_tick(struct core *d)
                 d->st.timeouts_invalidating++;
             } else {
                 d->st.timeouts_flushing++;
-                if (p->cover_seq > d->broken_seq) {
-                    d->broken_seq = d->max_queued > p->cover_seq ?
+                if (d->broken_seq == 0 || seq_after(p->cover_seq, d->broken_seq)) {
+                    d->broken_seq = seq_after(d->max_queued, p->cover_seq) ?
                                     d->max_queued : p->cover_seq;
                     d->st.devices_broken++;
                     log_warnx("device-TLB flush %u has not completed after %llu ms "

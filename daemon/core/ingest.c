@@ -74,6 +74,7 @@ core_fini(struct core *d)
     drains_free(d);
     pages_fini(d);
     free(d->rs_new);
+    free(d->rs_maps);
     free(d->out);
     free(d->ans);
     policy_free(d->policy);
@@ -95,6 +96,8 @@ rs_request(struct core *d)
 
     d->rs_id++;
     d->rs_in_chunk = 0;
+    d->rs_chunks = 0;
+    d->rs_nmaps = 0;
     d->rs_domid = 0;
     d->rs_gfn = 0;
     dump.mfn = d->rs_id;
@@ -148,6 +151,54 @@ rs_prefix(const struct core *d, uint16_t domid, uint64_t gfn, uint32_t nr)
     return d->rs_gfn - gfn < nr ? (uint32_t)(d->rs_gfn - gfn) : nr;
 }
 
+static int untrackable(struct core *d, const struct iomap_event *ev, uint32_t n);
+
+/* A DUMP_MAP of the current chunk, applied at its end (rs_dump_end). */
+static void
+rs_note_map(struct core *d, const struct iomap_event *ev)
+{
+    if (d->rs_nmaps == d->rs_capmaps) {
+        uint32_t ncap = d->rs_capmaps ? d->rs_capmaps * 2 : 256;
+        struct iomap_event *n = realloc(d->rs_maps, ncap * sizeof(*n));
+
+        if (n == NULL)
+            fatalx("%s: out of memory rebuilding mappings", __func__);
+        d->rs_maps = n;
+        d->rs_capmaps = ncap;
+    }
+    d->rs_maps[d->rs_nmaps++] = *ev;
+}
+
+/* The chunk's mappings: of a held page (same frame) a holder, else live. */
+static void
+rs_apply_maps(struct core *d)
+{
+    for (uint32_t k = 0; k < d->rs_nmaps; k++) {
+        const struct iomap_event *ev = &d->rs_maps[k];
+        struct core_emu_id id = EV_EMU_ID(ev);
+        struct emu *e;
+        struct dom *dm;
+
+        if (untrackable(d, ev, ev->nr))
+            continue;
+        e = emu_get(d, &id, 1);
+        dm = dom_get(d, ev->domid, 1);
+        for (uint32_t i = 0; e && dm && i < ev->nr; i++) {
+            uint32_t pi = page_find(d, dm, ev->gfn + i, ev->arg + i);
+
+            if (pi != PAGE_NONE) {
+                page_add_holder(d, pi, e, 1);
+            } else {
+                struct emu_map *em = emu_map_get(d, e, dm, 1);
+
+                if (em == NULL || fset_add(&em->fs, ev->gfn + i) < 0)
+                    fatalx("%s: out of memory rebuilding mappings", __func__);
+            }
+        }
+    }
+    d->rs_nmaps = 0;
+}
+
 /* A page of the current dump chunk, evaluated at its end (rs_dump_end). */
 static void
 rs_note_new(struct core *d, uint32_t pi)
@@ -167,10 +218,21 @@ rs_note_new(struct core *d, uint32_t pi)
 static void
 rs_dump_end(struct core *d, const struct iomap_event *ev)
 {
-    if (ev->seq > d->max_queued)
+    /*
+     * The shim's own counters: the first chunk's are taken as they are (a
+     * new daemon knows nothing yet), later ones only move them forward.
+     */
+    if (d->rs_chunks++ == 0) {
         d->max_queued = ev->seq;
-    if (ev->arg > d->max_done && ev->arg <= UINT32_MAX)
-        d->max_done = (uint32_t)ev->arg;
+        if (ev->arg <= UINT32_MAX)
+            d->max_done = (uint32_t)ev->arg;
+    } else {
+        if (seq_after(ev->seq, d->max_queued))
+            d->max_queued = ev->seq;
+        if (ev->arg <= UINT32_MAX && seq_after((uint32_t)ev->arg, d->max_done))
+            d->max_done = (uint32_t)ev->arg;
+    }
+    rs_apply_maps(d);
     /* Pages of this chunk: decide now that all their holders are known. */
     for (uint32_t i = 0; i < d->rs_nnew; i++) {
         uint32_t pi = d->rs_new[i];
@@ -213,6 +275,17 @@ rs_dump_end(struct core *d, const struct iomap_event *ev)
         }
         if (!e->alive && (!LIST_EMPTY(&e->maps) || e->held_pages))
             emu_force_unmap_all(d, e);
+        if (!e->alive && e->has_chan) {
+            /*
+             * Its EMULATOR_GONE was lost: as if it had come.  Its channel
+             * closes (a registration made meanwhile for that name goes
+             * too: the process registers again once this is over).
+             */
+            struct core_emu_id id = emu_id_of(e);
+
+            emu_unregister(d, e);
+            CORE_OBSERVE(d, emu_gone, &id, "gone while the daemon was resynchronising");
+        }
     }
     core_recheck_policy(d);   /* dumped mappings never met the map check */
     pages_flush_done(d);
@@ -376,7 +449,7 @@ apply(struct core *d, const struct iomap_event *ev)
         }
         return;
     case IOMAP_EV_FLUSH:
-        if (ev->seq > d->max_queued)
+        if (seq_after(ev->seq, d->max_queued))
             d->max_queued = ev->seq;
         return;
     case IOMAP_EV_FLUSH_DONE:
@@ -385,15 +458,15 @@ apply(struct core *d, const struct iomap_event *ev)
          * their flush (I1).  Outside a resync every queued flush was seen
          * (IOMAP_EV_FLUSH precedes its completion), so refuse it.
          */
-        if (d->resync == RS_NONE && ev->seq > d->max_queued) {
+        if (d->resync == RS_NONE && seq_after(ev->seq, d->max_queued)) {
             d->st.bad_events++;
             log_warnx("%s: completion of flush %u, but only %u were queued: ignored",
                       __func__, ev->seq, d->max_queued);
             return;
         }
-        if (ev->seq > d->max_done) {
+        if (seq_after(ev->seq, d->max_done)) {
             d->max_done = ev->seq;
-            if (d->max_done > d->max_queued)
+            if (seq_after(d->max_done, d->max_queued))
                 d->max_queued = d->max_done;
             pages_flush_done(d);
         }
@@ -494,26 +567,13 @@ apply(struct core *d, const struct iomap_event *ev)
                 rs_note_new(d, pi);
             }
         } else {
-            struct core_emu_id id = EV_EMU_ID(ev);
-            struct emu *e;
-            struct dom *dm;
-
-            if (untrackable(d, ev, ev->nr))
-                return;
-            e = emu_get(d, &id, 1);
-            dm = dom_get(d, ev->domid, 1);
-            for (uint32_t i = 0; e && dm && i < ev->nr; i++) {
-                uint32_t pi = page_find(d, dm, ev->gfn + i, ev->arg + i);
-
-                if (pi != PAGE_NONE) {
-                    page_add_holder(d, pi, e, 1);
-                } else {
-                    struct emu_map *em = emu_map_get(d, e, dm, 1);
-
-                    if (em == NULL || fset_add(&em->fs, ev->gfn + i) < 0)
-                        fatalx("%s: out of memory rebuilding mappings", __func__);
-                }
-            }
+            /*
+             * A mapping: applied at the chunk's end, once all its held
+             * pages are known, whatever order the records came in (a
+             * DUMP_MAP of nr frames may start before a held page it
+             * covers; the ABI promises no order within a chunk).
+             */
+            rs_note_map(d, ev);
         }
         return;
     case IOMAP_EV_CMD_RESULT:
@@ -597,7 +657,7 @@ core_process(struct core *d)
     pages_judge_answers(d);
     emu_send_ioreqs(d);
     /* Releases that waited for room on the command ring. */
-    if (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done) {
+    if (d->fl_head != PAGE_NONE && seq_done(d->pages[d->fl_head].cover_seq, d->max_done)) {
         d->now_ns = core_clock(d);
         d->now_valid = 1;
         pages_flush_done(d);

@@ -194,7 +194,7 @@ fl_insert(struct core *d, uint32_t pi)
 {
     uint32_t seq = d->pages[pi].cover_seq, after = d->fl_tail;
 
-    while (after != PAGE_NONE && d->pages[after].cover_seq > seq)
+    while (after != PAGE_NONE && seq_after(d->pages[after].cover_seq, seq))
         after = d->pages[after].fl_prev;
     list_insert_after(d, &d->fl_head, &d->fl_tail, after, pi);
 }
@@ -383,7 +383,7 @@ page_add_holder(struct core *d, uint32_t pi, struct emu *e, uint32_t count)
     for (unsigned i = 0; i < p->nholders; i++) {
         h = holder_at(p, i);
         if (h->emu == e->idx) {
-            h->count = (uint16_t)(h->count + count);
+            h->count += count;
             return;
         }
     }
@@ -406,7 +406,7 @@ page_add_holder(struct core *d, uint32_t pi, struct emu *e, uint32_t count)
     }
     h = holder_at(p, p->nholders++);
     h->emu = e->idx;
-    h->count = (uint16_t)count;
+    h->count = count;
     e->held_pages++;
 }
 
@@ -451,7 +451,7 @@ to_flushing(struct core *d, uint32_t pi)
         d->n_invalidating--;
         p->state = PAGE_NEW;
     }
-    if (p->cover_seq == 0 || p->cover_seq <= d->max_done) {
+    if (seq_done(p->cover_seq, d->max_done)) {
         release(d, pi);         /* straight to RELEASED (from FLUSHING or not) */
         return;
     }
@@ -465,7 +465,7 @@ to_flushing(struct core *d, uint32_t pi)
         fl_insert(d, pi);
         d->n_flushing++;
     }
-    if (d->max_queued < p->cover_seq)
+    if (seq_after(p->cover_seq, d->max_queued))
         d->flush_wanted = 1;
 }
 
@@ -559,7 +559,7 @@ page_unmapped(struct core *d, struct dom *dm, uint32_t pi, struct emu *e,
 
         if (h->emu != e->idx)
             continue;
-        if (seq > p->cover_seq)
+        if (seq != 0 && (p->cover_seq == 0 || seq_after(seq, p->cover_seq)))
             p->cover_seq = seq;
         if (--h->count == 0) {
             holder_remove(p, i);
@@ -585,7 +585,7 @@ page_unmapped(struct core *d, struct dom *dm, uint32_t pi, struct emu *e,
 void
 pages_flush_done(struct core *d)
 {
-    while (d->fl_head != PAGE_NONE && d->pages[d->fl_head].cover_seq <= d->max_done) {
+    while (d->fl_head != PAGE_NONE && seq_done(d->pages[d->fl_head].cover_seq, d->max_done)) {
         if (d->out_len >= RELEASE_BATCH) {
             cmd_flush_out(d);
             if (d->out_len >= RELEASE_BATCH)

@@ -207,7 +207,7 @@ page_info(const struct core *d, uint32_t pi, struct core_page_info *out)
                  p->state == PAGE_FLUSHING ? CORE_PAGE_FLUSHING : CORE_PAGE_NEW;
     out->age_ns = now > p->t_removed ? now - p->t_removed : 0;
     out->cover_seq = p->cover_seq;
-    out->flush_queued = d->max_queued >= p->cover_seq;
+    out->flush_queued = !seq_after(p->cover_seq, d->max_queued);
     out->nholders = p->nholders;
 }
 

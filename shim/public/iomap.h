@@ -108,6 +108,19 @@ typedef uint16_t iomap_ioservid_t;
  *                     for IOMAP_CMD_FORCE_UNMAP).  A server the consumer
  *                     knows and the first chunk does not name is gone.
  * IOMAP_EV_CMD_RESULT a command was refused: see below.
+ * IOMAP_EV_FLUSH_FAILED (1.1) the flush with sequence seq failed (an
+ *                     Invalidation Time-out of a device-TLB, a queue
+ *                     error) for the IOMMU context of emulator domain
+ *                     emu_domid (IOMAP_DOMID_ANY: every context); arg =
+ *                     the errno.  The device may still translate through
+ *                     what that flush was to cover, so the shim never drops
+ *                     the references of the unmaps still waiting for it:
+ *                     those frames are leaked (nr of them), never returned
+ *                     to Xen.  A held page among them is no longer
+ *                     reported by a dump, and a RELEASE naming it is
+ *                     answered -EIO (the others of the command are
+ *                     released).  seq is not completed by the failure; a
+ *                     later IOMAP_EV_FLUSH_DONE covers it for the rest.
  */
 #define IOMAP_EV_MAP                1
 #define IOMAP_EV_UNMAP              2
@@ -123,7 +136,8 @@ typedef uint16_t iomap_ioservid_t;
 #define IOMAP_EV_CMD_RESULT        12
 #define IOMAP_EV_DUMP_BEGIN        13
 #define IOMAP_EV_DUMP_EMU          14
-#define IOMAP_EV_MAX               14
+#define IOMAP_EV_FLUSH_FAILED      15
+#define IOMAP_EV_MAX               15
 
 /* Event and command flags. */
 #define IOMAP_F_READONLY  (1u << 0) /* mapping is read-only                */
@@ -162,7 +176,9 @@ struct iomap_event {
  * IOMAP_CMD_RELEASE      drop the held reference of nr removed pages of
  *                        domid, gfn../mfn...  Refused (-ENOENT) for a page
  *                        the shim does not hold, (-EBUSY) while an emulator
- *                        mapping of it exists.
+ *                        mapping of it exists or its flush is not done;
+ *                        -EIO: some of them were leaked by a failed flush
+ *                        (IOMAP_EV_FLUSH_FAILED), the rest are released.
  * IOMAP_CMD_FORCE_UNMAP  unmap every mapping of emulator
  *                        (emu_domid, domid, ioservid) of domid's
  *                        gfn..gfn+nr-1 (IOMAP_F_ALL: of every gfn),
@@ -180,7 +196,11 @@ struct iomap_event {
  *                        IOMAP_EV_DUMP_HELD records, as many as fit in the
  *                        event ring (keeping room for one more record), then
  *                        IOMAP_EV_DUMP_END.  A chunk is posted whole or not
- *                        at all (-ENOSPC: the daemon asks again).  A dump larger than the ring is
+ *                        at all (-ENOSPC: the daemon asks again), and holds
+ *                        every record of each (domid, gfn) it covers: the
+ *                        cursor of the next chunk lies after all of them.
+ *                        Within a chunk the records may come in any order
+ *                        (the daemon applies the mappings at DUMP_END).  A dump larger than the ring is
  *                        taken in chunks: DUMP_END's (domid, gfn) is the
  *                        next cursor and its nr is 1 while more remain.
  *                        Events posted between chunks about (domid, gfn) at

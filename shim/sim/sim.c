@@ -175,6 +175,17 @@ alloc_frame(struct sim *s, uint16_t domid, uint64_t gfn)
     return mfn;
 }
 
+/*
+ * Flush sequences wrap at 2^32 and skip 0 ("no flush"), as the Xen shim's
+ * do; compared as serial numbers.  pending(s, seq): an unmap covered by
+ * flush seq still waits for it.
+ */
+static int
+pending(const struct sim *s, uint32_t seq)
+{
+    return seq != 0 && (int32_t)(seq - s->max_done) > 0;
+}
+
 static void
 put_frame(struct sim *s, uint64_t mfn)
 {
@@ -190,7 +201,7 @@ put_frame(struct sim *s, uint64_t mfn)
     if (pg->maps)
         violation(s, &s->st.violations_i1, "mfn %#llx freed with %u mappings",
                   (unsigned long long)mfn, pg->maps);
-    if (pg->last_unmap_seq > s->max_done)
+    if (pending(s, pg->last_unmap_seq))
         violation(s, &s->st.violations_i1,
                   "mfn %#llx freed before flush %u completed (done %u)",
                   (unsigned long long)mfn, pg->last_unmap_seq, s->max_done);
@@ -296,7 +307,14 @@ sim_domain_destroy(struct sim *s, uint16_t domid)
             em->free_head = i;
             em->live--;
             s->pages[m->mfn].maps--;
-            s->pages[m->mfn].last_unmap_seq = 0;
+            /*
+             * Destruction flushes the destroyed domain's own context at
+             * once: its unmaps wait for nothing.  Another domain's page a
+             * dying stub domain mapped keeps what other emulators' unmaps
+             * of it still wait for.
+             */
+            if (m->domid == domid)
+                s->pages[m->mfn].last_unmap_seq = 0;
             put_frame(s, m->mfn);
         }
     }
@@ -421,7 +439,7 @@ sim_decrease_reservation(struct sim *s, uint16_t domid, uint64_t gfn,
         d->tot_pages--;
         removed++;
         s->st.pages_removed++;
-        if (pg->maps || pg->last_unmap_seq > s->max_done) {
+        if (pg->maps || pending(s, pg->last_unmap_seq)) {
             /*
              * Still referenced by emulator mappings, or its last IOMMU
              * unmap is not yet flushed: the allocation reference becomes
@@ -430,7 +448,7 @@ sim_decrease_reservation(struct sim *s, uint16_t domid, uint64_t gfn,
             struct iomap_event ev = {
                 .type = IOMAP_EV_PAGE_REMOVED, .domid = domid, .gfn = g,
                 .arg = mfn,
-                .seq = pg->last_unmap_seq > s->max_done ? pg->last_unmap_seq : 0,
+                .seq = pending(s, pg->last_unmap_seq) ? pg->last_unmap_seq : 0,
             };
 
             pg->state = SIM_PAGE_HELD;
@@ -603,6 +621,8 @@ queue_flush(struct sim *s)
         s->flushcap = ncap;
     }
     ev.seq = s->next_seq++;
+    if (s->next_seq == 0)
+        s->next_seq = 1;        /* 0 means "no flush" */
     s->flushq[s->nflush].seq = ev.seq;
     s->flushq[s->nflush].due_ns = s->now_ns + s->flush_latency_ns;
     s->nflush++;
@@ -625,13 +645,45 @@ sim_iommu_flush(struct sim *s, int emu)
 
 /* ---- device-TLB completion ------------------------------------------------- */
 
+/*
+ * The flush seq fails (Xen: an Invalidation Time-out): the frames whose
+ * last unmap waited for it are leaked, never freed; the daemon is told.
+ */
+static void
+fail_at(struct sim *s, uint32_t seq)
+{
+    struct iomap_event ev = { .type = IOMAP_EV_FLUSH_FAILED, .seq = seq,
+                              .emu_domid = IOMAP_DOMID_ANY, .arg = EIO };
+
+    for (uint64_t m = 0; m < s->nr_pages; m++) {
+        struct sim_page *pg = &s->pages[m];
+
+        if (!pg->leaked && pending(s, pg->last_unmap_seq) &&
+            (int32_t)(pg->last_unmap_seq - seq) <= 0) {
+            pg->leaked = 1;
+            ev.nr++;
+            s->st.pages_leaked++;
+        }
+    }
+    s->st.flushes_failed++;
+    s->flush_fail--;
+    post(s, &ev);
+}
+
 static void
 complete_at(struct sim *s, uint32_t i)
 {
     struct iomap_event ev = { .type = IOMAP_EV_FLUSH_DONE, .nr = 1,
                               .seq = s->flushq[i].seq };
 
-    if (ev.seq > s->max_done)
+    if (s->flush_fail > 0) {
+        fail_at(s, ev.seq);
+        memmove(&s->flushq[i], &s->flushq[i + 1],
+                (s->nflush - i - 1) * sizeof(*s->flushq));
+        s->nflush--;
+        return;
+    }
+    if ((int32_t)(ev.seq - s->max_done) > 0)
         s->max_done = ev.seq;
     memmove(&s->flushq[i], &s->flushq[i + 1],
             (s->nflush - i - 1) * sizeof(*s->flushq));
@@ -688,6 +740,8 @@ cmd_result(struct sim *s, const struct iomap_cmd *c, int rc)
 static int
 cmd_release(struct sim *s, const struct iomap_cmd *c)
 {
+    uint32_t leaked = 0;
+
     if (c->nr == 0 || c->nr > IOMAP_MAX_NR || c->mfn >= s->nr_pages ||
         c->nr > s->nr_pages - c->mfn)
         return -EINVAL;
@@ -698,6 +752,8 @@ cmd_release(struct sim *s, const struct iomap_cmd *c)
         if (pg->state != SIM_PAGE_HELD || pg->owner != c->domid ||
             pg->gfn != c->gfn + i)
             return -ENOENT;
+        if (pg->leaked)
+            continue;           /* a failed flush keeps it: -EIO below */
         if (pg->maps) {
             violation(s, &s->st.violations_i1,
                       "release of mfn %#llx with %u mappings (gfn %#llx)",
@@ -705,7 +761,7 @@ cmd_release(struct sim *s, const struct iomap_cmd *c)
                       (unsigned long long)(c->gfn + i));
             return -EBUSY;
         }
-        if (pg->last_unmap_seq > s->max_done) {
+        if (pending(s, pg->last_unmap_seq)) {
             violation(s, &s->st.violations_i1,
                       "release of mfn %#llx before flush %u (done %u)",
                       (unsigned long long)(c->mfn + i), pg->last_unmap_seq,
@@ -714,11 +770,15 @@ cmd_release(struct sim *s, const struct iomap_cmd *c)
         }
     }
     for (uint32_t i = 0; i < c->nr; i++) {
+        if (s->pages[c->mfn + i].leaked) {
+            leaked++;
+            continue;
+        }
         s->pages[c->mfn + i].state = SIM_PAGE_ALLOC;
         s->st.pages_released++;
         put_frame(s, c->mfn + i);
     }
-    return 0;
+    return leaked ? -EIO : 0;
 }
 
 static int
@@ -778,7 +838,8 @@ cmd_dump(struct sim *s, const struct iomap_cmd *c)
     uint32_t room, nemu = 0;
     int first = c->domid == 0 && c->gfn == 0;
     struct iomap_event begin = { .type = IOMAP_EV_DUMP_BEGIN, .nr = 1, .arg = c->mfn };
-    struct iomap_event end = { .type = IOMAP_EV_DUMP_END, .seq = s->next_seq - 1,
+    struct iomap_event end = { .type = IOMAP_EV_DUMP_END,
+                               .seq = s->next_seq == 1 ? UINT32_MAX : s->next_seq - 1,
                                .arg = s->max_done };
 
     if (v == NULL)
@@ -794,11 +855,11 @@ cmd_dump(struct sim *s, const struct iomap_cmd *c)
     for (uint64_t m = 0; m < s->nr_pages; m++) {
         const struct sim_page *pg = &s->pages[m];
 
-        if (pg->state == SIM_PAGE_HELD) {
+        if (pg->state == SIM_PAGE_HELD && !pg->leaked) {
             struct dump_rec r = { .domid = pg->owner, .kind = 0, .gfn = pg->gfn,
                 .ev = { .type = IOMAP_EV_DUMP_HELD, .domid = pg->owner, .nr = 1,
                         .gfn = pg->gfn, .arg = m,
-                        .seq = pg->last_unmap_seq > s->max_done ?
+                        .seq = pending(s, pg->last_unmap_seq) ?
                                pg->last_unmap_seq : 0 } };
             PUSH(r);
         }
@@ -925,7 +986,7 @@ sim_held_pages(const struct sim *s)
     uint64_t n = 0;
 
     for (uint64_t m = 0; m < s->nr_pages; m++)
-        n += s->pages[m].state == SIM_PAGE_HELD;
+        n += s->pages[m].state == SIM_PAGE_HELD && !s->pages[m].leaked;
     return n;
 }
 

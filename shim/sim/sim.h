@@ -40,7 +40,8 @@ struct sim_page {
     uint32_t last_unmap_seq;/* flush seq covering its last IOMMU unmap    */
     uint16_t owner;
     uint8_t  state;         /* enum sim_page_state                         */
-    uint8_t  pad;
+    uint8_t  leaked;        /* a failed flush covered its last unmap: the
+                               frame never goes back to the free pool      */
 };
 
 struct sim_mapping {
@@ -91,6 +92,7 @@ struct sim_stats {
     uint64_t flushes_queued, flushes_done;
     uint64_t cmds, cmd_errors;
     uint64_t violations_i1, violations_i2, violations_i3, violations_i5;
+    uint64_t flushes_failed, pages_leaked;
 };
 
 struct sim {
@@ -116,6 +118,8 @@ struct sim {
     uint32_t           nflush, flushcap;
     uint64_t           flush_latency_ns;
     int                flush_stuck; /* fault: flushes never complete     */
+    int                flush_fail;  /* fault: the next flushes to complete
+                                       fail instead (IOMAP_EV_FLUSH_FAILED) */
     uint64_t           now_ns;
 
     struct sim_stats   st;
