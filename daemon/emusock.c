@@ -405,6 +405,26 @@ emusock_new(struct iomapd *io, const char *path, char *err, size_t errlen)
         struct rlimit rl;
         uint64_t budget = CORE_MAX_EMUS;
 
+        /*
+         * Raise the soft limit up to the hard one as far as a full
+         * emulator table needs (the unit sets the hard limit).
+         */
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+            rlim_t want = (rlim_t)CORE_MAX_EMUS * EMUSOCK_FDS_PER_EMULATOR +
+                          EMUSOCK_FDS_SPARE;
+
+            if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+                struct rlimit nr = rl;
+
+                nr.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ?
+                              want : rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &nr) == 0)
+                    rl = nr;
+                else
+                    log_warn("%s: setrlimit(RLIMIT_NOFILE, %llu)", __func__,
+                             (unsigned long long)nr.rlim_cur);
+            }
+        }
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
             budget = rl.rlim_cur > EMUSOCK_FDS_SPARE ?
                      (rl.rlim_cur - EMUSOCK_FDS_SPARE) / EMUSOCK_FDS_PER_EMULATOR : 1;

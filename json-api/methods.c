@@ -770,7 +770,9 @@ lat_quantile(const struct core_stats *st, double q)
     X(maps) X(unmaps) X(unmatched_unmaps) \
     X(pages_removed) X(pages_released) X(invalidates_sent) \
     X(global_invalidates_sent) X(forced_unmaps) X(flush_cmds) \
-    X(release_cmds) X(cmd_errors) X(overflows) X(resyncs)
+    X(release_cmds) X(cmd_errors) X(overflows) X(resyncs) \
+    X(stale_dump_records) X(release_refused) X(untracked_forced) \
+    X(emus_reclaimed) X(flushes_failed) X(pages_leaked) X(release_leaked)
 
 static int
 m_stats(struct ctl_call *call, json_t *params, json_t **result)

@@ -361,6 +361,42 @@ test_flush_stuck(void)
     world_fini(&W);
 }
 
+/* ---- a device-TLB flush fails: the shim leaks, the daemon goes on ------ */
+
+static void
+test_flush_failed(void)
+{
+    int a;
+    uint64_t resyncs0;
+
+    CU_ASSERT_FATAL(setup(4096, 50 * US) == 0);
+    a = add_emu(0, 10 * US, 1, 0);
+    CU_ASSERT_EQUAL(world_map(&W, a, 1, 0, 64), 64);
+    world_settle(&W);
+    resyncs0 = W.core->st.resyncs;
+    W.sim.flush_fail = 1;           /* the next flush to complete fails */
+    balloon(1, 0, 16);
+    world_advance(&W, 100 * MS);
+    CU_ASSERT_EQUAL(emu_live(a), 48);
+    CU_ASSERT_EQUAL(W.sim.st.flushes_failed, 1);
+    CU_ASSERT(W.sim.st.pages_leaked >= 1);
+    /* The daemon heard of it, asked again and was told -EIO, calmly. */
+    CU_ASSERT_EQUAL(W.core->st.flushes_failed, 1);
+    CU_ASSERT_EQUAL(W.core->st.pages_leaked, W.sim.st.pages_leaked);
+    CU_ASSERT(W.core->st.release_leaked >= 1);     /* RELEASEs said -EIO */
+    CU_ASSERT_EQUAL(W.core->st.resyncs, resyncs0);
+    CU_ASSERT_EQUAL(W.core->st.release_refused, 0);
+    /* Not a leaked frame was freed (I1), the rest went back. */
+    CU_ASSERT_EQUAL(W.sim.st.pages_released + W.sim.st.pages_leaked, 16);
+    CHECK_QUIESCENT();
+    /* The domain goes: its leaked frames stay out of the allocator. */
+    CU_ASSERT_EQUAL(sim_domain_destroy(&W.sim, 1), 0);
+    world_advance(&W, 10 * MS);
+    CHECK_SAFE();
+    report("flush-failed");
+    world_fini(&W);
+}
+
 /* ---- the event ring overflows -------------------------------------------- */
 
 static void
@@ -687,6 +723,7 @@ main(void)
         { "guest destroyed mid-flight", test_domain_destroyed },
         { "emulator's domain destroyed", test_emu_domain_destroyed },
         { "device-TLB flush never completes", test_flush_stuck },
+        { "device-TLB flush fails: frames leaked", test_flush_failed },
         { "event ring overflow (64 slots)", test_ring_overflow },
         { "daemon killed and restarted", test_daemon_restart },
         { "emulator removed: drained", test_emu_removed_drained },

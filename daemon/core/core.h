@@ -197,6 +197,9 @@ struct core_stats {
     uint64_t release_refused;       /* RELEASE refused by the shim: resync */
     uint64_t untracked_forced;      /* emulator table full: force-unmapped */
     uint64_t emus_reclaimed;        /* emulator entries freed */
+    uint64_t flushes_failed;        /* IOMAP_EV_FLUSH_FAILED received */
+    uint64_t pages_leaked;          /* frames the shim keeps for ever */
+    uint64_t release_leaked;        /* RELEASE commands answered -EIO */
 };
 const struct core_stats *core_stats(const struct core *c);
 

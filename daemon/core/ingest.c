@@ -471,6 +471,21 @@ apply(struct core *d, const struct iomap_event *ev)
             pages_flush_done(d);
         }
         return;
+    case IOMAP_EV_FLUSH_FAILED:
+        /*
+         * The shim keeps the frames whose flush failed for ever (it
+         * never returns a page a device may still translate through);
+         * seq is not done.  Ask for another flush so that the pages
+         * waiting on seq get a completion that covers them; RELEASE of a
+         * leaked one is then answered -EIO, which is expected.
+         */
+        d->st.flushes_failed++;
+        d->st.pages_leaked += ev->nr;
+        d->flush_wanted = 1;
+        log_warnx("%s: flush %u failed (error %d, emulator domain %u): "
+                  "the shim leaks %u frame(s)", __func__, ev->seq,
+                  (int)ev->arg, ev->emu_domid, ev->nr);
+        return;
     case IOMAP_EV_DOMAIN_DESTROYED:
         if (ev->domid >= IOMAPD_MAX_DOMID) {
             d->st.bad_events++;
@@ -577,6 +592,11 @@ apply(struct core *d, const struct iomap_event *ev)
         }
         return;
     case IOMAP_EV_CMD_RESULT:
+        if (ev->flags == IOMAP_CMD_RELEASE && (int32_t)ev->seq == -EIO) {
+            /* Leaked by a failed flush (above): the rest were released. */
+            d->st.release_leaked++;
+            return;
+        }
         d->st.cmd_errors++;
         if (ev->flags == IOMAP_CMD_DUMP && d->resync != RS_NONE) {
             struct iomap_cmd dump = { .type = IOMAP_CMD_DUMP, .nr = 1,

@@ -205,6 +205,9 @@ put_frame(struct sim *s, uint64_t mfn)
         violation(s, &s->st.violations_i1,
                   "mfn %#llx freed before flush %u completed (done %u)",
                   (unsigned long long)mfn, pg->last_unmap_seq, s->max_done);
+    if (pg->leaked)
+        violation(s, &s->st.violations_i1, "leaked mfn %#llx freed",
+                  (unsigned long long)mfn);
     pg->state = SIM_PAGE_FREE;
     pg->owner = 0;
     s->free_mfns[s->nr_free++] = mfn;
@@ -319,12 +322,18 @@ sim_domain_destroy(struct sim *s, uint16_t domid)
         }
     }
     for (uint64_t g = 0; g < d->max_gfn; g++)
-        if (d->p2m[g] != SIM_INVALID_MFN)
+        if (d->p2m[g] != SIM_INVALID_MFN) {
+            if (s->pages[d->p2m[g]].leaked)
+                s->pages[d->p2m[g]].state = SIM_PAGE_LEAKED;
             put_frame(s, d->p2m[g]);
+        }
     for (uint64_t m = 0; m < s->nr_pages; m++) {
         struct sim_page *pg = &s->pages[m];
 
-        if (pg->state == SIM_PAGE_HELD && pg->owner == domid) {
+        if (pg->state == SIM_PAGE_HELD && pg->owner == domid && pg->leaked) {
+            pg->state = SIM_PAGE_LEAKED;    /* the leak keeps it */
+            put_frame(s, m);
+        } else if (pg->state == SIM_PAGE_HELD && pg->owner == domid) {
             pg->state = SIM_PAGE_ALLOC;    /* so put_frame may free it */
             pg->last_unmap_seq = 0;
             put_frame(s, m);
@@ -658,9 +667,11 @@ fail_at(struct sim *s, uint32_t seq)
     for (uint64_t m = 0; m < s->nr_pages; m++) {
         struct sim_page *pg = &s->pages[m];
 
-        if (!pg->leaked && pending(s, pg->last_unmap_seq) &&
+        if (pg->state != SIM_PAGE_FREE && !pg->leaked &&
+            pending(s, pg->last_unmap_seq) &&
             (int32_t)(pg->last_unmap_seq - seq) <= 0) {
             pg->leaked = 1;
+            pg->refs++;         /* the leak: never put */
             ev.nr++;
             s->st.pages_leaked++;
         }
@@ -1004,7 +1015,8 @@ sim_check(struct sim *s)
                 maps[s->emus[e].maps[i].mfn]++;
     for (uint64_t m = 0; m < s->nr_pages; m++) {
         const struct sim_page *pg = &s->pages[m];
-        uint32_t want = maps[m] + (pg->state != SIM_PAGE_FREE);
+        uint32_t want = maps[m] + pg->leaked +
+                        (pg->state == SIM_PAGE_ALLOC || pg->state == SIM_PAGE_HELD);
 
         if (pg->maps != maps[m] || pg->refs != want) {
             violation(s, &s->st.violations_i2,

@@ -31,7 +31,9 @@
 #define SIM_MAX_EMUS     64
 #define SIM_INVALID_MFN  UINT64_MAX
 
-enum sim_page_state { SIM_PAGE_FREE = 0, SIM_PAGE_ALLOC, SIM_PAGE_HELD };
+/* LEAKED: only the reference a failed flush leaked is left (no owner). */
+enum sim_page_state { SIM_PAGE_FREE = 0, SIM_PAGE_ALLOC, SIM_PAGE_HELD,
+                      SIM_PAGE_LEAKED };
 
 struct sim_page {
     uint64_t gfn;           /* where it is (ALLOC) or was (HELD)          */
