@@ -474,6 +474,9 @@ world_advance(struct world *w, uint64_t dt_ns)
 
     /* What happened since the last settle is due now, not at the end. */
     world_settle(w);
+    /* Flushes overdue (a stuck queue let go) complete now, not at the end. */
+    sim_tick(&w->sim, w->now);
+    world_settle(w);
     /* Stop at every flush completion and answer due on the way. */
     while (w->now < end) {
         uint64_t next = end, f = sim_next_flush_due(&w->sim);
