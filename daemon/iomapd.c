@@ -286,6 +286,7 @@ usage(FILE *f)
         "      --sim-socket PATH    sim: iomap-sim's daemon socket (default\n"
         "                           %s/iomapd/sim.sock); sim-embedded: the simulated\n"
         "                           hypercall socket for emulators and iomap-sim ctl\n"
+        "                           (default %s/iomapd/sim-hc.sock)\n"
         "  -e, --emu-socket PATH    emulator registration socket\n"
         "                           (default %s/iomapd/emulators.sock)\n"
         "  -s, --socket PATH        JSON-RPC control socket (default %s/iomapd/iomapd.sock)\n"
@@ -300,7 +301,7 @@ usage(FILE *f)
         "  -V, --version            daemon, API and shim ABI versions\n"
         "\n"
         "Logs go to stderr (the journal, under systemd).  See iomapd(8).\n",
-        RUNSTATEDIR, RUNSTATEDIR, RUNSTATEDIR, SYSCONFDIR);
+        RUNSTATEDIR, RUNSTATEDIR, RUNSTATEDIR, RUNSTATEDIR, SYSCONFDIR);
 }
 
 static const struct backend_ops *

@@ -363,10 +363,11 @@ drain_step(struct core *d, struct drain *dr)
     maps = emu_mappings(e);
     if (e->held_pages == 0 && e->qlen == 0 && !e->need_global) {
         if (dr->unmap_all && maps) {
-            /* Leaving for good: nothing pending, drop what is left. */
+            /* Leaving for good: nothing pending, drop what is left.  The
+             * result counts them as the emulator's FORCED counter does. */
             emu_force_unmap_all(d, e);
             e->forced_unmaps += maps;
-            drain_end(d, dr, "drained", 0, 0);
+            drain_end(d, dr, "drained", maps, 0);
         } else {
             drain_end(d, dr, "drained", 0, maps);
         }
@@ -374,14 +375,18 @@ drain_step(struct core *d, struct drain *dr)
     }
     if (core_clock(d) >= dr->deadline) {
         uint64_t held = e->held_pages;
+        /* Every mapping goes, held or not: count them all, here and in
+         * the emulator's counter, so that the two agree. */
+        uint64_t forced = maps > held ? maps : held;
         struct core_emu_id id = dr->id;
 
         log_warnx("drain of emulator " EMU_FMT ": %llu pages still held at the deadline: "
-                  "force-unmapping", EMU_ARGS(e), (unsigned long long)held);
+                  "force-unmapping its %llu mappings", EMU_ARGS(e), (unsigned long long)held,
+                  (unsigned long long)forced);
         CORE_OBSERVE(d, timeout, &id, IOMAP_DOMID_ANY, 0, "drain deadline");
         emu_force_unmap_all(d, e);
-        e->forced_unmaps += held;
-        drain_end(d, dr, "forced", held, 0);
+        e->forced_unmaps += forced;
+        drain_end(d, dr, "forced", forced, 0);
         return 1;
     }
     return 0;
