@@ -147,6 +147,7 @@ on_run(evutil_socket_t fd, short what, void *arg)
         fatalx("the shim's event ring is corrupt: refusing to guess what it "
                "holds (restart iomapd to resynchronise)");
     ctl_flush_notes(io->ctl);
+    log_flush();            /* per-page messages of this pass, as ranges */
 }
 
 void
@@ -174,6 +175,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t now = clock_now_ns();
 
     core_tick(io->core);        /* the policy's timeouts, drain deadlines */
+    log_flush();                /* their per-page messages, as ranges */
     iomapd_request_run(io);
     /* The watchdog is fed from the loop: a stuck loop gets restarted. */
     if (io->wd_usec && now - io->wd_last >= io->wd_usec * 1000 / 2) {
@@ -259,19 +261,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     notify_status(io);
 }
 
-/* A start-up failure: one line on stderr, exit 1. */
-static void __attribute__((format(printf, 1, 2), noreturn))
-die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("iomapd: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
+/*
+ * A start-up failure, exit 1: through the logger, so that the journal
+ * records it at error priority; on a terminal one plain line,
+ * "iomapd: what failed".
+ */
+#define die(...) log_die(__VA_ARGS__)
 
 static void
 usage(FILE *f)

@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -79,11 +80,16 @@ enforce_map(struct core *d, const struct iomap_event *ev, struct emu *e,
     case POLICY_E_QUOTA:    d->st.quota_denials += n; break;
     default:                d->st.policy_denials += n; break;
     }
-    log_warnx("policy: emulator " EMU_FMT " mapped d%u gfn %#llx+%u%s: %s (E%d): "
-              "force-unmapping", EMU_ARGS(e), ev->domid,
-              (unsigned long long)ev->gfn, n,
-              ev->flags & IOMAP_F_READONLY ? " read-only" : "",
-              policy_verdict_name(v), (int)v);
+    {
+        char who[32];
+
+        snprintf(who, sizeof(who), EMU_FMT, EMU_ARGS(e));
+        /* Coalesced into ranges and rate-limited (util/log.h). */
+        log_pages(LOG_LVL_WARN, "policy:", ev->domid, who, ev->gfn, n,
+                  "mapped%s: %s (E%d): force-unmapping",
+                  ev->flags & IOMAP_F_READONLY ? " read-only" : "",
+                  policy_verdict_name(v), (int)v);
+    }
     emu_force_unmap_gfn(d, e, ev->domid, ev->gfn, n);
 }
 
@@ -95,8 +101,13 @@ kill_emu(struct core *d, struct emu *e)
         return;
     e->killed = 1;
     d->st.emu_kills++;
-    log_warnx("policy: emulator " EMU_FMT " does not answer invalidates: killing it",
-              EMU_ARGS(e));
+    {
+        char who[32];
+
+        snprintf(who, sizeof(who), EMU_FMT, EMU_ARGS(e));
+        log_about(LOG_LVL_WARN, &(struct log_about){ .domid = e->target, .emu = who },
+                  "policy: emulator %s does not answer invalidates: killing it", who);
+    }
     if (d->env.kill_emulator) {
         struct core_emu_id id = emu_id_of(e);
 
@@ -118,7 +129,8 @@ crash_guest(struct core *d, uint16_t domid, uint16_t *last)
         return;                 /* once per domain and tick */
     *last = domid;
     d->st.guest_crashes++;
-    log_warnx("policy: pages of d%u stuck: crashing the guest", domid);
+    log_about(LOG_LVL_WARN, &(struct log_about){ .domid = domid, .emu = NULL },
+              "policy: pages of d%u stuck: crashing the guest", domid);
     if (d->env.crash_guest)
         d->env.crash_guest(d->env.arg, domid);
 }
@@ -135,13 +147,14 @@ step(struct core *d, uint32_t pi, enum policy_action a, uint64_t age,
     case POLICY_ACT_NONE:
         break;
     case POLICY_ACT_LOG:
+        /* One line per range of pages, not per page (util/log.h). */
         if (inval)
-            log_warnx("policy: d%u gfn %#llx waits %llu ms for %u emulator(s) to unmap",
-                      p->domid, (unsigned long long)p->gfn,
+            log_pages(LOG_LVL_WARN, "policy:", p->domid, NULL, p->gfn, 1,
+                      "waits %llu ms for %u emulator(s) to unmap",
                       (unsigned long long)(age / MS), p->nholders);
         else
-            log_warnx("policy: d%u gfn %#llx waits %llu ms for flush %u (done %u)",
-                      p->domid, (unsigned long long)p->gfn,
+            log_pages(LOG_LVL_WARN, "policy:", p->domid, NULL, p->gfn, 1,
+                      "waits %llu ms for flush %u (done %u)",
                       (unsigned long long)(age / MS), p->cover_seq, d->max_done);
         break;
     case POLICY_ACT_FORCE_UNMAP:
