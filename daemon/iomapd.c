@@ -26,6 +26,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "json-api/ctl.h"
+#include "json-api/metrics.h"
 #include "policy/policy.h"
 #include "shim/ring.h"
 
@@ -289,6 +290,8 @@ usage(FILE *f)
         "      --admin-group GROUP  may also call mutating methods (drain, reload)\n"
         "      --stop-timeout MS    on SIGTERM, wait this long for pages in flight\n"
         "                           (default 5000)\n"
+        "      --metrics ADDR:PORT  serve Prometheus/OpenMetrics text over HTTP at\n"
+        "                           /metrics (e.g. 127.0.0.1:9477; off by default)\n"
         "  -c, --config PATH        policy file (default %s/iomapd/iomapd.conf)\n"
         "  -l, --log-level LEVEL    error, warning, info (default) or debug\n"
         "  -v, --verbose            same as --log-level debug\n"
@@ -327,6 +330,7 @@ main(int argc, char **argv)
         { "admin-group", required_argument, NULL, 'A' },
         { "stop-timeout", required_argument, NULL, 'T' },
         { "config", required_argument, NULL, 'c' },
+        { "metrics", required_argument, NULL, 'M' },
         { "log-level", required_argument, NULL, 'l' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -338,6 +342,8 @@ main(int argc, char **argv)
     static const int signums[4] = { SIGINT, SIGTERM, SIGHUP, 0 };
     struct timeval tick = { 0, 100000 };
     char err[256];
+    const char *metrics_addr = NULL;
+    struct metrics_http *metrics = NULL;
     int c, rc;
 
     io->opt.sim_socket = RUNSTATEDIR "/iomapd/sim.sock";
@@ -367,6 +373,13 @@ main(int argc, char **argv)
             break;
         }
         case 'c': io->opt.config = optarg; break;
+        case 'M':
+            metrics_addr = optarg;
+            if (metrics_addr_check(metrics_addr, err, sizeof(err)) < 0) {
+                fprintf(stderr, "iomapd: %s\n", err);
+                return 2;
+            }
+            break;
         case 'l':
             io->opt.log_level = log_parse_level(optarg);
             if (io->opt.log_level < 0) {
@@ -466,6 +479,15 @@ main(int argc, char **argv)
             die("control socket: %s", io->ctl ? err : "out of memory");
         }
     }
+    if (metrics_addr) {
+        metrics = metrics_http_new(io->base, io->ctl, metrics_addr, err, sizeof(err));
+        if (metrics == NULL) {
+            ctl_free(io->ctl);
+            emusock_free(io->emusock);
+            unlink(io->opt.emu_socket);
+            die("%s", err);
+        }
+    }
     io->ev_notify = event_new(io->base, io->be->notify_fd(io->bep), EV_READ | EV_PERSIST,
                               on_notify, io);
     io->ev_tick = event_new(io->base, -1, EV_PERSIST, on_tick, io);
@@ -494,6 +516,7 @@ main(int argc, char **argv)
     event_base_dispatch(io->base);
 
     notify("STOPPING=1");
+    metrics_http_free(metrics);
     ctl_free(io->ctl);
     io->ctl = NULL;
     emusock_free(io->emusock);
