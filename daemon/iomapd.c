@@ -26,6 +26,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "json-api/ctl.h"
+#include "json-api/metrics.h"
 #include "policy/policy.h"
 #include "shim/ring.h"
 
@@ -148,6 +149,7 @@ on_run(evutil_socket_t fd, short what, void *arg)
         fatalx("the shim's event ring is corrupt: refusing to guess what it "
                "holds (restart iomapd to resynchronise)");
     ctl_flush_notes(io->ctl);
+    log_flush();            /* per-page messages of this pass, as ranges */
 }
 
 void
@@ -175,6 +177,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t now = clock_now_ns();
 
     core_tick(io->core);        /* the policy's timeouts, drain deadlines */
+    log_flush();                /* their per-page messages, as ranges */
     iomapd_request_run(io);
     /* The watchdog is fed from the loop: a stuck loop gets restarted. */
     if (io->wd_usec && now - io->wd_last >= io->wd_usec * 1000 / 2) {
@@ -282,19 +285,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     notify_status(io);
 }
 
-/* A start-up failure: one line on stderr, exit 1. */
-static void __attribute__((format(printf, 1, 2), noreturn))
-die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("iomapd: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
+/*
+ * A start-up failure, exit 1: through the logger, so that the journal
+ * records it at error priority; on a terminal one plain line,
+ * "iomapd: what failed".
+ */
+#define die(...) log_die(__VA_ARGS__)
 
 static void
 usage(FILE *f)
@@ -309,6 +305,7 @@ usage(FILE *f)
         "      --sim-socket PATH    sim: iomap-sim's daemon socket (default\n"
         "                           %s/iomapd/sim.sock); sim-embedded: the simulated\n"
         "                           hypercall socket for emulators and iomap-sim ctl\n"
+        "                           (default %s/iomapd/sim-hc.sock)\n"
         "  -e, --emu-socket PATH    emulator registration socket\n"
         "                           (default %s/iomapd/emulators.sock)\n"
         "  -s, --socket PATH        JSON-RPC control socket (default %s/iomapd/iomapd.sock)\n"
@@ -316,6 +313,8 @@ usage(FILE *f)
         "      --admin-group GROUP  may also call mutating methods (drain, reload)\n"
         "      --stop-timeout MS    on SIGTERM, wait this long for pages in flight\n"
         "                           (default 5000)\n"
+        "      --metrics ADDR:PORT  serve Prometheus/OpenMetrics text over HTTP at\n"
+        "                           /metrics (e.g. 127.0.0.1:9477; off by default)\n"
         "  -c, --config PATH        policy file (default %s/iomapd/iomapd.conf)\n"
         "  -l, --log-level LEVEL    error, warning, info (default) or debug\n"
         "  -v, --verbose            same as --log-level debug\n"
@@ -323,7 +322,7 @@ usage(FILE *f)
         "  -V, --version            daemon, API and shim ABI versions\n"
         "\n"
         "Logs go to stderr (the journal, under systemd).  See iomapd(8).\n",
-        RUNSTATEDIR, RUNSTATEDIR, RUNSTATEDIR, SYSCONFDIR);
+        RUNSTATEDIR, RUNSTATEDIR, RUNSTATEDIR, RUNSTATEDIR, SYSCONFDIR);
 }
 
 static const struct backend_ops *
@@ -354,6 +353,7 @@ main(int argc, char **argv)
         { "admin-group", required_argument, NULL, 'A' },
         { "stop-timeout", required_argument, NULL, 'T' },
         { "config", required_argument, NULL, 'c' },
+        { "metrics", required_argument, NULL, 'M' },
         { "log-level", required_argument, NULL, 'l' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -369,6 +369,8 @@ main(int argc, char **argv)
     static const int signums[4] = { SIGINT, SIGTERM, SIGHUP, 0 };
     struct timeval tick = { 0, 100000 };
     char err[256];
+    const char *metrics_addr = NULL;
+    struct metrics_http *metrics = NULL;
     int c, rc;
 
     io->opt.sim_socket = RUNSTATEDIR "/iomapd/sim.sock";
@@ -412,6 +414,13 @@ main(int argc, char **argv)
         }
         case 'Q': io->opt.bench_probe = optarg; break;
 #endif
+        case 'M':
+            metrics_addr = optarg;
+            if (metrics_addr_check(metrics_addr, err, sizeof(err)) < 0) {
+                fprintf(stderr, "iomapd: %s\n", err);
+                return 2;
+            }
+            break;
         case 'l':
             io->opt.log_level = log_parse_level(optarg);
             if (io->opt.log_level < 0) {
@@ -515,6 +524,15 @@ main(int argc, char **argv)
             die("control socket: %s", io->ctl ? err : "out of memory");
         }
     }
+    if (metrics_addr) {
+        metrics = metrics_http_new(io->base, io->ctl, metrics_addr, err, sizeof(err));
+        if (metrics == NULL) {
+            ctl_free(io->ctl);
+            emusock_free(io->emusock);
+            unlink(io->opt.emu_socket);
+            die("%s", err);
+        }
+    }
     io->ev_notify = event_new(io->base, io->be->notify_fd(io->bep), EV_READ | EV_PERSIST,
                               on_notify, io);
     io->ev_tick = event_new(io->base, -1, EV_PERSIST, on_tick, io);
@@ -548,6 +566,7 @@ main(int argc, char **argv)
     event_base_dispatch(io->base);
 
     notify("STOPPING=1");
+    metrics_http_free(metrics);
     ctl_free(io->ctl);
     io->ctl = NULL;
     emusock_free(io->emusock);

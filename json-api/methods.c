@@ -27,6 +27,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "json-api/ctl.h"
+#include "json-api/metrics.h"
 #include "policy/policy.h"
 
 #define API_VERSION 1
@@ -765,14 +766,7 @@ lat_quantile(const struct core_stats *st, double q)
     return st->lat_max_ns;
 }
 
-#define COUNTERS(X) \
-    X(events) X(event_batches) X(unknown_events) X(bad_events) \
-    X(maps) X(unmaps) X(unmatched_unmaps) \
-    X(pages_removed) X(pages_released) X(invalidates_sent) \
-    X(global_invalidates_sent) X(forced_unmaps) X(flush_cmds) \
-    X(release_cmds) X(cmd_errors) X(overflows) X(resyncs) \
-    X(stale_dump_records) X(release_refused) X(untracked_forced) \
-    X(emus_reclaimed) X(flushes_failed) X(pages_leaked) X(release_leaked)
+#define COUNTERS(X) METRICS_COUNTERS(X)     /* json-api/metrics.h */
 
 static int
 m_stats(struct ctl_call *call, json_t *params, json_t **result)
@@ -806,105 +800,18 @@ m_stats(struct ctl_call *call, json_t *params, json_t **result)
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
 
-struct sbuf {
-    char  *s;
-    size_t len, cap;
-    int    oom;
-};
-
-static void __attribute__((format(printf, 2, 3)))
-sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->oom)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t ncap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
-        char *ns = realloc(b->s, ncap);
-
-        if (ns == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = ncap;
-    }
-}
-
-static void
-prom(struct sbuf *b, const char *name, const char *type, const char *help,
-     uint64_t v)
-{
-    sb_printf(b, "# HELP iomapd_%s %s\n# TYPE iomapd_%s %s\niomapd_%s %" PRIu64 "\n",
-              name, help, name, type, name, v);
-}
-
+/* The Prometheus text format (json-api/metrics.c; iomapd --metrics serves
+ * it, and OpenMetrics, over HTTP). */
 static int
 m_metrics(struct ctl_call *call, json_t *params, json_t **result)
 {
-    const struct ctl_env *env = &call->ctl->env;
-    const struct core_stats *st = core_stats(env->core);
-    struct core_status cs;
-    struct core_emu_info e;
-    uint32_t ecur = 0;
-    struct sbuf b = { 0 };
-    uint64_t cum = 0;
-    int top = -1;
+    size_t len;
+    char *s = metrics_render(call->ctl, METRICS_PROMETHEUS, &len);
 
-#define X(f) prom(&b, #f "_total", "counter", "Daemon counter " #f " (see iomapd-api(7)).", st->f);
-    COUNTERS(X)
-#undef X
-    core_status(env->core, &cs);
-    prom(&b, "domains", "gauge", "Domains with mappings or pages in flight.",
-         cs.domains);
-    prom(&b, "emulators", "gauge", "Emulators known to the daemon.", cs.emulators);
-    prom(&b, "mappings", "gauge", "Emulator mappings of guest pages.", cs.mappings);
-    sb_printf(&b, "# HELP iomapd_pages Removed pages not yet released, by state.\n"
-              "# TYPE iomapd_pages gauge\n"
-              "iomapd_pages{state=\"invalidating\"} %" PRIu64 "\n"
-              "iomapd_pages{state=\"flushing\"} %" PRIu64 "\n",
-              cs.invalidating, cs.flushing);
-    sb_printf(&b, "# HELP iomapd_uptime_seconds Time since iomapd started.\n"
-              "# TYPE iomapd_uptime_seconds gauge\niomapd_uptime_seconds %.3f\n",
-              (double)(clock_now_ns() - env->started_ns) / 1e9);
-    sb_printf(&b, "# HELP iomapd_emulator_held_pages Removed pages waiting for this "
-              "emulator's unmap.\n# TYPE iomapd_emulator_held_pages gauge\n");
-    while (core_emu_next(env->core, &ecur, &e))
-        sb_printf(&b, "iomapd_emulator_held_pages{emulator=\"" CORE_EMU_FMT "\"} %"
-                  PRIu64 "\n", CORE_EMU_ARGS(&e.id), e.held_pages);
-    for (int i = 0; i < 64; i++)
-        if (st->lat_hist[i])
-            top = i;
-    sb_printf(&b, "# HELP iomapd_release_latency_seconds Time from page removal to "
-              "release.\n# TYPE iomapd_release_latency_seconds histogram\n");
-    for (int i = 0; i <= top && i < 62; i++) {
-        cum += st->lat_hist[i];
-        sb_printf(&b, "iomapd_release_latency_seconds_bucket{le=\"%.9g\"} %" PRIu64 "\n",
-                  (double)(2ull << i) / 1e9, cum);
-    }
-    sb_printf(&b, "iomapd_release_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-              "iomapd_release_latency_seconds_sum %.9f\n"
-              "iomapd_release_latency_seconds_count %" PRIu64 "\n",
-              st->lat_count, (double)st->lat_sum_ns / 1e9, st->lat_count);
-    if (b.oom) {
-        free(b.s);
+    if (s == NULL)
         return ctl_err(call, RPC_INTERNAL_ERROR, "out of memory");
-    }
-    *result = json_stringn(b.s, b.len);
-    free(b.s);
+    *result = json_stringn(s, len);
+    free(s);
     return *result ? 0 : RPC_INTERNAL_ERROR;
 }
 

@@ -26,6 +26,10 @@
 
 #include <jansson.h>
 
+#ifdef HAVE_XENSTORE
+#include <xenstore.h>
+#endif
+
 #define EX_OK       0
 #define EX_RPC      1
 #define EX_USAGE    2
@@ -36,6 +40,7 @@
 static const char *sock_path;
 static int opt_json;
 static int timeout_ms = 10000;
+static int wait_s;              /* --wait: retry reaching iomapd this long */
 static int fd = -1;
 static long next_id = 1;
 static char *rbuf;
@@ -62,19 +67,70 @@ usage(FILE *f)
         "  top [--interval SEC] [--count N]  live view (q or Ctrl-C to leave)\n"
         "  drain EMULATOR [--timeout MS] [--unmap-all]\n"
         "                                 finish or force-unmap what EMULATOR (E:T:N) holds\n"
+        "  policy                         the policy in force: source, quotas, timeouts\n"
         "  reload [--check]               reload the policy (iomapd.conf); --check:\n"
         "                                 only show what it would force-unmap\n"
+        "  COMMAND --help                 what COMMAND does and takes\n"
         "\n"
         "Options:\n"
         "  -s, --socket PATH   control socket (default $IOMAPD_SOCKET or\n"
         "                      %s/iomapd/iomapd.sock)\n"
         "  -j, --json          print the daemon's JSON result instead of a table\n"
         "  -t, --timeout MS    give up waiting for an answer (default 10000)\n"
+        "  -w, --wait SEC      retry reaching iomapd for up to SEC seconds (scripts\n"
+        "                      that have just started it)\n"
         "  -h, --help          this text;  -V, --version\n"
         "\n"
         "Exit status: 0 ok, 1 the daemon reported an error, 2 usage,\n"
         "3 iomapd not reachable, 4 broken or late answer, 5 permission denied.\n",
         RUNSTATEDIR);
+}
+
+/* Each command's own --help. */
+static const struct {
+    const char *name, *args, *what;
+} commands[] = {
+    { "status", "", "Daemon version, state, backend, uptime; domains, emulators,\n"
+      "mappings, and pages by state." },
+    { "domains", "", "Domains with mappings or pages in flight, with their names\n"
+      "(from xenstore on a Xen host; the domain id where there is none)." },
+    { "emulators", "", "Emulators (EMU_DOMID:TARGET:IOSERVID) and what they hold:\n"
+      "mappings, pages held, queued and sent invalidates, forced and bad unmaps.\n"
+      "FORCED counts every page force-unmapped, whatever the cause." },
+    { "mappings", "[--domid D] [--emulator E:T:N] [--gfn A[-B]] [--limit N]",
+      "Mapped gfns, as runs of consecutive pages.  --limit N stops after N\n"
+      "mappings (default: all) and says so when more exist." },
+    { "pending", "[--domid D] [--state invalidating|flushing] [--limit N]",
+      "Removed pages not yet released, and what each waits for.  --limit N\n"
+      "stops after N pages (default: all) and says so when more exist." },
+    { "stats", "", "Counters and the release latency (removed -> released)." },
+    { "metrics", "", "The counters in the Prometheus text format (what the daemon's\n"
+      "--metrics HTTP endpoint serves)." },
+    { "top", "[--interval SEC] [--count N]", "A live view; q or Ctrl-C to leave." },
+    { "drain", "EMULATOR [--timeout MS] [--unmap-all]",
+      "Wait until EMULATOR (E:T:N) has unmapped every page it was asked to\n"
+      "drop; at the deadline (default 5000 ms) force-unmap what it still holds.\n"
+      "--unmap-all: then drop its other mappings too.  Prints how many pages\n"
+      "were force-unmapped (the same pages FORCED in `emulators` counts)." },
+    { "policy", "", "The policy in force: where it comes from, rules, reserved and\n"
+      "read-only ranges, quotas, and the timeouts with their steps." },
+    { "reload", "[--check]", "Reload the policy from its file (needs the admin group).\n"
+      "--check: change nothing; show the mappings the new policy would\n"
+      "force-unmap, as runs per emulator." },
+};
+
+static int
+command_help(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(commands[i].name, cmd)) {
+            printf("usage: xl-iomap [OPTIONS] %s%s%s\n%s\n"
+                   "(OPTIONS: see xl-iomap --help and xl-iomap(1))\n",
+                   cmd, *commands[i].args ? " " : "", commands[i].args, commands[i].what);
+            return EX_OK;
+        }
+    usage(stdout);
+    return EX_OK;
 }
 
 static int __attribute__((format(printf, 1, 2)))
@@ -104,8 +160,26 @@ connect_daemon(void)
         return EX_CONNECT;
     }
     strcpy(sun.sun_path, sock_path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    for (int tries = wait_s * 20;; tries--) {
+        int e;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+            break;
+        e = errno;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+        if (tries > 0 && (e == ENOENT || e == ECONNREFUSED)) {
+            struct timespec ts = { 0, 50000000 };
+
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        errno = e;
+        break;
+    }
+    if (fd < 0) {
         int e = errno;
 
         fprintf(stderr, "xl-iomap: cannot reach iomapd at %s: %s%s\n", sock_path,
@@ -296,6 +370,67 @@ js(json_t *o, const char *k)
     return s ? s : "-";
 }
 
+/* ---- domain names ------------------------------------------------------------- */
+
+/*
+ * The name of a domain, as xl shows it: from xenstore on a Xen host
+ * (/local/domain/N/name); the id itself where there is none (the sim, a
+ * host without xenstored, a domain already gone).
+ */
+static const char *
+domain_name(json_int_t domid, char *buf, size_t len)
+{
+#ifdef HAVE_XENSTORE
+    static struct xs_handle *xs;
+    static int tried;
+
+    if (!tried) {
+        tried = 1;
+        if (access("/proc/xen/capabilities", F_OK) == 0 ||
+            access("/dev/xen/xenbus", F_OK) == 0)
+            xs = xs_open(XS_OPEN_READONLY);
+    }
+    if (xs) {
+        char path[64];
+        unsigned int n = 0;
+        char *v;
+
+        snprintf(path, sizeof(path), "/local/domain/%" JSON_INTEGER_FORMAT "/name", domid);
+        v = xs_read(xs, XBT_NULL, path, &n);
+        if (v && n > 0) {
+            snprintf(buf, len, "%.*s", (int)n, v);
+            free(v);
+            return buf;
+        }
+        free(v);
+    }
+#endif
+    snprintf(buf, len, "%" JSON_INTEGER_FORMAT, domid);
+    return buf;
+}
+
+/* The guest of an emulator E:T:N is T. */
+static const char *
+emulator_guest(const char *emu, char *buf, size_t len)
+{
+    unsigned a, t, n;
+
+    if (sscanf(emu, "%u:%u:%u", &a, &t, &n) != 3)
+        return "-";
+    return domain_name((json_int_t)t, buf, len);
+}
+
+/* Set when a listing stopped at --limit with more rows left. */
+static long cut_shown;
+
+static void
+cut_hint(const char *what)
+{
+    if (cut_shown)
+        fprintf(stderr, "xl-iomap: the first %ld %s shown; more exist "
+                "(raise --limit, or leave it out for all)\n", cut_shown, what);
+}
+
 /* ---- commands ---------------------------------------------------------------- */
 
 static int
@@ -343,12 +478,15 @@ cmd_domains(void)
         print_json(r);
     } else {
         a = json_object_get(r, "domains");
-        printf("%6s %12s %10s %14s\n", "DOMID", "MAPPINGS", "EMULATORS", "PENDING-PAGES");
+        char name[64];
+
+        printf("%6s %-20s %12s %10s %14s\n", "DOMID", "NAME", "MAPPINGS", "EMULATORS",
+               "PENDING-PAGES");
         json_array_foreach(a, i, v)
-            printf("%6" JSON_INTEGER_FORMAT " %12" JSON_INTEGER_FORMAT " %10"
+            printf("%6" JSON_INTEGER_FORMAT " %-20s %12" JSON_INTEGER_FORMAT " %10"
                    JSON_INTEGER_FORMAT " %14" JSON_INTEGER_FORMAT "\n",
-                   ji(v, "domid"), ji(v, "mappings"), ji(v, "emulators"),
-                   ji(v, "pending_pages"));
+                   ji(v, "domid"), domain_name(ji(v, "domid"), name, sizeof(name)),
+                   ji(v, "mappings"), ji(v, "emulators"), ji(v, "pending_pages"));
     }
     json_decref(r);
     return EX_OK;
@@ -359,14 +497,16 @@ emulator_table(json_t *a)
 {
     json_t *v;
     size_t i;
+    char name[64];
 
-    printf("%-11s %-5s %-9s %10s %10s %8s %10s %8s %7s\n", "EMULATOR", "ALIVE",
-           "INVAL", "MAPPINGS", "HELD", "QUEUED", "SENT", "FORCED", "BAD");
+    printf("%-11s %-16s %-5s %-9s %10s %10s %8s %10s %8s %7s\n", "EMULATOR", "GUEST",
+           "ALIVE", "INVAL", "MAPPINGS", "HELD", "QUEUED", "SENT", "FORCED", "BAD");
     json_array_foreach(a, i, v)
-        printf("%-11s %-5s %-9s %10" JSON_INTEGER_FORMAT " %10" JSON_INTEGER_FORMAT
+        printf("%-11s %-16s %-5s %-9s %10" JSON_INTEGER_FORMAT " %10" JSON_INTEGER_FORMAT
                " %8" JSON_INTEGER_FORMAT " %10" JSON_INTEGER_FORMAT " %8"
                JSON_INTEGER_FORMAT " %7" JSON_INTEGER_FORMAT "\n",
-               js(v, "emulator"), json_is_true(json_object_get(v, "alive")) ? "yes" : "no",
+               js(v, "emulator"), emulator_guest(js(v, "emulator"), name, sizeof(name)),
+               json_is_true(json_object_get(v, "alive")) ? "yes" : "no",
                js(v, "invalidate"), ji(v, "mappings"), ji(v, "held_pages"),
                ji(v, "queued_ranges"), ji(v, "invalidates_sent"),
                ji(v, "forced_unmaps"), ji(v, "bad_unmaps"));
@@ -413,8 +553,12 @@ fetch_all(const char *method, json_t *params, const char *key, long max, int *ex
         json_decref(cursor);
         cursor = json_is_string(next) ? json_incref(next) : NULL;
         json_decref(r);
-        if (cursor == NULL || (max > 0 && (long)json_array_size(all) >= max))
+        if (cursor == NULL)
             break;
+        if (max > 0 && (long)json_array_size(all) >= max) {
+            cut_shown = (long)json_array_size(all);     /* more rows left */
+            break;
+        }
     }
     json_decref(cursor);
     return all;
@@ -560,6 +704,7 @@ cmd_mappings(int argc, char **argv)
         i += (size_t)n;
     }
     json_decref(all);
+    cut_hint("mappings");
     return EX_OK;
 }
 
@@ -590,6 +735,8 @@ cmd_pending(int argc, char **argv)
             off += (size_t)snprintf(wait + off, off < sizeof(wait) ? sizeof(wait) - off : 0,
                                     "%s%s(x%" JSON_INTEGER_FORMAT ")", k ? " " : "",
                                     js(e, "emulator"), ji(e, "count"));
+        if (off >= sizeof(wait))        /* cut: say so */
+            memcpy(wait + sizeof(wait) - 32, " ... (see --json for all)", 26);
         if (json_array_size(h) == 0)
             snprintf(wait, sizeof(wait), "flush seq %" JSON_INTEGER_FORMAT
                      " (done %" JSON_INTEGER_FORMAT ")", ji(w, "cover_seq"),
@@ -599,6 +746,7 @@ cmd_pending(int argc, char **argv)
                js(v, "state"), jr(v, "age_ms"), wait);
     }
     json_decref(all);
+    cut_hint("pages");
     return EX_OK;
 }
 
@@ -807,10 +955,65 @@ cmd_drain(int argc, char **argv)
         print_json(r);
     else
         printf("emulator %s: %s in %.1f ms (%" JSON_INTEGER_FORMAT " pages pending at "
-               "start, %" JSON_INTEGER_FORMAT " force-unmapped, %" JSON_INTEGER_FORMAT
+               "start, %" JSON_INTEGER_FORMAT " pages force-unmapped, %" JSON_INTEGER_FORMAT
                " mappings left)\n", js(r, "emulator"), js(r, "outcome"),
                jr(r, "elapsed_ms"), ji(r, "held_pages_at_start"), ji(r, "forced_pages"),
                ji(r, "mappings_left"));
+    json_decref(r);
+    return EX_OK;
+}
+
+static void
+policy_timeout(const char *what, json_t *t)
+{
+    json_t *steps = json_object_get(t, "steps"), *v;
+    size_t i;
+
+    printf("%-22s ", what);
+    if (ji(t, "ms") == 0) {
+        printf("none\n");
+        return;
+    }
+    printf("%" JSON_INTEGER_FORMAT " ms, then", ji(t, "ms"));
+    json_array_foreach(steps, i, v)
+        printf("%s %s", i ? "," : "", json_string_value(v));
+    if (json_array_size(steps) == 0)
+        printf(" nothing");
+    printf(" (one step per timeout)\n");
+}
+
+static int
+cmd_policy(void)
+{
+    int ex;
+    json_t *r = call("policy.get", NULL, &ex), *q, *t;
+
+    if (r == NULL)
+        return ex;
+    if (opt_json) {
+        print_json(r);
+    } else {
+        q = json_object_get(r, "quotas");
+        t = json_object_get(r, "timeouts");
+        printf("%-22s %s\n", "source:", js(r, "source"));
+        printf("%-22s %s\n", "file:", js(r, "config"));
+        printf("%-22s %s (%" JSON_INTEGER_FORMAT " rules)\n", "emulator rules:",
+               json_is_true(json_object_get(r, "enforce_rules")) ? "enforced, deny by default"
+                                                                 : "none, all allowed",
+               ji(r, "rules"));
+        printf("%-22s %" JSON_INTEGER_FORMAT "\n", "reserved ranges:", ji(r, "reserved_ranges"));
+        printf("%-22s %" JSON_INTEGER_FORMAT "\n", "read-only ranges:", ji(r, "readonly_ranges"));
+#define Q(k, label) do { json_int_t v_ = ji(q, k); \
+        if (v_) printf("%-22s %" JSON_INTEGER_FORMAT "\n", label, v_); \
+        else printf("%-22s unlimited\n", label); } while (0)
+        Q("mappings_per_emulator", "mappings/emulator:");
+        Q("mappings_per_domain", "mappings/domain:");
+        Q("pending_per_emulator", "pending/emulator:");
+        Q("pending_per_domain", "pending/domain:");
+#undef Q
+        policy_timeout("invalidating timeout:", json_object_get(t, "invalidating"));
+        policy_timeout("flushing timeout:", json_object_get(t, "flushing"));
+    }
     json_decref(r);
     return EX_OK;
 }
@@ -859,6 +1062,7 @@ main(int argc, char **argv)
         { "socket", required_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
+        { "wait", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -871,7 +1075,7 @@ main(int argc, char **argv)
         sock_path = RUNSTATEDIR "/iomapd/iomapd.sock";
     opterr = 1;
     /* Global options stop at the command ("+"): the rest is the command's. */
-    while ((c = getopt_long(argc, argv, "+s:jt:hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:jt:w:hV", lo, NULL)) != -1) {
         switch (c) {
         case 's': sock_path = optarg; break;
         case 'j': opt_json = 1; break;
@@ -881,6 +1085,14 @@ main(int argc, char **argv)
             if (parse_num(optarg, 3600000, &v) < 0 || v == 0)
                 return die_usage("bad --timeout '%s' (milliseconds)", optarg);
             timeout_ms = (int)v;
+            break;
+        }
+        case 'w': {
+            unsigned long long v;
+
+            if (parse_num(optarg, 3600, &v) < 0)
+                return die_usage("bad --wait '%s' (seconds, 0 to 3600)", optarg);
+            wait_s = (int)v;
             break;
         }
         case 'h': usage(stdout); return EX_OK;
@@ -910,8 +1122,7 @@ main(int argc, char **argv)
             sock_path = argv[i] + 9;
             drop = 1;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return EX_OK;
+            return command_help(cmd);
         } else if (!strcmp(argv[i], "--")) {
             break;
         }
@@ -943,8 +1154,12 @@ main(int argc, char **argv)
         rc = cmd_reload(0);
     else if (!strcmp(cmd, "reload") && argc == 2 && !strcmp(argv[1], "--check"))
         rc = cmd_reload(1);
+    else if (!strcmp(cmd, "policy") && argc == 1)
+        rc = cmd_policy();
+    else if (!strcmp(cmd, "help"))
+        rc = argc > 1 ? command_help(argv[1]) : (usage(stdout), EX_OK);
     else if (!strcmp(cmd, "status") || !strcmp(cmd, "domains") || !strcmp(cmd, "emulators") ||
-             !strcmp(cmd, "stats") || !strcmp(cmd, "metrics"))
+             !strcmp(cmd, "stats") || !strcmp(cmd, "metrics") || !strcmp(cmd, "policy"))
         rc = die_usage("'%s' takes no arguments", cmd);
     else if (!strcmp(cmd, "reload"))
         rc = die_usage("%s", "reload takes no argument but --check");

@@ -19,6 +19,14 @@ grep -q "cannot reach iomapd" "$T/err" && ok "unreachable daemon explained" || b
 expect_rc 2 "$X" frobnicate
 expect_rc 2 "$X"
 expect_rc 0 "$X" --help
+# --help everywhere: each command's own, without a daemon.
+for c in status domains emulators mappings pending stats metrics top drain policy reload; do
+    "$X" --socket "$T/nothing.sock" "$c" --help >"$T/out" 2>&1; rc=$?
+    [ $rc = 0 ] && grep -q "^usage: xl-iomap \[OPTIONS\] $c" "$T/out" && ok "$c --help" ||
+        bad "$c --help: rc $rc $(cat "$T/out")"
+done
+# --wait: retries an absent daemon, then gives up with exit 3.
+expect_rc 3 "$X" --socket "$T/nothing.sock" --wait 1 status
 api_start || exit 1
 
 expect_rc 0 "$X" status
@@ -28,7 +36,8 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "p99_us" in 
     && ok "--json stats is JSON with release_latency.p99_us" || bad "--json stats: $(head -c 300 "$T/out")"
 expect_rc 0 "$X" stats --json
 expect_rc 0 "$X" domains
-grep -qE '^ +1 +1024 ' "$T/out" && ok "domains table" || bad "domains: $(cat "$T/out")"
+# No xenstore here: the name falls back to the id.
+grep -qE '^ +1 +1 +1024 ' "$T/out" && ok "domains table (name falls back to the id)" || bad "domains: $(cat "$T/out")"
 expect_rc 0 "$X" emulators
 grep -q '^0:1:0 ' "$T/out" && ok "emulators table" || bad "emulators: $(cat "$T/out")"
 "$B/iomap-sim" ctl "$T/hc.sock" balloon 1 0x1000 9 >/dev/null
@@ -39,6 +48,17 @@ expect_rc 0 "$X" --json mappings --domid 1 --gfn 0x1200-0x120f
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["mappings"])==16' "$T/out" \
     && ok "mappings --gfn range: 16" || bad "mappings range: $(head -c 300 "$T/out")"
 expect_rc 0 "$X" mappings --limit 5
+grep -q 'the first 5 mappings shown; more exist' "$T/err" && ok "mappings --limit: cut, and says so" ||
+    bad "mappings --limit 5 gave no hint: $(cat "$T/err")"
+expect_rc 0 "$X" mappings --limit 100000
+[ -s "$T/err" ] && bad "mappings not cut, yet a hint: $(cat "$T/err")" || ok "no hint when nothing is cut"
+# pending cuts with the same code (fetch_all); nothing is pending here.
+expect_rc 0 "$X" pending --limit 1
+[ -s "$T/err" ] && bad "pending: nothing cut, yet: $(cat "$T/err")" || ok "pending --limit 1: nothing cut, no hint"
+expect_rc 0 "$X" policy
+grep -q '^source: *built-in' "$T/out" && grep -q '^invalidating timeout:' "$T/out" &&
+    ok "policy table" || bad "policy: $(cat "$T/out")"
+expect_rc 0 "$X" --json policy
 expect_rc 0 "$X" pending
 expect_rc 0 "$X" --json pending --state flushing
 expect_rc 2 "$X" pending --state eaten
@@ -47,13 +67,8 @@ grep -q '^iomapd_pages_released_total 512$' "$T/out" && ok "metrics text" || bad
 expect_rc 0 "$X" top --count 2 --interval 0.2
 [ "$(grep -c '^xl iomap top' "$T/out")" = 2 ] && ok "top --count 2 printed two frames" || bad "top: $(cat "$T/out")"
 expect_rc 0 "$X" --json top --count 1
-expect_rc 0 "$X" drain 0:1:0 --timeout 1000
-grep -q 'emulator 0:1:0: drained' "$T/out" && ok "drain output" || bad "drain: $(cat "$T/out")"
-expect_rc 1 "$X" drain 7:7
-expect_rc 2 "$X" drain
-expect_rc 0 "$X" reload
-grep -q "policy reloaded" "$T/out" && ok "reload output" || bad "reload: $(cat "$T/out" "$T/err")"
-# reload --check: what a new file would force-unmap, and nothing changes.
+# reload --check (before the drains below drop the mappings): what a new
+# file would force-unmap, and nothing changes.
 before=$("$X" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["mappings"])')
 printf 'emulators = ( { domid = 5; targets = [ 1 ]; } );\n' >"$T/iomapd.conf"
 expect_rc 0 "$X" reload --check
@@ -67,6 +82,20 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["dry_run"]
     && ok "--json reload --check" || bad "--json reload --check: $(head -c 300 "$T/out")"
 expect_rc 2 "$X" reload --force
 rm -f "$T/iomapd.conf"
+expect_rc 0 "$X" drain 0:1:0 --timeout 1000
+grep -q 'emulator 0:1:0: drained' "$T/out" && ok "drain output" || bad "drain: $(cat "$T/out")"
+# drain --unmap-all: the pages it force-unmaps are the ones FORCED counts.
+"$X" emulators | awk '$1 == "0:1:0" { print $9 }' > "$T/forced0"
+expect_rc 0 "$X" drain 0:1:0 --unmap-all
+n=$(sed -n 's/.* \([0-9]*\) pages force-unmapped.*/\1/p' "$T/out")
+"$X" emulators | awk '$1 == "0:1:0" { print $9 }' > "$T/forced1"
+if [ -n "$n" ] && [ "$n" -gt 0 ] && [ $(($(cat "$T/forced1") - $(cat "$T/forced0"))) = "$n" ]; then
+    ok "drain --unmap-all: $n force-unmapped, FORCED grew by $n"
+else bad "drain --unmap-all says '$n', FORCED went $(cat "$T/forced0") -> $(cat "$T/forced1"): $(cat "$T/out")"; fi
+expect_rc 1 "$X" drain 7:7
+expect_rc 2 "$X" drain
+expect_rc 0 "$X" reload
+grep -q "policy reloaded" "$T/out" && ok "reload output" || bad "reload: $(cat "$T/out" "$T/err")"
 expect_rc 2 "$X" status extra
 
 XL_BUILD_DIR=${XL_BUILD_DIR:-$(cd "$here/.." && pwd)/build/xl}

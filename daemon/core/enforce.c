@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,11 +81,16 @@ enforce_map(struct core *d, const struct iomap_event *ev, struct emu *e,
     case POLICY_E_QUOTA:    d->st.quota_denials += n; break;
     default:                d->st.policy_denials += n; break;
     }
-    log_warnx("policy: emulator " EMU_FMT " mapped d%u gfn %#llx+%u%s: %s (E%d): "
-              "force-unmapping", EMU_ARGS(e), ev->domid,
-              (unsigned long long)ev->gfn, n,
-              ev->flags & IOMAP_F_READONLY ? " read-only" : "",
-              policy_verdict_name(v), (int)v);
+    {
+        char who[32];
+
+        snprintf(who, sizeof(who), EMU_FMT, EMU_ARGS(e));
+        /* Coalesced into ranges and rate-limited (util/log.h). */
+        log_pages(LOG_LVL_WARN, "policy:", ev->domid, who, ev->gfn, n,
+                  "mapped%s: %s (E%d): force-unmapping",
+                  ev->flags & IOMAP_F_READONLY ? " read-only" : "",
+                  policy_verdict_name(v), (int)v);
+    }
     emu_force_unmap_gfn(d, e, ev->domid, ev->gfn, n);
 }
 
@@ -96,8 +102,13 @@ kill_emu(struct core *d, struct emu *e)
         return;
     e->killed = 1;
     d->st.emu_kills++;
-    log_warnx("policy: emulator " EMU_FMT " does not answer invalidates: killing it",
-              EMU_ARGS(e));
+    {
+        char who[32];
+
+        snprintf(who, sizeof(who), EMU_FMT, EMU_ARGS(e));
+        log_about(LOG_LVL_WARN, &(struct log_about){ .domid = e->target, .emu = who },
+                  "policy: emulator %s does not answer invalidates: killing it", who);
+    }
     if (d->env.kill_emulator) {
         struct core_emu_id id = emu_id_of(e);
 
@@ -119,7 +130,8 @@ crash_guest(struct core *d, uint16_t domid, uint16_t *last)
         return;                 /* once per domain and tick */
     *last = domid;
     d->st.guest_crashes++;
-    log_warnx("policy: pages of d%u stuck: crashing the guest", domid);
+    log_about(LOG_LVL_WARN, &(struct log_about){ .domid = domid, .emu = NULL },
+              "policy: pages of d%u stuck: crashing the guest", domid);
     if (d->env.crash_guest)
         d->env.crash_guest(d->env.arg, domid);
 }
@@ -136,13 +148,14 @@ step(struct core *d, uint32_t pi, enum policy_action a, uint64_t age,
     case POLICY_ACT_NONE:
         break;
     case POLICY_ACT_LOG:
+        /* One line per range of pages, not per page (util/log.h). */
         if (inval)
-            log_warnx("policy: d%u gfn %#llx waits %llu ms for %u emulator(s) to unmap",
-                      p->domid, (unsigned long long)p->gfn,
+            log_pages(LOG_LVL_WARN, "policy:", p->domid, NULL, p->gfn, 1,
+                      "waits %llu ms for %u emulator(s) to unmap",
                       (unsigned long long)(age / MS), p->nholders);
         else
-            log_warnx("policy: d%u gfn %#llx waits %llu ms for flush %u (done %u)",
-                      p->domid, (unsigned long long)p->gfn,
+            log_pages(LOG_LVL_WARN, "policy:", p->domid, NULL, p->gfn, 1,
+                      "waits %llu ms for flush %u (done %u)",
                       (unsigned long long)(age / MS), p->cover_seq, d->max_done);
         break;
     case POLICY_ACT_FORCE_UNMAP:
@@ -446,10 +459,11 @@ drain_step(struct core *d, struct drain *dr)
     maps = emu_mappings(e);
     if (e->held_pages == 0 && e->qlen == 0 && !e->need_global) {
         if (dr->unmap_all && maps) {
-            /* Leaving for good: nothing pending, drop what is left. */
+            /* Leaving for good: nothing pending, drop what is left.  The
+             * result counts them as the emulator's FORCED counter does. */
             emu_force_unmap_all(d, e);
             e->forced_unmaps += maps;
-            drain_end(d, dr, "drained", 0, 0);
+            drain_end(d, dr, "drained", maps, 0);
         } else {
             drain_end(d, dr, "drained", 0, maps);
         }
@@ -457,14 +471,18 @@ drain_step(struct core *d, struct drain *dr)
     }
     if (core_clock(d) >= dr->deadline) {
         uint64_t held = e->held_pages;
+        /* Every mapping goes, held or not: count them all, here and in
+         * the emulator's counter, so that the two agree. */
+        uint64_t forced = maps > held ? maps : held;
         struct core_emu_id id = dr->id;
 
         log_warnx("drain of emulator " EMU_FMT ": %llu pages still held at the deadline: "
-                  "force-unmapping", EMU_ARGS(e), (unsigned long long)held);
+                  "force-unmapping its %llu mappings", EMU_ARGS(e), (unsigned long long)held,
+                  (unsigned long long)forced);
         CORE_OBSERVE(d, timeout, &id, IOMAP_DOMID_ANY, 0, "drain deadline");
         emu_force_unmap_all(d, e);
-        e->forced_unmaps += held;
-        drain_end(d, dr, "forced", held, 0);
+        e->forced_unmaps += forced;
+        drain_end(d, dr, "forced", forced, 0);
         return 1;
     }
     return 0;

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,11 +440,14 @@ apply(struct core *d, const struct iomap_event *ev)
                 core_resync(d);
             }
         } else if (ev->type == IOMAP_EV_UNMAP) {
-            if (ev_unmap(d, ev, n) < 0)
-                log_warnx("%s: unmap of d%u gfn %#llx by emulator %u:%u:%u matches "
-                          "no tracked mapping", __func__, ev->domid,
-                          (unsigned long long)ev->gfn, ev->emu_domid, ev->domid,
-                          ev->ioservid);
+            if (ev_unmap(d, ev, n) < 0) {
+                char who[32];
+
+                snprintf(who, sizeof(who), "%u:%u:%u", ev->emu_domid, ev->domid,
+                         ev->ioservid);
+                log_pages(LOG_LVL_WARN, "unmap:", ev->domid, who, ev->gfn, n,
+                          "matches no tracked mapping");
+            }
         } else {
             pages_removed(d, ev->domid, ev->gfn, ev->arg, n, ev->seq);
         }

@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -699,10 +700,12 @@ on_answer(struct core *d, struct emu *e, const struct iomap_ioreq *req)
                                    .ioservid = e->ioservid, .nr = req->count,
                                    .gfn = gfn };
 
-            log_warnx("emulator " EMU_FMT " answered an invalidate of d%u gfn %#llx+%u "
-                      "but still maps %u of those pages: force-unmapping",
-                      EMU_ARGS(e), domid, (unsigned long long)gfn,
-                      req->count, left);
+            char who[32];
+
+            snprintf(who, sizeof(who), EMU_FMT, EMU_ARGS(e));
+            log_pages(LOG_LVL_WARN, "invalidate:", domid, who, gfn, req->count,
+                      "answered, but %u of those pages are still mapped: "
+                      "force-unmapping", left);
             e->forced_unmaps += left;
             cmd_post(d, &c);
         }

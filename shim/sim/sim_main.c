@@ -43,17 +43,6 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- iomap-sim ctl ----------------------------------------------------------- */
 
-static int
-usage_ctl(void)
-{
-    fprintf(stderr,
-        "usage: iomap-sim ctl SOCKET COMMAND [ARGS]\n"
-        "  domain-create DOMID PAGES | domain-destroy DOMID\n"
-        "  populate DOMID GFN NR | balloon DOMID GFN ORDER\n"
-        "  report | check\n");
-    return 2;
-}
-
 static uint64_t
 num(const char *s)
 {
@@ -68,6 +57,107 @@ num(const char *s)
 }
 
 static int
+usage_ctl(void)
+{
+    fprintf(stderr,
+        "usage: iomap-sim ctl SOCKET COMMAND [ARGS]\n"
+        "  domain-create DOMID PAGES | domain-destroy DOMID\n"
+        "  populate DOMID GFN NR | balloon DOMID GFN ORDER\n"
+        "  report | check\n"
+        "  wait [FIELD VALUE] [SECONDS]   wait (default 10 s) until the simulator\n"
+        "                                 answers, and its report has FIELD = VALUE\n");
+    return 2;
+}
+
+/* A field of the report by name, or -1. */
+static int
+report_field(const struct simhc_report *p, const char *name, uint64_t *v)
+{
+    const struct { const char *n; uint64_t v; } f[] = {
+        { "held_pages", p->held_pages }, { "violations", p->violations },
+        { "mappings", p->mappings }, { "free_pages", p->free_pages },
+        { "pages_removed", p->pages_removed }, { "pages_released", p->pages_released },
+        { "flushes_queued", p->flushes_queued }, { "flushes_done", p->flushes_done },
+        { "events_posted", p->events_posted }, { "events_lost", p->events_lost },
+        { "unmaps_refused", p->unmaps_refused }, { "forced_unmaps", p->forced_unmaps },
+        { "cmd_errors", p->cmd_errors },
+    };
+
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (!strcmp(f[i].n, name)) {
+            *v = f[i].v;
+            return 0;
+        }
+    return -1;
+}
+
+/*
+ * iomap-sim ctl SOCK wait [FIELD VALUE] [SECONDS]: for scripts and the
+ * README, which start the processes in the background: poll until the
+ * simulator answers (and FIELD of its report is VALUE).  0, or 1 with
+ * the last report on stderr at the deadline.
+ */
+static int
+ctl_wait(const char *sock, int argc, char **argv)
+{
+    const char *field = NULL;
+    uint64_t want = 0, have = 0, secs = 10;
+    struct simhc_report last = { 0 };
+    int answered = 0;
+
+    if (argc >= 2) {
+        struct simhc_report dummy = { 0 };
+
+        field = argv[0];
+        if (report_field(&dummy, field, &have) < 0) {
+            fprintf(stderr, "iomap-sim ctl: wait: no field '%s' in the report\n", field);
+            return 2;
+        }
+        want = num(argv[1]);
+        argc -= 2;
+        argv += 2;
+    }
+    if (argc == 1)
+        secs = num(argv[0]);
+    else if (argc != 0)
+        return usage_ctl();
+    for (uint64_t i = 0; i <= secs * 20; i++) {
+        struct simhc_req q = { .op = SIMHC_QUERY };
+        struct simhc_resp r;
+        int fd = simhc_connect(sock);
+
+        if (fd >= 0) {
+            int64_t rc = simhc_call(fd, &q, &r);
+
+            close(fd);
+            if (rc >= 0) {
+                answered = 1;
+                last = r.report;
+                if (field == NULL)
+                    return 0;
+                report_field(&last, field, &have);
+                if (have == want)
+                    return 0;
+            }
+        }
+        if (i < secs * 20) {
+            struct timespec ts = { 0, 50000000 };
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (!answered)
+        fprintf(stderr, "iomap-sim ctl: %s did not answer within %llu s\n", sock,
+                (unsigned long long)secs);
+    else
+        fprintf(stderr, "iomap-sim ctl: %s is %llu, not %llu, after %llu s\n", field,
+                (unsigned long long)have, (unsigned long long)want,
+                (unsigned long long)secs);
+    return 1;
+}
+
+
+static int
 ctl_main(int argc, char **argv)
 {
     struct simhc_req q = { 0 };
@@ -79,6 +169,8 @@ ctl_main(int argc, char **argv)
     if (argc < 2)
         return usage_ctl();
     cmd = argv[1];
+    if (!strcmp(cmd, "wait"))
+        return ctl_wait(argv[0], argc - 2, argv + 2);
     if (!strcmp(cmd, "domain-create") && argc == 4) {
         q.op = SIMHC_DOMAIN_CREATE; q.domid = (uint16_t)num(argv[2]); q.nr = (uint32_t)num(argv[3]);
     } else if (!strcmp(cmd, "domain-destroy") && argc == 3) {
