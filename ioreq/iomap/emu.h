@@ -10,12 +10,15 @@
  *                                        my_domid, guest_domid, my_ioservid,
  *                                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
  *   add iomap_emu_fd(e) to your main loop; when it is readable:
- *   while (iomap_emu_next(e, &r) > 0) {
+ *   while ((n = iomap_emu_next(e, &r)) > 0) {
  *       if (r.global)  drop every mapping (mapcache and IOMMU);
  *       else           drop mappings of r.domid gfns r.gfn .. r.gfn+r.nr-1;
  *       issue the iommu_op unmaps and one flush;
  *       iomap_emu_done(e, &r);
  *   }
+ *   if (n == -ENOTCONN)
+ *       iomapd is gone: call iomap_emu_reconnect(e) from a timer until it
+ *       returns 0 (the fd stays the same; keep it in the main loop);
  *   iomap_emu_close(e);
  *
  * Answer only after the unmap hypercalls returned: iomapd checks with the
@@ -28,7 +31,33 @@
  * thread at a time.  This header is self-contained (it needs only
  * <stdint.h>); the handle is opaque.
  *
- * ABI: libiomap-emu.so.1, symbols versioned IOMAP_EMU_1.0.
+ * When iomapd stops or restarts, the handle survives: iomap_emu_next()
+ * returns -ENOTCONN (once the fd woke the caller), requests taken before
+ * are void (iomap_emu_done() on them returns -ESTALE and does nothing),
+ * and iomap_emu_reconnect() registers the same ioreq server again.  While
+ * no iomapd is registered for it, the ioreq server is not opted out of
+ * Xen's global IOREQ_TYPE_INVALIDATE, so the emulator must keep handling
+ * that one as it always did.
+ *
+ * Deprivileged emulators (xl's dm_restrict: QEMU runs as a xen-qemuuser-*
+ * user once set up).  The library sends nothing but the hello below; the
+ * kernel gives iomapd the caller's uid, gid and pid (SO_PEERCRED, taken
+ * at connect()).  The hello carries (emu_domid, target, ioservid, caps),
+ * in iomapd's byte order, over a SOCK_SEQPACKET socket.  iomapd must let a
+ * xen-qemuuser-range-base+N or xen-qemuuser-domidN uid register only for
+ * target N, refuse the shared xen-qemuuser-shared uid (it names no guest)
+ * and any other unprivileged uid (-EPERM), and let root register
+ * anything.  So, for a restricted QEMU:
+ *   - the first iomap_emu_open() may run before privileges are dropped
+ *     (as root: allowed);
+ *   - iomap_emu_reconnect() runs after the drop, with the uid of its own
+ *     guest: it can register its own ioreq server and no other;
+ *   - the socket must be connectable by that uid (iomapd's emulator
+ *     socket group).
+ *
+ * ABI: libiomap-emu.so.1; symbols versioned IOMAP_EMU_1.0, and
+ * iomap_emu_reconnect at IOMAP_EMU_1.1 (define IOMAP_EMU_HAVE_RECONNECT
+ * tells a caller at compile time).
  */
 #ifndef IOMAP_EMU_PUBLIC_H
 #define IOMAP_EMU_PUBLIC_H
@@ -64,17 +93,40 @@ struct iomap_emu_req {
  * -ECONNREFUSED or -ENOENT when iomapd is not running, -EPERM when iomapd
  * refuses the caller, -EEXIST when that ioreq server is registered
  * already, -EINVAL for unknown caps or domain ids, -EPROTO when the daemon
- * speaks another protocol.
+ * speaks another protocol, -ETIMEDOUT when it does not answer within two
+ * seconds.
  */
 struct iomap_emu *iomap_emu_open(const char *path, uint16_t emu_domid,
                                  uint16_t target, uint16_t ioservid,
                                  uint32_t caps, int *err);
-/* The fd to poll for POLLIN: readable when requests may be pending. */
+/*
+ * The fd to poll for POLLIN: readable when requests may be pending or the
+ * daemon went away.  It is the same fd for the life of the handle, across
+ * reconnects.
+ */
 int  iomap_emu_fd(const struct iomap_emu *e);
-/* Take the next request: 1 if r was filled, 0 if none is pending. */
+/*
+ * Take the next request: 1 if r was filled, 0 if none is pending,
+ * -ENOTCONN if iomapd is gone (the registration is dropped, and the fd
+ * stays quiet until iomap_emu_reconnect() succeeds).
+ */
 int  iomap_emu_next(struct iomap_emu *e, struct iomap_emu_req *r);
-/* Answer r (taken by iomap_emu_next): 0, or -EINVAL if it is not pending. */
+/*
+ * Answer r (taken by iomap_emu_next): 0, -EINVAL if it is not pending,
+ * -ESTALE if it was taken before the daemon went away (nothing is done:
+ * the daemon that sent it is gone).
+ */
 int  iomap_emu_done(struct iomap_emu *e, const struct iomap_emu_req *r);
+/*
+ * Register e's ioreq server again, with the path, ids and caps given to
+ * iomap_emu_open(), after iomap_emu_next() returned -ENOTCONN (iomapd
+ * stopped or restarted).  Returns 0 when registered (also when the
+ * registration never broke), or the errors of iomap_emu_open(), e.g.
+ * -ECONNREFUSED or -ENOENT while iomapd is still down: try again later.
+ * It blocks for at most the handshake (two seconds).  Since IOMAP_EMU_1.1.
+ */
+#define IOMAP_EMU_HAVE_RECONNECT 1
+int  iomap_emu_reconnect(struct iomap_emu *e);
 /* Unregister and free e (NULL is accepted). */
 void iomap_emu_close(struct iomap_emu *e);
 
