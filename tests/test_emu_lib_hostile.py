@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""attack: libiomap-emu against a daemon that does not play by the rules.
+"""test_emu_lib_hostile.py - libiomap-emu against a daemon that does not
+play by the rules.
 
 <iomap/emu.h> promises: "The library never prints and never exits: every
 failure is a return value", and iomap_emu_reconnect() "blocks for at most
@@ -19,11 +20,13 @@ the hello with:
      `while ((n = iomap_emu_next(e, &r)) > 0)` blocks forever in the second
      call's read() of the eventfd (the library never sets O_NONBLOCK on
      what it receives);
-  4. a daemon that accepts late and never answers: connect() waits up to
-     SO_SNDTIMEO, then recv() up to SO_RCVTIMEO: about 4 s, not 2.
+The two-second bound of the handshake is checked by
+tests/attack/test_emu_handshake_deadline.py (a timing check: not in make
+check).
 
-Cases 2-4 run in a child process so that a crash or a hang is observed,
-not suffered.  Run from the build directory (no root needed).  Exit 0
+Before the fix each case failed: the descriptors were kept, the 0-byte
+memfd was a SIGBUS, the loop hung.  Cases 2 and 3 run in a child process so that a crash or a hang is observed,
+not suffered.  Run from the build directory (make check does; no root needed).  Exit 0
 pass, 1 fail, 77 skip.
 """
 import array
@@ -130,6 +133,11 @@ def main():
     if not os.path.exists(os.path.join(BUILD, ".libs", "libiomap-emu.so.1")):
         print("SKIP: libiomap-emu not built in %s" % BUILD)
         return 77
+    # A sanitizer build's library cannot be loaded into python (the ASan
+    # runtime must come first): it aborts, so probe in a child.
+    if in_child(lambda: (lib(), 0)[1], 10) != ("exit", 0):
+        print("SKIP: cannot load libiomap-emu into python (sanitizer build?)")
+        return 77
     L = lib()
     T = tempfile.mkdtemp(prefix="emu-hostile.")
 
@@ -183,32 +191,8 @@ def main():
     got = in_child(blocking_eventfd, 10)
     check(got == ("exit", 0), "a blocking request eventfd: the next() loop ends", got)
 
-    # ---- 4. the two-second handshake ---------------------------------------
-    def slow_daemon():
-        path = T + "/slow.sock"
-        ls = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        ls.bind(path)
-        ls.listen(0)
-        filler = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        filler.connect(path)                        # the backlog is full
-
-        def later():
-            time.sleep(1.8)
-            ls.accept()                             # lets the library in...
-            c, _ = ls.accept()
-            time.sleep(30)                          # ...and never answers
-        threading.Thread(target=later, daemon=True).start()
-        t0 = time.time()
-        err = ctypes.c_int(0)
-        L.iomap_emu_open(path.encode(), 0, 1, 0, 1, ctypes.byref(err))
-        dt = time.time() - t0
-        print("handshake gave up after %.1f s (err %d)" % (dt, err.value))
-        return 0 if dt < 2.6 else 4
-    got = in_child(slow_daemon, 15)
-    check(got == ("exit", 0), "a stalled daemon: iomap_emu_open gives up within ~2 s", got)
-
     os.system("rm -rf " + T)
-    print("test_emu_lib_hostile_daemon: %d failed" % len(failures))
+    print("test_emu_lib_hostile: %d failed" % len(failures))
     return 1 if failures else 0
 
 
