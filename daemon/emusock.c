@@ -137,9 +137,23 @@ emusock_kill(struct emusock *es, const struct core_emu_id *id)
         log_warn("%s: kill %ld", __func__, (long)c->pid);
 }
 
+/*
+ * The emulator kicked its answer eventfd.  Read the kick here, whatever is
+ * in flight: the core reaps by the slots' states and drains only channels
+ * with requests in flight, so a kick that came with none (a late second
+ * kick of a batch, or a peer writing the eventfd at will) would otherwise
+ * stay readable and wake this persistent event again at once, forever.
+ * An answer made before this read is seen by the pass it asks for; one
+ * made after it kicks again.
+ */
 static void
 on_answer_kick(evutil_socket_t fd, short what, void *arg)
 {
+    uint64_t v;
+
+    (void)what;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
+        log_warn("%s: read of an emulator's answer eventfd", __func__);
     iomapd_request_run(arg);
 }
 

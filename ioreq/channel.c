@@ -2,11 +2,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ioreq/channel.h"
@@ -212,12 +214,39 @@ ioreq_chan_free_slots(const struct ioreq_chan *c)
     return IOMAP_IOREQ_SLOTS - c->busy;
 }
 
+/* O_NONBLOCK on fd (-1: nothing to do); 0, or -1 with errno set. */
+static int
+set_nonblock(int fd)
+{
+    int fl;
+
+    if (fd < 0)
+        return 0;
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    return (fl & O_NONBLOCK) || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 ? 0 : -1;
+}
+
 int
 ioreq_chan_attach(struct ioreq_chan *c, int shm_fd, int req_fd, int resp_fd)
 {
     struct iomap_ioreq_page *pg;
 
+    struct stat st;
+
     memset(c, 0, sizeof(*c));
+    /*
+     * The page and the eventfds come from another process: a file shorter
+     * than the page would be a SIGBUS at the first read, and a blocking
+     * eventfd a read() that never returns (drain with nothing pending).
+     */
+    if (fstat(shm_fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode) || st.st_size < 4096)
+        return -EPROTO;
+    if (set_nonblock(req_fd) < 0 || set_nonblock(resp_fd) < 0)
+        return -errno;
     pg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
     if (pg == MAP_FAILED)
         return -errno;

@@ -57,7 +57,11 @@ typedef void ioreq_reap_fn(void *arg, const struct iomap_ioreq *req);
 unsigned ioreq_chan_reap(struct ioreq_chan *c, ioreq_reap_fn *fn, void *arg);
 unsigned ioreq_chan_free_slots(const struct ioreq_chan *c);
 
-/* Emulator side: map an existing page (from a memfd). */
+/*
+ * Emulator side: map an existing page (from a memfd).  -EPROTO for a file
+ * that is not a regular one of at least a page, or a page that is not a
+ * channel's; req_fd and resp_fd (-1: none) are made non-blocking.
+ */
 int  ioreq_chan_attach(struct ioreq_chan *c, int shm_fd, int req_fd,
                        int resp_fd);
 /* Emulator side: take the next READY slot (-> INPROCESS), or -1. */

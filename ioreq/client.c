@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ioreq/emu_priv.h"
@@ -36,26 +37,62 @@
 
 _Static_assert(IOMAP_IOREQ_SLOTS <= (1 << SLOT_BITS), "slot index fits");
 
+/* Close every descriptor an SCM_RIGHTS message of mh brought. */
+static void
+close_rights(struct msghdr *mh)
+{
+    struct cmsghdr *cm;
+
+    for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+        size_t n;
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+            cm->cmsg_len < CMSG_LEN(0))
+            continue;
+        n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+            close(fd);
+        }
+    }
+}
+
+/*
+ * The welcome, and on status 0 exactly three descriptors in fds.  Whatever
+ * else the daemon sent (descriptors with a refusal, two or four of them)
+ * is closed: an error never leaves a descriptor behind.
+ */
 static int
 recv_welcome(int s, struct iomap_emu_welcome *w, int fds[3])
 {
-    char cbuf[CMSG_SPACE(3 * sizeof(int))];
+    union {
+        char           buf[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
     struct iovec iov = { w, sizeof(*w) };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-                         .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+                         .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf) };
     struct cmsghdr *cm;
     ssize_t n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+    int rc = 0;
 
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
-    if (n != (ssize_t)sizeof(*w) || w->magic != IOMAP_EMU_PROTO_MAGIC)
-        return -EPROTO;
-    if (w->status < 0)
-        return w->status;
     cm = CMSG_FIRSTHDR(&mh);
-    if (cm == NULL || cm->cmsg_type != SCM_RIGHTS ||
-        cm->cmsg_len != CMSG_LEN(3 * sizeof(int)))
-        return -EPROTO;
+    if (n != (ssize_t)sizeof(*w) || w->magic != IOMAP_EMU_PROTO_MAGIC)
+        rc = -EPROTO;
+    else if (w->status < 0)
+        rc = w->status;
+    else if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+             cm->cmsg_len != CMSG_LEN(3 * sizeof(int)) ||
+             CMSG_NXTHDR(&mh, cm) != NULL || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)))
+        rc = -EPROTO;
+    if (rc < 0) {
+        close_rights(&mh);
+        return rc;
+    }
     memcpy(fds, CMSG_DATA(cm), 3 * sizeof(int));
     return 0;
 }
@@ -85,8 +122,11 @@ do_register(struct iomap_emu *e)
                                  .target = e->target, .caps = e->caps };
     struct iomap_emu_welcome w;
     struct ioreq_chan chan;
+    struct timespec t0, now;
+    long left_ms;
     int s, fds[3], rc;
 
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     strcpy(sun.sun_path, e->path);
     s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (s < 0)
@@ -99,6 +139,15 @@ do_register(struct iomap_emu *e)
         close(s);
         return rc == -EAGAIN ? -ETIMEDOUT : rc;
     }
+    /* The welcome gets what is left of the two seconds, not two more. */
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left_ms = HANDSHAKE_TIMEOUT_MS - ((now.tv_sec - t0.tv_sec) * 1000 +
+                                      (now.tv_nsec - t0.tv_nsec) / 1000000);
+    if (left_ms <= 0) {
+        close(s);
+        return -ETIMEDOUT;
+    }
+    set_timeout(s, (int)left_ms);
     rc = recv_welcome(s, &w, fds);
     if (rc < 0) {
         close(s);
