@@ -709,16 +709,6 @@ on_accept(int fd, const struct listen_peer *cr, void *arg)
     gid_t groups[1024];
     int ngroups;
 
-    if (ctl->nclients >= CTL_MAX_CLIENTS) {
-        static const char busy[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32002,"
-            "\"message\":\"too many control clients\"},\"id\":null}\n";
-
-        (void)!write(fd, busy, sizeof(busy) - 1);
-        log_warnx("control: more than %d clients: uid %u refused", CTL_MAX_CLIENTS,
-                  (unsigned)cr->uid);
-        close(fd);
-        return;
-    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
@@ -763,6 +753,41 @@ on_accept(int fd, const struct listen_peer *cr, void *arg)
         close(fd);
         free(c);
         return;
+    }
+    /*
+     * Bounds, after we know who it is: a client that may only query
+     * cannot lock out root or the admin group (CTL_ADMIN_RESERVED slots
+     * are theirs), nor one uid everybody else (CTL_MAX_PER_UID).
+     */
+    {
+        unsigned same_uid = 0, others = 0;
+        struct ctl_client *o;
+        const char *why = NULL;
+
+        LIST_FOREACH(o, &ctl->clients, link) {
+            same_uid += o->uid == cr->uid;
+            others += !o->admin;
+        }
+        if (ctl->nclients >= CTL_MAX_CLIENTS)
+            why = "too many control clients";
+        else if (!c->admin && others >= CTL_MAX_CLIENTS - CTL_ADMIN_RESERVED)
+            why = "too many control clients (the rest are kept for admins)";
+        else if (!c->admin && same_uid >= CTL_MAX_PER_UID)
+            why = "too many control clients of this uid";
+        if (why != NULL) {
+            char msg[160];
+            int n = snprintf(msg, sizeof(msg), "{\"jsonrpc\":\"2.0\",\"error\":"
+                             "{\"code\":-32002,\"message\":\"%s\"},\"id\":null}\n", why);
+
+            (void)!write(fd, msg, (size_t)n);
+            if (ctl->refused++ % 1000 == 0)
+                log_warnx("control: %s: pid %ld (uid %u) refused (%llu so far)", why,
+                          (long)cr->pid, (unsigned)cr->uid,
+                          (unsigned long long)ctl->refused);
+            close(fd);
+            free(c);
+            return;
+        }
     }
     c->bev = bufferevent_socket_new(ctl->env.base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->ev_more = event_new(ctl->env.base, -1, 0, on_more, c);

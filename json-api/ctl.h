@@ -33,6 +33,8 @@ struct event;
 #define CTL_OUT_SOFT        (1024 * 1024)   /* stop reading / drop notifications */
 #define CTL_OUT_HARD        (8 * 1024 * 1024)   /* drop the client */
 #define CTL_MAX_CLIENTS     64
+#define CTL_ADMIN_RESERVED  8               /* of those, only for admins */
+#define CTL_MAX_PER_UID     16              /* clients of one uid (not admins) */
 #define CTL_MAX_BATCH       64              /* requests in one batch */
 #define CTL_BURST           8               /* requests per client per loop pass */
 #define CTL_MAX_LIMIT       10000           /* mapping.list/page.list page size */
@@ -141,6 +143,7 @@ struct ctl {
     uint32_t            rel_nr;
     uint64_t            rel_lat_max;
     uint64_t            requests, errors, dropped_clients, notes_sent;
+    uint64_t            refused;        /* connections refused by the bounds */
     int                 stopping;
 };
 
