@@ -38,6 +38,7 @@
  */
 #define EMUSOCK_MAX_PENDING         32
 #define EMUSOCK_MAX_PENDING_PER_UID 4
+#define EMUSOCK_PENDING_ROOT        8       /* of those, kept for root */
 #define EMUSOCK_MAX_REGISTERED_PER_UID 16   /* a non-root uid (a guest's QEMU) */
 #define EMUSOCK_FDS_PER_EMULATOR    4       /* connection, memfd, two eventfds */
 #define EMUSOCK_FDS_SPARE           128     /* for the rest of the daemon */
@@ -350,6 +351,7 @@ on_accept(int fd, const struct listen_peer *cred, void *arg)
      * of descriptors, or fill the emulator table, for everyone.
      */
     if (es->npending >= EMUSOCK_MAX_PENDING || es->nregistered >= es->max_registered ||
+        (cred->uid != 0 && es->npending >= EMUSOCK_MAX_PENDING - EMUSOCK_PENDING_ROOT) ||
         (cred->uid != 0 && (same_uid >= EMUSOCK_MAX_PENDING_PER_UID ||
                             same_uid_reg >= EMUSOCK_MAX_REGISTERED_PER_UID))) {
         if (es->refused++ % 1000 == 0)

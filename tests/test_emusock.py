@@ -114,8 +114,9 @@ def main():
     with open(T + "/iomapd.conf", "w") as fh:
         fh.write("emulators = (\n"
                  "  { domid = 0; targets = \"any\"; },\n"
-                 "  { domid = 0; targets = [ 1 ]; uid = %d; }\n"
-                 ");\n" % NOBODY)
+                 "  { domid = 0; targets = [ 1 ]; uid = %d; }%s\n"
+                 ");\n" % (NOBODY, "".join(",\n  { domid = 0; targets = [ 1 ]; uid = %d; }"
+                                              % (NOBODY - k) for k in range(1, 8))))
     try:
         procs.append(subprocess.Popen([BUILD + "/iomapd-sim", "--backend", "sim-embedded",
                                        "--sim-socket", T + "/hc.sock", "-e", emu, "-s", ctl,
@@ -194,6 +195,46 @@ def main():
             return ok
         got = as_uid(NOBODY, many)
         check(got == 16, "uid %d: 16 of 20 registrations, the rest refused" % NOBODY, got)
+
+        # ---- eight guests' QEMUs fill the waiting room ----------------------
+        # 8 uids x 4 silent connections: only 24 may wait (8 places are
+        # root's), and root registers meanwhile.
+        kids, waiting = [], 0
+        for k in range(8):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                os.setgroups([])
+                os.setgid(NOBODY - k)
+                os.setuid(NOBODY - k)
+                held, kept = [], 0
+                for _ in range(4):
+                    c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                    c.connect(emu)
+                    held.append(c)
+                time.sleep(0.3)
+                for c in held:
+                    c.setblocking(False)
+                    try:
+                        c.recv(64)      # a welcome now is a refusal (-EBUSY)
+                    except BlockingIOError:
+                        kept += 1
+                os.write(w, b"%d" % kept)
+                time.sleep(30)
+                os._exit(0)
+            os.close(w)
+            kids.append(pid)
+            waiting += int(os.read(r, 16) or b"0")
+            os.close(r)
+        check(waiting == 24, "8 uids x 4 silent connections: 24 wait, 8 places kept "
+              "for root", waiting)
+        st, s = register(emu, hello(0, 4, 0))
+        check(st == 0, "root registers while they wait", st)
+        for pid in kids:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        time.sleep(0.3)
 
         # ---- silent connections ------------------------------------------------
         idle, refused = [], 0

@@ -43,17 +43,23 @@
  * user once set up).  The library sends nothing but the hello below; the
  * kernel gives iomapd the caller's uid, gid and pid (SO_PEERCRED, taken
  * at connect()).  The hello carries (emu_domid, target, ioservid, caps),
- * in iomapd's byte order, over a SOCK_SEQPACKET socket.  iomapd must let a
- * xen-qemuuser-range-base+N or xen-qemuuser-domidN uid register only for
- * target N, refuse the shared xen-qemuuser-shared uid (it names no guest)
- * and any other unprivileged uid (-EPERM), and let root register
- * anything.  So, for a restricted QEMU:
+ * in iomapd's byte order, over a SOCK_SEQPACKET socket.  iomapd lets a
+ * xen-qemuuser-range-base+N uid register only for target N (policy key
+ * qemu_user_range_base), a xen-qemuuser-domidN uid only for what a policy
+ * rule with its uid allows (iomapd.conf(5): emulators, uid), refuses the
+ * shared xen-qemuuser-shared uid (it names no guest) and any other
+ * unprivileged uid (-EPERM), and lets root register anything.  Within
+ * its own guest a deprivileged QEMU may register any ioreq server id of
+ * that guest: Xen records no process for an ioreq server, only its
+ * domain, so iomapd cannot tell two servers of one guest apart by who
+ * runs them; the harm stays inside that guest.  So, for a restricted
+ * QEMU:
  *   - the first iomap_emu_open() may run before privileges are dropped
  *     (as root: allowed);
  *   - iomap_emu_reconnect() runs after the drop, with the uid of its own
- *     guest: it can register its own ioreq server and no other;
- *   - the socket must be connectable by that uid (iomapd's emulator
- *     socket group).
+ *     guest: it can register for its own guest and no other;
+ *   - the emulator socket is mode 0666: who may register is decided by
+ *     the uid, not by the socket's mode.
  *
  * ABI: libiomap-emu.so.1; symbols versioned IOMAP_EMU_1.0, and
  * iomap_emu_reconnect at IOMAP_EMU_1.1 (define IOMAP_EMU_HAVE_RECONNECT
