@@ -133,6 +133,21 @@ MUTANTS = [
      "                            same_uid_reg >= EMUSOCK_MAX_REGISTERED_PER_UID))) {",
      "                            0))) {",
      "tests/test_emusock.py", None),
+    ("at most 16 metrics connections at a time",
+     "json-api/metrics.c",
+     "    if (m->nconns >= METRICS_MAX_CONNS) {",
+     "    if (0) {",
+     "tests/test_metrics_flood.py", None),
+    ("a metrics connection is closed 5 s after it was accepted",
+     "json-api/metrics.c",
+     "    evtimer_add(c->deadline, &tv);",
+     "    (void)tv;",
+     "tests/test_metrics_flood.py", None),
+    ("libevent's messages are rate limited",
+     "util/evlog.c",
+     "    if (in_window >= EVLOG_BURST) {",
+     "    if (0) {",
+     "tests/test_log", "libevent's messages: through the logger, rate limited"),
 ]
 
 
