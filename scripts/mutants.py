@@ -148,6 +148,11 @@ MUTANTS = [
      "    if (in_window >= EVLOG_BURST) {",
      "    if (0) {",
      "tests/test_log", "libevent's messages: through the logger, rate limited"),
+    ("the kill-emulator step signals the registrant's pidfd, never a reused pid",
+     "daemon/emusock.c",
+     "    if (pidfd_signal(c->pidfd, SIGKILL) < 0) {",
+     "    if (kill(c->pid, SIGKILL) < 0) {",
+     "tests/test_emu_kill_pidfd.py", None),
 ]
 
 
