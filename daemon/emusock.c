@@ -21,6 +21,7 @@
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -40,7 +41,8 @@
 #define EMUSOCK_MAX_PENDING_PER_UID 4
 #define EMUSOCK_PENDING_ROOT        8       /* of those, kept for root */
 #define EMUSOCK_MAX_REGISTERED_PER_UID 16   /* a non-root uid (a guest's QEMU) */
-#define EMUSOCK_FDS_PER_EMULATOR    4       /* connection, memfd, two eventfds */
+#define EMUSOCK_FDS_PER_EMULATOR    5       /* connection, its pidfd, memfd,
+                                               two eventfds */
 #define EMUSOCK_FDS_SPARE           128     /* for the rest of the daemon */
 #define EMUSOCK_HELLO_TIMEOUT_MS    5000
 
@@ -50,6 +52,7 @@ struct emu_conn {
     struct event       *ev_answer;  /* its response eventfd, once registered */
     struct event       *ev_hello;   /* the hello timeout, until registered */
     int                 fd;
+    int                 pidfd;      /* the peer's process, or -1 (peer_pidfd) */
     pid_t               pid;        /* the peer, from SO_PEERCRED */
     uid_t               uid;
     int                 registered;
@@ -117,25 +120,97 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77         /* Linux 6.5 */
+#endif
+
+static int
+pidfd_signal(int pidfd, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/*
+ * A pidfd for the process that connected, or -1 (it is gone, or runs as
+ * someone else now): what the kill-emulator step signals, so that it
+ * never reaches a process that was given the pid later.  SO_PEERPIDFD
+ * (Linux 6.5) names that process exactly, whenever it is asked.  Before
+ * it: pidfd_open of SO_PEERCRED's pid, kept only if the process it names
+ * runs as the peer's uid (read from /proc, then confirmed alive through
+ * the pidfd, so what was read is that process's): a pid reused since
+ * connect by another user's process is never taken.  -errno when
+ * descriptors or memory ran out.
+ */
+static int
+peer_pidfd(int fd, const struct listen_peer *cred)
+{
+    int pidfd = -1, e;
+    socklen_t len = sizeof(pidfd);
+    char path[64], line[256];
+    FILE *f;
+    int ok = 0;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) {
+        if (len == sizeof(pidfd) && pidfd >= 0)
+            return pidfd;
+        return -1;
+    }
+    e = errno;
+    if (e == EMFILE || e == ENFILE || e == ENOMEM)
+        return -e;
+    if (e == ESRCH || cred->pid <= 0)   /* gone already */
+        return -1;
+    /* ENOPROTOOPT (before 6.5): by its pid. */
+    pidfd = (int)syscall(SYS_pidfd_open, cred->pid, 0);
+    if (pidfd < 0) {
+        e = errno;
+        return e == EMFILE || e == ENFILE || e == ENOMEM ? -e : -1;
+    }
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)cred->pid);
+    if ((f = fopen(path, "re")) != NULL) {
+        while (fgets(line, sizeof(line), f) != NULL) {
+            unsigned long r, eu;
+
+            if (sscanf(line, "Uid: %lu %lu", &r, &eu) == 2) {
+                ok = (uid_t)eu == cred->uid;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    if (!ok || pidfd_signal(pidfd, 0) < 0) {
+        close(pidfd);
+        return -1;
+    }
+    return pidfd;
+}
+
 /*
  * The policy's "kill the emulator" step (core_tick): the process that
- * registered this identity gets SIGKILL.  Its mappings are force-unmapped
- * by the caller whatever happens to it.
+ * registered this identity gets SIGKILL, through the pidfd taken when it
+ * connected; if that process is gone (its pid may belong to another one
+ * now), nothing is signalled.  Its mappings are force-unmapped by the
+ * caller whatever happens to it.
  */
 void
 emusock_kill(struct emusock *es, const struct core_emu_id *id)
 {
     struct emu_conn *c = es ? conn_of(es, id) : NULL;
 
-    if (c == NULL || c->pid <= 1) {
-        log_warnx("emulator " CORE_EMU_FMT " has no registered process to kill",
-                  CORE_EMU_ARGS(id));
+    if (c == NULL || c->pidfd < 0) {
+        log_warnx("emulator " CORE_EMU_FMT " has no registered process to kill%s",
+                  CORE_EMU_ARGS(id), c ? " (it was gone when it connected)" : "");
         return;
     }
     log_warnx("sending SIGKILL to emulator " CORE_EMU_FMT " (pid %ld)",
               CORE_EMU_ARGS(id), (long)c->pid);
-    if (kill(c->pid, SIGKILL) < 0)
-        log_warn("%s: kill %ld", __func__, (long)c->pid);
+    if (pidfd_signal(c->pidfd, SIGKILL) < 0) {
+        if (errno == ESRCH)
+            log_warnx("emulator " CORE_EMU_FMT ": the process that registered it (pid "
+                      "%ld) is gone: nothing to kill", CORE_EMU_ARGS(id), (long)c->pid);
+        else
+            log_warn("%s: pidfd_send_signal (pid %ld)", __func__, (long)c->pid);
+    }
 }
 
 /*
@@ -171,6 +246,8 @@ conn_free(struct emu_conn *c)
     if (c->ev_hello)
         event_free(c->ev_hello);
     event_free(c->ev);
+    if (c->pidfd >= 0)
+        close(c->pidfd);
     close(c->fd);
     free(c);
 }
@@ -296,6 +373,24 @@ on_conn(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    /*
+     * The process to kill if the policy says so.  Taken here, not at
+     * accept, so that a connection waiting for its hello holds one
+     * descriptor (the pending bound is what keeps the table safe); the
+     * uid check in peer_pidfd covers the longer window before it.
+     */
+    {
+        struct listen_peer cred = { .pid = c->pid, .uid = c->uid, .gid = (gid_t)-1 };
+
+        if ((c->pidfd = peer_pidfd(fd, &cred)) < -1) {
+            log_warnx("emulator " CORE_EMU_FMT ": no pidfd for pid %ld: %s: refused",
+                      CORE_EMU_ARGS(&id), (long)c->pid, strerror(-c->pidfd));
+            c->pidfd = -1;
+            send_welcome(fd, -EBUSY, NULL);
+            conn_close(c);
+            return;
+        }
+    }
     rc = core_emu_attach(io->core, &id, h.caps, 1, &ch);
     if (rc < 0) {
         log_warnx("emulator " CORE_EMU_FMT ": registration failed: %s",
@@ -368,6 +463,7 @@ on_accept(int fd, const struct listen_peer *cred, void *arg)
         close(fd);
         return;
     }
+    c->pidfd = -1;      /* taken with the hello (peer_pidfd) */
     c->es = es;
     c->fd = fd;
     c->pid = cred->pid;

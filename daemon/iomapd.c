@@ -24,6 +24,7 @@
 
 #include "daemon/iomapd.h"
 #include "util/clock.h"
+#include "util/evlog.h"
 #include "util/log.h"
 #include "json-api/ctl.h"
 #include "json-api/metrics.h"
@@ -467,6 +468,8 @@ main(int argc, char **argv)
         return 2;
     }
     log_init("iomapd", io->opt.log_level);
+    /* libevent's own warnings through the logger, rate limited. */
+    evlog_install();
     signal(SIGPIPE, SIG_IGN);
 
     io->started_ns = clock_now_ns();
@@ -566,6 +569,7 @@ main(int argc, char **argv)
     event_base_dispatch(io->base);
 
     notify("STOPPING=1");
+    evlog_flush();
     metrics_http_free(metrics);
     ctl_free(io->ctl);
     io->ctl = NULL;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Metrics: the Prometheus text format 0.0.4 and OpenMetrics 1.0.0 from one
- * description, and the opt-in HTTP endpoint (libevent's evhttp).
+ * description, and the opt-in HTTP endpoint (on libevent's bufferevents,
+ * bounded: see "the HTTP endpoint" below).
  *
  * The two formats differ in what trips parsers: OpenMetrics names a
  * counter's family without "_total" (# TYPE iomapd_events counter, sample
@@ -16,20 +17,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "daemon/core/core.h"
 #include "json-api/ctl.h"
 #include "json-api/metrics.h"
 #include "policy/policy.h"
 #include "util/clock.h"
+#include "util/listen.h"
 #include "util/log.h"
 
 struct sbuf {
@@ -170,50 +174,247 @@ metrics_render(const struct ctl *ctl, enum metrics_format f, size_t *len)
 
 /* ---- the HTTP endpoint ------------------------------------------------------ */
 
+/*
+ * A small HTTP/1.x server on bufferevents, not evhttp: evhttp (libevent
+ * 2.1) accepts on its own listener (which retries accept() at once on
+ * EMFILE and writes a warning each time), and has no hook to bound its
+ * connections or to close one that has not finished its request, so a
+ * slow client could hold a descriptor for ever (one byte per read
+ * timeout).  Here:
+ *   - accept goes through util/listen.c's acceptor (backs off on EMFILE);
+ *   - at most METRICS_MAX_CONNS connections; beyond, closed at once;
+ *   - each has METRICS_DEADLINE_MS from accept to have sent its request
+ *     and read the answer, then it is closed whatever its state;
+ *   - a request is at most METRICS_MAX_REQUEST bytes, one per connection
+ *     (Connection: close).
+ * GET and HEAD /metrics (a query string is ignored); other paths 404,
+ * other methods 405.
+ */
+struct mconn {
+    struct metrics_http *m;
+    struct bufferevent  *bev;
+    struct event        *deadline;
+    size_t               seen;          /* bytes of the request read so far */
+    int                  have_line;     /* the request line was read */
+    int                  head;          /* HEAD: no body */
+    int                  status;        /* 0, or the error to answer */
+    int                  openmetrics;   /* Accept: asks for OpenMetrics */
+    int                  answered;
+    LIST_ENTRY(mconn)    link;
+};
+
 struct metrics_http {
-    struct evhttp     *http;
+    struct event_base *base;
     const struct ctl  *ctl;
-    uint64_t           scrapes;
+    int                lfd;
+    struct acceptor   *acceptor;
+    LIST_HEAD(, mconn) conns;
+    unsigned           nconns;
+    uint64_t           scrapes, refused, timed_out;
 };
 
 static void
-on_metrics(struct evhttp_request *req, void *arg)
+mconn_free(struct mconn *c)
 {
-    struct metrics_http *m = arg;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const char *accept = evhttp_find_header(in, "Accept");
-    enum metrics_format f = accept && strstr(accept, "application/openmetrics-text") ?
-                            METRICS_OPENMETRICS : METRICS_PROMETHEUS;
-    struct evbuffer *out = evbuffer_new();
-    size_t len;
-    char *s;
-
-    if (out == NULL) {
-        evhttp_send_error(req, HTTP_INTERNAL, NULL);
-        return;
-    }
-    s = metrics_render(m->ctl, f, &len);
-    if (s == NULL) {
-        evbuffer_free(out);
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-        return;
-    }
-    m->scrapes++;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      f == METRICS_OPENMETRICS ?
-                      "application/openmetrics-text; version=1.0.0; charset=utf-8" :
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evbuffer_add(out, s, len);
-    free(s);
-    evhttp_send_reply(req, HTTP_OK, "OK", out);
-    evbuffer_free(out);
+    LIST_REMOVE(c, link);
+    c->m->nconns--;
+    event_free(c->deadline);
+    bufferevent_free(c->bev);       /* closes the socket */
+    free(c);
 }
 
 static void
-on_other(struct evhttp_request *req, void *arg)
+mconn_answer(struct mconn *c, int status, const char *reason, const char *ctype,
+             const char *body, size_t len)
 {
-    (void)arg;
-    evhttp_send_error(req, HTTP_NOTFOUND, "only /metrics here");
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    c->answered = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n%s\r\n", status,
+                        reason, ctype, len, status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    if (!c->head)
+        evbuffer_add(out, body, len);
+    /* The write callback closes it once the answer is out. */
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void
+mconn_error(struct mconn *c, int status, const char *reason)
+{
+    char body[128];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+
+    mconn_answer(c, status, reason, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+static void
+mconn_scrape(struct mconn *c)
+{
+    enum metrics_format f = c->openmetrics ? METRICS_OPENMETRICS : METRICS_PROMETHEUS;
+    size_t len;
+    char *s = metrics_render(c->m->ctl, f, &len);
+
+    if (s == NULL) {
+        mconn_error(c, 500, "Internal Server Error");
+        return;
+    }
+    c->m->scrapes++;
+    mconn_answer(c, 200, "OK", f == METRICS_OPENMETRICS ?
+                 "application/openmetrics-text; version=1.0.0; charset=utf-8" :
+                 "text/plain; version=0.0.4; charset=utf-8", s, len);
+    free(s);
+}
+
+/* "METHOD TARGET HTTP/x.y": the method and whether the path is /metrics. */
+static void
+mconn_request_line(struct mconn *c, const char *line)
+{
+    const char *sp1 = strchr(line, ' ');
+    const char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    size_t mlen, plen;
+
+    if (sp1 == NULL || sp2 == NULL || strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+        sp2 == sp1 + 1) {
+        c->status = 400;
+        return;
+    }
+    mlen = (size_t)(sp1 - line);
+    plen = strcspn(sp1 + 1, " ?");
+    if (mlen == 4 && memcmp(line, "HEAD", 4) == 0)
+        c->head = 1;
+    else if (!(mlen == 3 && memcmp(line, "GET", 3) == 0)) {
+        c->status = 405;
+        return;
+    }
+    if (!(plen == 8 && memcmp(sp1 + 1, "/metrics", 8) == 0))
+        c->status = 404;
+}
+
+static void
+on_mconn_read(struct bufferevent *bev, void *arg)
+{
+    struct mconn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n;
+    char *line;
+
+    while (!c->answered && (line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) != NULL) {
+        c->seen += n + 1;
+        if (c->seen > METRICS_MAX_REQUEST) {
+            free(line);
+            break;
+        }
+        if (!c->have_line) {
+            c->have_line = 1;
+            mconn_request_line(c, line);
+        } else if (n == 0) {
+            free(line);
+            switch (c->status) {
+            case 0:
+                mconn_scrape(c);
+                break;
+            case 404:
+                mconn_error(c, 404, "Not Found (only /metrics here)");
+                break;
+            case 405:
+                mconn_error(c, 405, "Method Not Allowed");
+                break;
+            default:
+                mconn_error(c, 400, "Bad Request");
+                break;
+            }
+            return;
+        } else if (strncasecmp(line, "Accept:", 7) == 0 &&
+                   strstr(line + 7, "application/openmetrics-text") != NULL) {
+            c->openmetrics = 1;
+        }
+        free(line);
+    }
+    if (c->answered)
+        return;
+    if (c->seen + evbuffer_get_length(in) > METRICS_MAX_REQUEST) {
+        c->head = 0;
+        mconn_error(c, 431, "Request Header Fields Too Large");
+    }
+}
+
+static void
+on_mconn_write(struct bufferevent *bev, void *arg)
+{
+    struct mconn *c = arg;
+
+    if (c->answered && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        mconn_free(c);
+}
+
+static void
+on_mconn_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct mconn *c = arg;
+
+    (void)bev;
+    /* The client shut its side after its request: finish writing the answer. */
+    if (c->answered && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    mconn_free(c);
+}
+
+static void
+on_mconn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct mconn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->m->timed_out++ % 1000 == 0)
+        log_info("metrics: a connection took more than %d ms: closed (%llu so far)",
+                 METRICS_DEADLINE_MS, (unsigned long long)c->m->timed_out);
+    mconn_free(c);
+}
+
+static void
+on_metrics_accept(int fd, const struct listen_peer *peer, void *arg)
+{
+    struct metrics_http *m = arg;
+    struct timeval tv = { METRICS_DEADLINE_MS / 1000, (METRICS_DEADLINE_MS % 1000) * 1000 };
+    struct mconn *c;
+
+    (void)peer;
+    if (m->nconns >= METRICS_MAX_CONNS) {
+        if (m->refused++ % 1000 == 0)
+            log_warnx("metrics: %u connections open: refused one (%llu so far)",
+                      m->nconns, (unsigned long long)m->refused);
+        close(fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->m = m;
+    c->bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->deadline = evtimer_new(m->base, on_mconn_deadline, c);
+    if (c->bev == NULL || c->deadline == NULL) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            close(fd);
+        if (c->deadline)
+            event_free(c->deadline);
+        free(c);
+        return;
+    }
+    m->nconns++;
+    LIST_INSERT_HEAD(&m->conns, c, link);
+    bufferevent_setcb(c->bev, on_mconn_read, on_mconn_write, on_mconn_event, c);
+    /* Read no more than a whole request can be. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, METRICS_MAX_REQUEST + 1);
+    bufferevent_enable(c->bev, EV_READ);
+    evtimer_add(c->deadline, &tv);
 }
 
 /* ADDR:PORT into host and port; 0, or -1 with err set. */
@@ -258,6 +459,34 @@ metrics_addr_check(const char *addr, char *err, size_t errlen)
     return parse_addr(addr, host, sizeof(host), &port, err, errlen);
 }
 
+/* A listening TCP socket on host:port (non-blocking, close-on-exec), or -1. */
+static int
+listen_tcp(const char *host, unsigned long port)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE };
+    struct addrinfo *res, *ai;
+    char serv[16];
+    int fd = -1, one = 1;
+
+    snprintf(serv, sizeof(serv), "%lu", port);
+    if (getaddrinfo(host, serv, &hints, &res) != 0)
+        return -1;
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
 struct metrics_http *
 metrics_http_new(struct event_base *base, const struct ctl *ctl, const char *addr,
                  char *err, size_t errlen)
@@ -265,27 +494,27 @@ metrics_http_new(struct event_base *base, const struct ctl *ctl, const char *add
     struct metrics_http *m;
     char host[256];
     unsigned long port;
-    struct evhttp_bound_socket *bs;
 
     if (parse_addr(addr, host, sizeof(host), &port, err, errlen) < 0)
         return NULL;
     m = calloc(1, sizeof(*m));
-    if (m == NULL || (m->http = evhttp_new(base)) == NULL) {
-        free(m);
+    if (m == NULL) {
         snprintf(err, errlen, "metrics: out of memory");
         return NULL;
     }
+    m->base = base;
     m->ctl = ctl;
-    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_timeout(m->http, 10);
-    evhttp_set_max_headers_size(m->http, 8192);
-    evhttp_set_max_body_size(m->http, 0);
-    evhttp_set_cb(m->http, "/metrics", on_metrics, m);
-    evhttp_set_gencb(m->http, on_other, m);
-    if ((bs = evhttp_bind_socket_with_handle(m->http, host, (uint16_t)port)) == NULL) {
+    LIST_INIT(&m->conns);
+    if ((m->lfd = listen_tcp(host, port)) < 0) {
         snprintf(err, errlen, "metrics: cannot listen on %s port %lu (address in use, "
                  "not local, or not allowed by the unit's IPAddressAllow=)", host, port);
-        evhttp_free(m->http);
+        free(m);
+        return NULL;
+    }
+    /* Backs off (not spins) when descriptors run out. */
+    if ((m->acceptor = acceptor_new(base, m->lfd, "metrics", on_metrics_accept, m)) == NULL) {
+        snprintf(err, errlen, "metrics: out of memory");
+        close(m->lfd);
         free(m);
         return NULL;
     }
@@ -293,7 +522,7 @@ metrics_http_new(struct event_base *base, const struct ctl *ctl, const char *add
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
 
-        if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
+        if (getsockname(m->lfd, (struct sockaddr *)&ss, &sl) == 0)
             port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                   : ((struct sockaddr_in *)&ss)->sin_port);
     }
@@ -307,6 +536,9 @@ metrics_http_free(struct metrics_http *m)
 {
     if (m == NULL)
         return;
-    evhttp_free(m->http);
+    while (!LIST_EMPTY(&m->conns))
+        mconn_free(LIST_FIRST(&m->conns));
+    acceptor_free(m->acceptor);
+    close(m->lfd);
     free(m);
 }

@@ -34,8 +34,15 @@ char *metrics_render(const struct ctl *ctl, enum metrics_format fmt, size_t *len
 
 /*
  * The HTTP endpoint on ADDR:PORT (IPv4, [IPv6] or a host name), GET/HEAD
- * /metrics only.  NULL with err set when it cannot listen.
+ * /metrics only.  NULL with err set when it cannot listen.  Bounded:
+ * at most METRICS_MAX_CONNS connections at a time (more are closed at
+ * once), each closed METRICS_DEADLINE_MS after it was accepted whatever
+ * it is doing, a request at most METRICS_MAX_REQUEST bytes, one request
+ * per connection; accept backs off when descriptors run out.
  */
+#define METRICS_MAX_CONNS   16
+#define METRICS_DEADLINE_MS 5000
+#define METRICS_MAX_REQUEST 8192
 struct metrics_http;
 struct metrics_http *metrics_http_new(struct event_base *base, const struct ctl *ctl,
                                       const char *addr, char *err, size_t errlen);

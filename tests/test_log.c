@@ -3,7 +3,8 @@
  * util/log.c: per-page messages coalesced into ranges, the rate limit per
  * kind with its count of what was suppressed, and the plain one-line
  * start-up failure on a terminal.  stderr is captured in a file; the
- * rate limit's clock is the test's.
+ * rate limit's clock is the test's.  libevent's own messages (util/evlog.c)
+ * go through the logger, rate limited the same way.
  */
 #include "config.h"
 
@@ -14,6 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
+#include "util/evlog.h"
 #include "util/log.h"
 #include "tests/cunit_main.h"
 
@@ -188,6 +192,49 @@ test_die(void)
     free(s);
 }
 
+/*
+ * libevent's messages: through the logger ("test_log: ... libevent: ...",
+ * not libevent's "[warn] ..." on stderr), and at most EVLOG_BURST a window
+ * however many libevent writes (it may write one per loop pass); the rest
+ * counted on the first line after the window.
+ */
+static void
+test_libevent(void)
+{
+    struct event_config *cfg;
+    struct event_base *b;
+    char *s;
+
+    now_ns += 10ull * 1000000000u;
+    capture();
+    evlog_install();
+    /* No backend allowed: libevent warns that it has none. */
+    cfg = event_config_new();
+    CU_ASSERT_FATAL(cfg != NULL);
+    event_config_avoid_method(cfg, "epoll");
+    event_config_avoid_method(cfg, "poll");
+    event_config_avoid_method(cfg, "select");
+    b = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    CU_ASSERT_PTR_NULL(b);
+    if (b)
+        event_base_free(b);
+    for (int i = 0; i < 1000; i++)
+        evlog_message(EVENT_LOG_WARN, "Error from accept() call: Too many open files");
+    now_ns += (uint64_t)EVLOG_WINDOW_MS * 1000000u;
+    evlog_message(EVENT_LOG_WARN, "Error from accept() call: Too many open files");
+    evlog_message(EVENT_LOG_DEBUG, "below the level");
+    s = captured();
+    CU_ASSERT_PTR_NULL(strstr(s, "[warn]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "libevent: "));
+    CU_ASSERT_EQUAL(count_lines(s, "no event mechanism"), 1);
+    /* The first window: the backend warning and EVLOG_BURST - 1 of the 1000. */
+    CU_ASSERT_EQUAL(count_lines(s, "Error from accept() call"), EVLOG_BURST - 1 + 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "libevent: 991 more messages suppressed"));
+    CU_ASSERT_PTR_NULL(strstr(s, "below the level"));
+    free(s);
+}
+
 int
 main(void)
 {
@@ -197,11 +244,13 @@ main(void)
         { "rate limit: 10 lines a window, then the count of the rest", test_rate_limit },
         { "below the log level: nothing", test_level },
         { "log_die: one plain line, exit 1", test_die },
+        { "libevent's messages: through the logger, rate limited", test_libevent },
         { NULL, NULL },
     };
 
     unsetenv("JOURNAL_STREAM");
     log_init("test_log", LOG_LVL_INFO);
     log_set_clock(test_clock);
+    evlog_set_clock(test_clock);
     return run_tests("util/log", tests);
 }

@@ -55,16 +55,32 @@ grep -q '^DirectoryMode=0755' "$sock" && grep -q '^SocketMode=0660' "$sock" &&
 grep -q '^ReadWritePaths=' "$svc" && grep -q '^ProtectSystem=strict' "$svc" &&
     ok "ProtectSystem=strict with the emulator socket's directory writable" ||
     bad "the emulator socket's directory is not writable under ProtectSystem"
-# LimitNOFILE= covers CORE_MAX_EMUS emulators (4 descriptors each:
-# connection, memfd, two eventfds) + CTL_MAX_CLIENTS control clients + the
-# daemon's spare (EMUSOCK_FDS_SPARE, 128).
+# LimitNOFILE= covers CORE_MAX_EMUS emulators (EMUSOCK_FDS_PER_EMULATOR
+# descriptors each: connection, pidfd, memfd, two eventfds) +
+# CTL_MAX_CLIENTS control clients + the daemon's spare (EMUSOCK_FDS_SPARE,
+# 128, which holds the metrics endpoint's METRICS_MAX_CONNS).
 emus=$(sed -n 's/^#define CORE_MAX_EMUS *\([0-9]*\).*/\1/p' "$src/daemon/core/core.h")
+per=$(sed -n 's/^#define EMUSOCK_FDS_PER_EMULATOR *\([0-9]*\).*/\1/p' "$src/daemon/emusock.c")
+spare=$(sed -n 's/^#define EMUSOCK_FDS_SPARE *\([0-9]*\).*/\1/p' "$src/daemon/emusock.c")
 clients=$(sed -n 's/^#define CTL_MAX_CLIENTS *\([0-9]*\).*/\1/p' "$src/json-api/ctl.h")
+mconns=$(sed -n 's/^#define METRICS_MAX_CONNS *\([0-9]*\).*/\1/p' "$src/json-api/metrics.h")
 nofile=$(sed -n 's/^LimitNOFILE=\([0-9]*\)$/\1/p' "$svc")
-if [ -n "$emus" ] && [ -n "$clients" ] && [ -n "$nofile" ] &&
-   [ "$nofile" -ge $((4 * emus + clients + 128)) ]; then
-    ok "LimitNOFILE=$nofile >= 4 x $emus emulators + $clients clients + 128"
-else bad "LimitNOFILE=${nofile:-unset} below 4 x ${emus:-?} emulators + ${clients:-?} clients + 128"; fi
+case "$per" in 4) word=four ;; 5) word=five ;; 6) word=six ;; 7) word=seven ;; *) word="$per" ;; esac
+if [ -n "$per" ] && [ -n "$spare" ] && [ -n "$mconns" ] && [ "$mconns" -lt "$spare" ] &&
+   grep -q "with $word descriptors" "$svc" &&
+   grep -q "EMUSOCK_FDS_PER_EMULATOR" "$svc"; then
+    ok "the unit's comment counts $per descriptors per emulator, as daemon/emusock.c does"
+else bad "descriptors per emulator: emusock.c says ${per:-?}, the unit's comment says otherwise (or the metrics endpoint's ${mconns:-?} do not fit the spare ${spare:-?})"; fi
+if [ -n "$emus" ] && [ -n "$clients" ] && [ -n "$nofile" ] && [ -n "$per" ] && [ -n "$spare" ] &&
+   [ "$nofile" -ge $((per * emus + clients + spare)) ]; then
+    ok "LimitNOFILE=$nofile >= $per x $emus emulators + $clients clients + $spare"
+else bad "LimitNOFILE=${nofile:-unset} below ${per:-?} x ${emus:-?} emulators + ${clients:-?} clients + ${spare:-?}"; fi
+
+# The kill step (policy) signals a deprivileged QEMU of another uid: the
+# bounding set must keep CAP_KILL, or the signal fails with EPERM.
+if grep -q '^CapabilityBoundingSet=.*CAP_KILL' "$svc"; then
+    ok "the bounding set keeps CAP_KILL for the policy's kill step"
+else bad "CapabilityBoundingSet drops CAP_KILL: the kill step could not signal a deprivileged QEMU"; fi
 
 # The groups the service names, from the sysusers.d entry make install puts
 # in $(prefix)/lib/sysusers.d/iomapd.conf.

@@ -180,6 +180,7 @@ struct acceptor {
     struct event       *ev;         /* the listening socket, while accepting */
     struct event       *timer;      /* the retry, while backing off */
     int                 lfd;
+    int                 unix_peer;  /* an AF_UNIX socket: read SO_PEERCRED */
     char                what[32];
     acceptor_cb         cb;
     void               *arg;
@@ -257,7 +258,11 @@ try_accept(struct acceptor *a)
     if (a->st.backing_off)
         episode_end(a);
     a->st.accepted++;
-    if (listen_peer(fd, &peer) < 0) {
+    if (!a->unix_peer) {
+        peer.pid = 0;
+        peer.uid = (uid_t)-1;
+        peer.gid = (gid_t)-1;
+    } else if (listen_peer(fd, &peer) < 0) {
         log_warn("%s: SO_PEERCRED", a->what);
         close(fd);
         return;
@@ -290,10 +295,14 @@ acceptor_new(struct event_base *base, int lfd, const char *what, acceptor_cb cb,
              void *arg)
 {
     struct acceptor *a = calloc(1, sizeof(*a));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
 
     if (a == NULL)
         return NULL;
     a->lfd = lfd;
+    a->unix_peer = getsockname(lfd, (struct sockaddr *)&ss, &sl) < 0 ||
+                   ss.ss_family == AF_UNIX;
     a->cb = cb;
     a->arg = arg;
     snprintf(a->what, sizeof(a->what), "%s", what ? what : "listen");

@@ -15,8 +15,8 @@
  * and its mode, then listens: nobody outside can connect before it has
  * both.  It is SOCK_CLOEXEC | SOCK_NONBLOCK.
  *
- * The acceptor (libevent; this file and listen.c are the only part of
- * util/ that knows libevent) accepts with SOCK_CLOEXEC | SOCK_NONBLOCK,
+ * The acceptor (libevent; this file, listen.c and evlog.c are the only
+ * part of util/ that knows libevent) accepts with SOCK_CLOEXEC | SOCK_NONBLOCK,
  * reads SO_PEERCRED and hands both to the caller.  When accept fails for
  * want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) it stops
  * watching the socket and tries again on a timer (50 ms, doubling up to
@@ -82,7 +82,8 @@ struct acceptor;
 /*
  * A new connection: fd (non-blocking, close-on-exec; the callback owns
  * it) and its peer's credentials.  Connections whose credentials cannot
- * be read are logged and closed before this.
+ * be read are logged and closed before this.  On a listening socket that
+ * is not AF_UNIX (a TCP one) there are none: pid 0, uid and gid -1.
  */
 typedef void (*acceptor_cb)(int fd, const struct listen_peer *peer, void *arg);
 
