@@ -25,10 +25,17 @@ if [ ! -f Makefile ]; then
     "$src/configure" -q CC="$CC" \
         CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $san -Wno-error"
 fi
-make -s -j"$(nproc)" libiomapcore.a libiomappolicy.a
+# The libraries the replay programs of make check link (Makefile.am:
+# HOST_LIBS, POLICY_LIBS, libiomapctl.a), in the same order.
+make -s -j"$(nproc)" libiomapctl.a libiomappolicy.a libiomaphost.a libiomap-emu.a \
+    libiomapcore.a libiomapioreq.a libiomapsim.a libiomapring.a libiomaputil.a
 
 inc="-I. -I$src -I$src/shim/public"
-libs="libiomapcore.a $(pkg-config --libs libevent jansson) -lm"
+libs="libiomaphost.a libiomap-emu.a libiomapcore.a libiomapioreq.a libiomapsim.a
+      libiomapring.a libiomaputil.a $(pkg-config --libs libevent jansson) -lroaring -lJudy -lm"
+if grep -q '^#define HAVE_SYSTEMD 1' config.h; then
+    libs="$libs $(pkg-config --libs libsystemd)"
+fi
 status=0
 LSAN_OPTIONS="suppressions=$src/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export LSAN_OPTIONS
@@ -36,11 +43,7 @@ for t in $targets; do
     case $t in
     ring)   extra="" ;;
     policy) extra="libiomappolicy.a $(pkg-config --libs libconfig)" ;;
-    rpc)    extra="$src/json-api/control.c $src/json-api/methods.c libiomappolicy.a
-                   $(pkg-config --libs libconfig)"
-            if grep -q '^#define HAVE_SYSTEMD 1' config.h; then
-                extra="$extra $(pkg-config --libs libsystemd)"
-            fi ;;
+    rpc)    extra="libiomapctl.a libiomappolicy.a $(pkg-config --libs libconfig)" ;;
     *)      echo "run.sh: unknown target $t" >&2; exit 2 ;;
     esac
     $CC -g -O1 -fsanitize=fuzzer $san $inc -include config.h \
