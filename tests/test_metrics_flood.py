@@ -116,6 +116,12 @@ def main():
             except OSError:
                 break
         first = conns[0] if conns else None
+        # Within the 5 s every connection gets, only the cap (16) bounds them.
+        time.sleep(0.5)
+        nfd0 = len(os.listdir("/proc/%d/fd" % d.pid))
+        print("with %d clients connected: the daemon holds %d descriptors" % (len(conns), nfd0))
+        check(nfd0 < 64, "at most 16 metrics connections are kept (well under 64 "
+              "descriptors in all)", nfd0)
         # Slowloris: a byte every 3 s (shorter than any per-read timeout).
         for _ in range(4):
             time.sleep(3)
