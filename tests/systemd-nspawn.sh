@@ -25,10 +25,12 @@ cp "$B/systemd/iomapd.socket" "$B/systemd/iomapd.service" "$t/system/"
 cp "$B/systemd/iomapd.tmpfiles" "$t/tmpfiles/iomapd.conf"
 cp "${srcdir:-$B}/systemd/iomapd.sysusers" "$t/sysusers/iomapd.conf"
 ln -s ../iomapd.socket "$t/system/sockets.target.wants/iomapd.socket"
+# The build tree is bound at /opt/iomapd-build: under /tmp it would be
+# hidden from the service by PrivateTmp=yes.
 cat > "$t/system/iomapd.service.d/sim.conf" <<CONF
 [Service]
 ExecStart=
-ExecStart=$B/iomapd-sim --backend sim-embedded --sim-socket /run/iomapd/sim-hc.sock --socket /run/iomapd/iomapd.sock --emu-socket /run/iomapd/emulators.sock --socket-group iomapd --admin-group iomapd-admin
+ExecStart=/opt/iomapd-build/iomapd-sim --backend sim-embedded --sim-socket /run/iomapd/sim-hc.sock --socket /run/iomapd/iomapd.sock --emu-socket /run/iomapd/emulators.sock --socket-group iomapd --admin-group iomapd-admin
 CONF
 cat > "$t/system/iomapd-test.service" <<CONF
 [Unit]
@@ -41,7 +43,7 @@ CONF
 ln -s ../iomapd-test.service "$t/system/multi-user.target.wants/iomapd-test.service"
 cat > "$t/out/check.sh" <<CHECK
 #!/bin/sh
-X=$B/xl-iomap
+X=/opt/iomapd-build/xl-iomap
 exec >/out/result 2>&1
 ok() { echo "PASS: \$*"; }
 bad() { echo "FAIL: \$*"; }
@@ -51,7 +53,8 @@ S=/run/iomapd/iomapd.sock
 [ "\$(stat -c '%a %G' \$S)" = "660 iomapd" ] && ok "socket 0660 group iomapd" || bad "socket: \$(stat -c '%a %G' \$S)"
 ino=\$(stat -c %i \$S)
 \$X --socket \$S --wait 10 status > /tmp/st 2>&1 && grep -q 'backend sim-embedded' /tmp/st &&
-    ok "socket activation: xl-iomap status starts iomapd" || bad "activation: \$(cat /tmp/st)"
+    ok "socket activation: xl-iomap status starts iomapd" ||
+    bad "activation: \$(cat /tmp/st); journal: \$(journalctl -u iomapd.service --no-pager | tail -20)"
 pid=\$(systemctl show -p MainPID --value iomapd.service)
 grep -q 'Max open files *8192 *8192' /proc/\$pid/limits && ok "LimitNOFILE 8192 in the daemon" ||
     bad "limits: \$(grep 'open files' /proc/\$pid/limits)"
@@ -77,7 +80,7 @@ journalctl -u iomapd.service -o verbose --no-pager | grep -q '^ *SYSLOG_IDENTIFI
 echo DONE
 CHECK
 timeout 180 systemd-nspawn -D / --volatile=yes --register=no --keep-unit -q -b \
-    --bind="$t/out:/out" --bind-ro="$B" --bind-ro="$t/system:/etc/systemd/system" \
+    --bind="$t/out:/out" --bind-ro="$B:/opt/iomapd-build" --bind-ro="$t/system:/etc/systemd/system" \
     --bind-ro="$t/sysusers:/etc/sysusers.d" --bind-ro="$t/tmpfiles:/etc/tmpfiles.d" \
     systemd.firstboot=off systemd.unit=multi-user.target >"$t/boot.log" 2>&1
 rc=$?
