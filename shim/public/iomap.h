@@ -33,11 +33,10 @@
 #ifndef __XEN_PUBLIC_IOMAP_H__
 #define __XEN_PUBLIC_IOMAP_H__
 
-#ifdef __XEN__
-#include <xen/types.h>
-#else
-#include <stdint.h>
-#endif
+/*
+ * Like Xen's other public headers, this one includes nothing: the includer
+ * provides uint8_t..uint64_t (<stdint.h> in user space).
+ */
 
 #define IOMAP_ABI_VERSION_MAJOR 1
 #define IOMAP_ABI_VERSION_MINOR 0
@@ -90,6 +89,18 @@ typedef uint16_t iomap_ioservid_t;
  *                     (domid, gfn) = cursor of the next chunk, nr = 1 if
  *                     more chunks remain, 0 when the dump is complete.
  * IOMAP_EV_CMD_RESULT a command was refused: see below.
+ * IOMAP_EV_FLUSH_FAILED  the flush with sequence seq failed for
+ *                     the IOMMU context of emulator domain emu_domid
+ *                     (DOMID_INVALID, 0x7ff4: for every context; e.g. an
+ *                     Invalidation Time-out of the device-TLB), errno in
+ *                     arg.  The device may still translate through what it
+ *                     covered, so the shim never drops the references of the
+ *                     unmaps of emu_domid (or of anyone) with sequence <= seq
+ *                     that were still waiting for a flush: they are leaked,
+ *                     nr of them.  The daemon must not expect those pages
+ *                     back (a RELEASE of a held one is refused with -EBUSY)
+ *                     and should report them.  A later IOMAP_EV_FLUSH_DONE
+ *                     still covers seq: the leaked unmaps no longer wait.
  */
 #define IOMAP_EV_MAP                1
 #define IOMAP_EV_UNMAP              2
@@ -103,7 +114,8 @@ typedef uint16_t iomap_ioservid_t;
 #define IOMAP_EV_DUMP_HELD         10
 #define IOMAP_EV_DUMP_END          11
 #define IOMAP_EV_CMD_RESULT        12
-#define IOMAP_EV_MAX               12
+#define IOMAP_EV_FLUSH_FAILED      13
+#define IOMAP_EV_MAX               13
 
 /* Event and command flags. */
 #define IOMAP_F_READONLY  (1u << 0) /* mapping is read-only                */
@@ -115,7 +127,7 @@ typedef uint16_t iomap_ioservid_t;
 /* The largest nr in one record (a 1 GiB superpage of 4 KiB pages). */
 #define IOMAP_MAX_NR      (1u << 18)
 /* gfns, bfns and mfns are below 2^52 (x86-64 physical address width). */
-#define IOMAP_MAX_FRAME   ((UINT64_C(1) << 52) - 1)
+#define IOMAP_MAX_FRAME   0x000fffffffffffffULL
 
 struct iomap_event {
     uint8_t  type;          /* IOMAP_EV_*                                  */
@@ -220,8 +232,14 @@ struct iomap_ring_hdr {
     (IOMAP_RING_HDR_SIZE + (ev) * sizeof(struct iomap_event) + \
      (cmd) * sizeof(struct iomap_cmd))
 
-/* Resource id for XENMEM_acquire_resource (type XENMEM_resource_iomap). */
+/*
+ * Resource id for XENMEM_acquire_resource, type XENMEM_resource_iomap
+ * (defined in Xen's public/memory.h; repeated here for users of an older
+ * memory.h).
+ */
+#ifndef XENMEM_resource_iomap
 #define XENMEM_resource_iomap 0x4d41
+#endif
 #define IOMAP_RESOURCE_RING   0
 
 #endif /* __XEN_PUBLIC_IOMAP_H__ */
