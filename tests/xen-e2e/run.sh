@@ -120,7 +120,7 @@ timeout --foreground -k 10 "$E2E_TIMEOUT" qemu-system-x86_64 \
     -m 2048 -smp 2 -display none -no-reboot -monitor none \
     -serial "file:$log" \
     -kernel "$xen" \
-    -append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M iommu=1,verbose loglvl=all guest_loglvl=all" \
+    -append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M iommu=1,verbose dom0-iommu=strict loglvl=all guest_loglvl=all" \
     -initrd "$vmlinuz console=hvc0 quiet $dom0_extra,$E2E_DIR/initrd.cpio" \
     >"$E2E_DIR/qemu.log" 2>&1
 qrc=$?
