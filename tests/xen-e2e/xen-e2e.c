@@ -37,18 +37,23 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <xenctrl.h>
 #include <xencall.h>
 #include <xendevicemodel.h>
+#include <xenforeignmemory.h>
 
 #include "ioreq/iomap-emu.h"
+#include "shim/public/iomap.h"
 
 /* From the shim's public/iommu_op.h (patches 0001-0003). */
 #define HYPERVISOR_iommu_op             43
@@ -92,6 +97,10 @@ static ioservid_t ioservid;
 static int have_ioserv;
 static unsigned long bfn_base;
 static int failed;
+static int nfail;               /* failures so far: a scenario's verdict */
+static xenforeignmemory_handle *fmem;
+static const struct iomap_ring_hdr *ring;   /* the shim's rings, read only */
+static const struct iomap_event *evring;
 static unsigned n_refused;      /* bad unmaps refused as they should be */
 
 static double
@@ -115,6 +124,7 @@ fail(const char *fmt, ...)
     printf("\n");
     fflush(stdout);
     failed = 1;
+    nfail++;
 }
 
 static void
@@ -386,6 +396,414 @@ phase2(struct iomap_emu *e, const char *restart, unsigned long n2,
     return 0;
 }
 
+
+/*
+ * One line per scenario for run.sh's results.json:
+ *   E2E-SCENARIO {"name": ..., "pass": ..., figures...}
+ * figures is a JSON fragment of further members, starting with ','.
+ */
+static void
+scenario(const char *name, int nfail0, const char *fmt, ...)
+{
+    char fig[512] = "";
+    va_list ap;
+
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(fig, sizeof(fig), fmt, ap);
+        va_end(ap);
+    }
+    printf("E2E-SCENARIO {\"name\":\"%s\",\"pass\":%s%s}\n", name,
+           nfail == nfail0 ? "true" : "false", fig);
+    fflush(stdout);
+}
+
+/* iomapd's pid, written by iomapd-ctl. */
+static pid_t
+iomapd_pid(void)
+{
+    FILE *f = fopen("/run/iomapd/pid", "r");
+    long pid = -1;
+
+    if (f != NULL) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = -1;
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
+
+static int
+daemon_signal(int sig)
+{
+    pid_t pid = iomapd_pid();
+
+    if (pid <= 0 || kill(pid, sig) < 0) {
+        fail("cannot signal iomapd (pid %ld): %s", (long)pid, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Map the shim's rings read only, to look at what it posted (the daemon
+ * keeps consuming them; nothing here writes).
+ */
+static int
+ring_open(void)
+{
+    size_t size = 0;
+    void *addr = NULL;
+
+    if (ring != NULL)
+        return 0;
+    fmem = xenforeignmemory_open(NULL, 0);
+    if (fmem == NULL ||
+        xenforeignmemory_resource_size(fmem, DOMID_XEN, XENMEM_resource_iomap,
+                                       IOMAP_RESOURCE_RING, &size) < 0 ||
+        xenforeignmemory_map_resource(fmem, DOMID_XEN, XENMEM_resource_iomap,
+                                      IOMAP_RESOURCE_RING, 0, size >> 12,
+                                      &addr, PROT_READ, 0) == NULL) {
+        fail("mapping the shim's rings read only: %s", strerror(errno));
+        return -1;
+    }
+    ring = addr;
+    evring = (const void *)((const char *)addr + ring->ev_off);
+    return 0;
+}
+
+static uint32_t
+ev_prod(void)
+{
+    return __atomic_load_n(&ring->ev_prod, __ATOMIC_ACQUIRE);
+}
+
+/* The newest event of type posted in [from, ev_prod) matching dom (or any). */
+static const struct iomap_event *
+ev_find(uint32_t from, uint8_t type, uint8_t flags, unsigned dom)
+{
+    uint32_t prod = ev_prod(), i;
+    const struct iomap_event *found = NULL;
+
+    if (prod - from > ring->ev_slots)
+        from = prod - ring->ev_slots;
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        if (ev->type == type && (ev->flags & flags) == flags &&
+            (dom == DOMID_INVALID || ev->domid == dom))
+            found = ev;
+    }
+    return found;
+}
+
+static unsigned
+ev_count(uint32_t from, uint8_t type, uint8_t flags, unsigned dom)
+{
+    uint32_t prod = ev_prod(), i;
+    unsigned n = 0;
+
+    if (prod - from > ring->ev_slots)
+        from = prod - ring->ev_slots;
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        if (ev->type == type && (ev->flags & flags) == flags &&
+            (dom == DOMID_INVALID || ev->domid == dom))
+            n += ev->nr;
+    }
+    return n;
+}
+
+/* Populate n gfns at GFN_BASE + off and map them at bfn. */
+static int
+populate_map(unsigned long off, unsigned long n, unsigned long bfn,
+             xen_pfn_t *g, struct xen_iommu_op_map *ops)
+{
+    unsigned long i;
+
+    for (i = 0; i < n; i++)
+        g[i] = GFN_BASE + off + i;
+    if (xc_domain_populate_physmap_exact(xch, domid, n, 0, 0, g) < 0) {
+        fail("populating %lu gfns at %#lx: %s", n, GFN_BASE + off,
+             strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        ops[i] = op_for(off + i);
+        ops[i].bfn = bfn + i;
+    }
+    if (iommu_op_batch(XEN_IOMMUOP_map, ops, n) < 0) {
+        fail("map: %s", strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (ops[i].status) {
+            fail("map of gfn %#lx: %s", GFN_BASE + off + i,
+                 strerror(-ops[i].status));
+            return -1;
+        }
+    return 0;
+}
+
+static int
+unmap_all(struct xen_iommu_op_map *ops, unsigned long n)
+{
+    unsigned long i;
+
+    if (iommu_op_batch(XEN_IOMMUOP_unmap, ops, n) < 0) {
+        fail("unmap: %s", strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (ops[i].status) {
+            fail("unmap of gfn %#llx: %s", (unsigned long long)ops[i].gfn,
+                 strerror(-ops[i].status));
+            return -1;
+        }
+    return 0;
+}
+
+#define HOLD_N 8
+
+/*
+ * hold-until-flush: with iomapd stopped (SIGSTOP), the emulator unmaps 8
+ * pages (no flush yet), the guest gives them back, the emulator flushes.
+ * Neither the guest's tot_pages nor Xen's free pages may move until the
+ * daemon runs again and releases them: the unflushed unmap keeps its
+ * references (deferred put), the removal takes a hold, and only the
+ * daemon's RELEASE after FLUSH_DONE lets the pages go.
+ */
+static void
+sc_hold_until_flush(void)
+{
+    int f0 = nfail;
+    xen_pfn_t g[HOLD_N + 1];
+    struct xen_iommu_op_map ops[HOLD_N + 1];
+    long t0, f_0, t_rm, f_rm, t_fl, f_fl;
+    double t_cont, t_rel = -1;
+    uint32_t seq = 0;
+
+    /*
+     * One more mapping in the same IOMMU leaf table stays, so that the
+     * unmaps do not empty the table (which flushes at once, see
+     * pagetable-free) and really wait for the flush.
+     */
+    if (populate_map(0x2000, HOLD_N + 1, bfn_base + 0x2000, g, ops) < 0)
+        goto out;
+    t0 = tot_pages(domid);
+    f_0 = free_pages();
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    if (unmap_all(ops, HOLD_N) < 0 ||
+        xc_domain_decrease_reservation_exact(xch, domid, HOLD_N, 0, g) < 0) {
+        fail("hold-until-flush: unmap / decrease_reservation: %s",
+             strerror(errno));
+        daemon_signal(SIGCONT);
+        goto out;
+    }
+    t_rm = tot_pages(domid);
+    f_rm = free_pages();
+    iommu_op_flush(&seq);
+    usleep(500 * 1000);
+    t_fl = tot_pages(domid);
+    f_fl = free_pages();
+    say("hold-until-flush: daemon stopped; unmap + removal: tot_pages %ld -> "
+        "%ld, free %+ld; flush seq %u, 0.5 s later: tot_pages %ld, free %+ld",
+        t0, t_rm, f_rm - f_0, seq, t_fl, f_fl - f_0);
+    if (t_rm != t0 || t_fl != t0)
+        fail("hold-until-flush: tot_pages moved before the daemon released "
+             "(%ld, %ld, %ld)", t0, t_rm, t_fl);
+    if (labs(f_rm - f_0) > 4 || labs(f_fl - f_0) > 4)
+        fail("hold-until-flush: free pages moved before the daemon released "
+             "(%+ld, %+ld)", f_rm - f_0, f_fl - f_0);
+    t_cont = now();
+    daemon_signal(SIGCONT);
+    if (wait_tot(t0 - HOLD_N, 10) < 0)
+        fail("hold-until-flush: not released 10 s after SIGCONT: tot_pages "
+             "%ld, want %ld", tot_pages(domid), t0 - HOLD_N);
+    else
+        t_rel = now() - t_cont;
+    unmap_all(&ops[HOLD_N], 1);
+    {
+        uint32_t seq2;
+
+        iommu_op_flush(&seq2);
+    }
+    xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &g[HOLD_N]);
+ out:
+    scenario("hold-until-flush", f0, ",\"pages\":%d,\"flush_seq\":%u,"
+             "\"released_ms_after_sigcont\":%.1f", HOLD_N, seq, t_rel * 1e3);
+}
+
+#define PT_N 512
+
+/*
+ * pagetable-free: 512 mappings fill one IOMMU leaf table (bfns aligned to
+ * 2 MiB); unmapping them all empties it and VT-d frees it (from a tasklet,
+ * "assuming the flush has occurred").  With iomapd stopped and no flush
+ * requested by anyone, the shim must have flushed before the unmap
+ * returned: IOMAP_EV_FLUSH_DONE covering the unmaps is already on the ring.
+ */
+static void
+sc_pagetable_free(void)
+{
+    int f0 = nfail;
+    xen_pfn_t *g = calloc(PT_N, sizeof(*g));
+    struct xen_iommu_op_map *ops = calloc(PT_N, sizeof(*ops));
+    unsigned long bfn = (bfn_base + 0x8000 + 511) & ~511UL;
+    const struct iomap_event *un, *done;
+    uint32_t p0, useq = 0, dseq = 0;
+    long t0;
+
+    if (g == NULL || ops == NULL || ring_open() < 0)
+        goto out;
+    if (populate_map(0x4000, PT_N, bfn, g, ops) < 0)
+        goto out;
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    p0 = ev_prod();
+    if (unmap_all(ops, PT_N) < 0) {
+        daemon_signal(SIGCONT);
+        goto out;
+    }
+    un = ev_find(p0, IOMAP_EV_UNMAP, 0, domid);
+    done = ev_find(p0, IOMAP_EV_FLUSH_DONE, 0, DOMID_INVALID);
+    useq = un ? un->seq : 0;
+    dseq = done ? done->seq : 0;
+    daemon_signal(SIGCONT);
+    say("pagetable-free: 512 unmaps emptied a leaf table: last unmap seq %u, "
+        "flush done %u when the unmap returned (nobody asked for a flush)",
+        useq, dseq);
+    if (un == NULL)
+        fail("pagetable-free: no IOMAP_EV_UNMAP seen");
+    else if (done == NULL || (int32_t)(dseq - useq) < 0)
+        fail("pagetable-free: the unmap returned with no completed flush "
+             "covering it (seq %u, done %u): the freed table may be reused "
+             "while the IOMMU still walks it", useq, dseq);
+    t0 = tot_pages(domid);
+    if (xc_domain_decrease_reservation_exact(xch, domid, PT_N, 0, g) < 0)
+        fail("pagetable-free: decrease_reservation: %s", strerror(errno));
+    else if (wait_tot(t0 - PT_N, 10) < 0)
+        fail("pagetable-free: pages not freed after their flush");
+ out:
+    free(g);
+    free(ops);
+    scenario("pagetable-free", f0, ",\"mappings\":%d,\"unmap_seq\":%u,"
+             "\"flush_done_at_return\":%u", PT_N, useq, dseq);
+}
+
+/*
+ * overwrite: populate_physmap over a gfn that is still mapped replaces the
+ * page in the p2m (p2m_add_page) without XENMEM_decrease_reservation.  The
+ * emulator must still hear about it (a per-page invalidate for that gfn),
+ * and its mapping keeps the old page, not whatever the gfn now holds.
+ */
+static void
+sc_overwrite(struct iomap_emu *e)
+{
+    int f0 = nfail;
+    xen_pfn_t g[1];
+    struct xen_iommu_op_map ops[1];
+    struct iomap_emu_req r;
+    double t0, t_req = -1;
+    int got = 0;
+
+    if (populate_map(0x7000, 1, bfn_base + 0x7000, g, ops) < 0)
+        goto out;
+    if (xc_domain_populate_physmap_exact(xch, domid, 1, 0, 0, g) < 0) {
+        fail("overwrite: populating over gfn %#lx: %s", (unsigned long)g[0],
+             strerror(errno));
+        goto out;
+    }
+    t0 = now();
+    while (!got && now() - t0 < 10) {
+        struct pollfd pfd = { .fd = iomap_emu_fd(e), .events = POLLIN };
+
+        poll(&pfd, 1, 100);
+        while (iomap_emu_next(e, &r) > 0) {
+            if (!r.global && r.domid == domid && r.gfn <= g[0] &&
+                g[0] < r.gfn + r.nr) {
+                got = 1;
+                t_req = now() - t0;
+                unmap_all(ops, 1);
+                {
+                    uint32_t seq;
+
+                    iommu_op_flush(&seq);
+                }
+            }
+            iomap_emu_done(e, &r);
+        }
+    }
+    say("overwrite: gfn %#lx replaced by populate_physmap: %s", (unsigned long)g[0],
+        got ? "the emulator got a per-page invalidate" : "no invalidate");
+    if (!got) {
+        fail("overwrite: no invalidate for the overwritten gfn %#lx",
+             (unsigned long)g[0]);
+        unmap_all(ops, 1);
+    }
+    xc_domain_decrease_reservation_exact(xch, domid, 1, 0, g);
+ out:
+    scenario("overwrite", f0, ",\"invalidate_ms\":%.1f", t_req * 1e3);
+}
+
+#define GONE_N 8
+
+/*
+ * emulator-gone: the ioreq server of an emulator with live mappings is
+ * destroyed.  The shim posts IOMAP_EV_EMULATOR_GONE; iomapd force-unmaps
+ * the mappings (drain, not cancel); afterwards the pages leave the guest
+ * at once on removal (no references left).
+ */
+static void
+sc_emulator_gone(void)
+{
+    int f0 = nfail;
+    xen_pfn_t g[GONE_N];
+    struct xen_iommu_op_map ops[GONE_N];
+    uint32_t p0;
+    unsigned forced = 0;
+    double t0, t_drain = -1;
+    long tt;
+
+    if (ring_open() < 0 || populate_map(0x6000, GONE_N, bfn_base + 0x6000, g,
+                                        ops) < 0)
+        goto out;
+    p0 = ev_prod();
+    t0 = now();
+    if (xendevicemodel_destroy_ioreq_server(dmod, domid, ioservid) < 0) {
+        fail("emulator-gone: destroying the ioreq server: %s", strerror(errno));
+        goto out;
+    }
+    have_ioserv = 0;
+    while (now() - t0 < 10) {
+        forced = ev_count(p0, IOMAP_EV_UNMAP, IOMAP_F_FORCED, domid);
+        if (forced >= GONE_N &&
+            ev_find(p0, IOMAP_EV_EMULATOR_GONE, 0, domid) != NULL) {
+            t_drain = now() - t0;
+            break;
+        }
+        usleep(1000);
+    }
+    say("emulator-gone: %u of %d mappings force-unmapped after the ioreq "
+        "server went (%.1f ms)", forced, GONE_N, t_drain * 1e3);
+    if (ev_find(p0, IOMAP_EV_EMULATOR_GONE, 0, domid) == NULL)
+        fail("emulator-gone: no IOMAP_EV_EMULATOR_GONE");
+    if (forced < GONE_N)
+        fail("emulator-gone: only %u of %d mappings force-unmapped", forced,
+             GONE_N);
+    usleep(100 * 1000);     /* the force-unmap's flush */
+    tt = tot_pages(domid);
+    if (xc_domain_decrease_reservation_exact(xch, domid, GONE_N, 0, g) < 0)
+        fail("emulator-gone: decrease_reservation: %s", strerror(errno));
+    else if (wait_tot(tt - GONE_N, 5) < 0)
+        fail("emulator-gone: drained pages not freed on removal");
+ out:
+    scenario("emulator-gone", f0, ",\"mappings\":%d,\"force_unmapped\":%u,"
+             "\"drain_ms\":%.1f", GONE_N, forced, t_drain * 1e3);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -399,6 +817,8 @@ main(int argc, char **argv)
         .arch = { .emulation_flags = XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI },
     };
     const char *sock;
+    int nonstrict = 0;
+    char cmdline[1024] = "";
     unsigned long npages = 64, nmap = 32, max_page = 0, i;
     xen_pfn_t *gfns;
     struct xen_iommu_op_map *ops;
@@ -414,8 +834,10 @@ main(int argc, char **argv)
     double p2_rel = 0;
     char p2_dump[160] = "";
 
+    if (argc > 1 && strcmp(argv[1], "--nonstrict") == 0)
+        nonstrict = 1, argc--, argv++;
     if (argc < 2) {
-        fprintf(stderr, "usage: xen-e2e EMU_SOCKET [NPAGES [NMAP]]\n");
+        fprintf(stderr, "usage: xen-e2e [--nonstrict] EMU_SOCKET [NPAGES [NMAP]]\n");
         return 2;
     }
     sock = argv[1];
@@ -444,6 +866,12 @@ main(int argc, char **argv)
     /* The op only takes bus frames above host RAM. */
     bfn_base = max_page + BFN_OFFSET;
     f_boot = free_pages();
+    {
+        xen_commandline_t c;
+
+        if (xc_version(xch, XENVER_commandline, &c) >= 0)
+            snprintf(cmdline, sizeof(cmdline), "%s", c);
+    }
 
     /* 1. The guest: an HVM domain with npages of RAM at GFN_BASE. */
     rc = xc_domain_create(xch, &domid, &cfg);
@@ -492,6 +920,31 @@ main(int argc, char **argv)
     say("emulator 0:%u registered with iomapd, per-page invalidation on",
         ioservid);
 
+    /*
+     * strict-dom0, second boot (without dom0-iommu=strict): dom0's IOMMU
+     * maps all of host RAM 1:1, so the shim must refuse the op.
+     */
+    if (nonstrict) {
+        int f0 = nfail;
+
+        ops[0] = op_for(0);
+        rc = iommu_op_batch(XEN_IOMMUOP_map, ops, 1);
+        say("non-strict dom0 (Xen command line \"%s\"): map: %d, status %d",
+            cmdline, rc, ops[0].status);
+        if (strstr(cmdline, "dom0-iommu=strict") != NULL)
+            fail("strict-dom0: this boot was meant to be non-strict");
+        if (rc != -EOPNOTSUPP) {
+            fail("strict-dom0: a non-strict dom0's map gave %d/%d, want "
+                 "-EOPNOTSUPP", rc, ops[0].status);
+            if (rc == 0 && ops[0].status == 0)
+                iommu_op_batch(XEN_IOMMUOP_unmap, ops, 1);
+        }
+        scenario("strict-dom0-refused", f0, ",\"rc\":%d", rc);
+        iomap_emu_close(e);
+        cleanup();
+        return nfail ? 1 : 0;
+    }
+
     /* 3. Map the first nmap pages, bfn = bfn_base + i. */
     for (i = 0; i < nmap; i++)
         ops[i] = op_for(i);
@@ -507,6 +960,14 @@ main(int argc, char **argv)
             cleanup();
             return 1;
         }
+    {
+        int f0 = nfail;
+
+        if (strstr(cmdline, "dom0-iommu=strict") == NULL)
+            fail("strict-dom0: Xen's command line lacks dom0-iommu=strict: "
+                 "\"%s\"", cmdline);
+        scenario("strict-dom0-accepted", f0, ",\"mapped\":%lu", nmap);
+    }
     t_mapped = tot_pages(domid);
     f_mapped = free_pages();
     say("mapped %lu pages at bfn %#lx: tot_pages %ld, host free %ld", nmap,
@@ -660,20 +1121,81 @@ main(int argc, char **argv)
     /* I3 again: a second unmap of the same page is refused. */
     bad_unmap("a page already unmapped", op_for(0));
 
+    scenario("remove-hold-release", 0, ",\"pages\":%lu,\"mapped\":%lu,"
+             "\"held\":%ld,\"invalidate_ms\":%.1f,\"freed_ms_after_unmap\":%.1f",
+             npages, nmap, t_mapped - t_removed, t_req * 1e3, t_free * 1e3);
+
     /* 8. Optionally: a daemon crash with pages in flight. */
     if (getenv("E2E_RESTART") != NULL && *getenv("E2E_RESTART")) {
+        int f0 = nfail;
+
         if (phase2(e, getenv("E2E_RESTART"), 16, &p2_held, &p2_rel, p2_dump,
                    sizeof(p2_dump)) < 0) {
+            scenario("daemon-restart", f0, NULL);
             cleanup();
             return 1;
         }
         t_released = tot_pages(domid) - P2_KEEP;
+        scenario("daemon-restart", f0, ",\"held\":%ld,\"released_ms\":%.1f",
+                 p2_held, p2_rel * 1e3);
+        /* The emulator registers with the new daemon. */
+        iomap_emu_close(e);
+        e = iomap_emu_open(sock, 0, ioservid, IOMAP_EMU_CAP_INVALIDATE_PAGE,
+                           &err);
+        if (e == NULL) {
+            fail("registering with the new iomapd: %s", strerror(-err));
+            cleanup();
+            return 1;
+        }
     }
 
-    /* 9. Nothing held: the guest is empty, destroy it, all pages are back. */
-    cleanup();
-    usleep(200 * 1000);
-    f_end = free_pages();
+    /* 9. The scenarios of issue 13, each on fresh gfns of the same guest. */
+    sc_hold_until_flush();
+    sc_pagetable_free();
+    sc_overwrite(e);
+    sc_emulator_gone();
+
+    /*
+     * 10. destroy-live: a new ioreq server maps pages, then the guest is
+     * destroyed with the mappings in place.  The domain must disappear (no
+     * reference left behind) and every page come back.
+     */
+    {
+        int f0 = nfail;
+        xen_pfn_t g[8];
+        struct xen_iommu_op_map dops[8];
+        double t0 = now(), t_gone = -1;
+        uint32_t dead = domid;
+
+        if (xendevicemodel_create_ioreq_server(dmod, domid,
+                                               HVM_IOREQSRV_BUFIOREQ_OFF,
+                                               &ioservid) < 0)
+            fail("destroy-live: a new ioreq server: %s", strerror(errno));
+        else {
+            have_ioserv = 1;
+            if (populate_map(0x9000, 8, bfn_base + 0x9000, g, dops) == 0)
+                say("destroy-live: 8 live mappings; destroying d%u", domid);
+        }
+        cleanup();
+        while (now() - t0 < 10) {
+            if (tot_pages(dead) < 0) {
+                t_gone = now() - t0;
+                break;
+            }
+            usleep(1000);
+        }
+        if (t_gone < 0)
+            fail("destroy-live: d%u still exists 10 s after its destruction "
+                 "(a reference left behind)", dead);
+        usleep(200 * 1000);
+        f_end = free_pages();
+        if (labs(f_end - f_boot) > 8)
+            fail("destroy-live: host free pages %ld at the end, %ld at the "
+                 "start", f_end, f_boot);
+        scenario("destroy-live", f0, ",\"mappings\":8,\"gone_ms\":%.1f,"
+                 "\"free_pages_vs_boot\":%ld", t_gone * 1e3, f_end - f_boot);
+    }
+
     say("guest destroyed: host free %ld (boot %ld, %+ld)", f_end, f_boot,
         f_end - f_boot);
     if (t_released != t_populated - (long)npages)
