@@ -163,8 +163,6 @@ for line in sys.stdin:
         continue
     got[r["name"]] = r
 notrun = {
-    "unprivileged": "needs a running unprivileged guest issuing the hypercall; the test guest never runs and there is no minimal PV/PVH test kernel yet, so the XSM hooks, the -EPERM for non-emulators and the flush coalescing are not exercised at run time",
-    "pod": "needs a PoD guest whose populated page is removed while its PoD cache is short (steal-for-cache); not written yet, so the shim refusing to steal a referenced page is untested",
     "async-flush": "QEMU VT-d processes the invalidation queue synchronously when the tail register is written, so no asynchronous flush is ever outstanding; the one-group-per-unit cap and its coalescing are untested",
     "ite": "QEMU VT-d never reports an Invalidation Time-out Error (device-IOTLB invalidations complete at once); the ITE path (leak, IOMAP_EV_FLUSH_FAILED, iommu_dev_iotlb_flush_timeout) is untested",
     "ats": "no ATS-capable device is set up yet (virtio with ats=on behind intel-iommu,device-iotlb=on, Xen ats=1), so the device-TLB half of the async flush does not run",
