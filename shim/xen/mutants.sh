@@ -36,7 +36,9 @@ deferred-put|hold-until-flush|xen/common/iomap.c|an unmap drops its page referen
 hold|hold-until-flush|xen/common/iomap.c|a removed page with op references is not held for the daemon
 pagetable-flush|pagetable-free|xen/common/iomap.c|no flush before return when an unmap freed an IOMMU page table
 strict-dom0|strict-dom0|xen/common/iomap.c|the op works for a non-strict dom0
-privilege|unprivileged|xen/common/iomap.c|(not checked: the unprivileged scenario does not run yet)
+privilege|unprivileged|xen/common/iomap.c|map does not ask XSM whether the caller is a device model of the target
+pod-steal|pod|xen/arch/x86/mm/p2m-pod.c|PoD may steal a page with op references for its cache
+overwrite-hook|overwrite|xen/arch/x86/mm/p2m.c|p2m_add_page() overwriting a mapped RAM gfn does not reach the shim
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|(not checked: QEMU never has an async flush outstanding)
 EOF
 }
@@ -64,6 +66,17 @@ edits = {
         "    if ( is_hardware_domain(currd) &&\n"
         "         (!iommu_hwdom_strict || iommu_hwdom_passthrough) )\n",
         "    if ( 0 ) /* MUTANT: no strict-dom0 check */\n"),
+    "privilege": (
+        "    rc = xsm_iomap_map(XSM_DM_PRIV, d);\n",
+        "    rc = 0; /* MUTANT: no privilege check */\n"),
+    "pod-steal": (
+        "        else if ( steal_for_cache && p2m_is_ram(t) &&\n"
+        "                  !iomap_referenced(mfn, n) )\n",
+        "        else if ( steal_for_cache && p2m_is_ram(t) ) /* MUTANT */\n"),
+    "overwrite-hook": (
+        "            if ( !mfn_eq(omfn, mfn_add(mfn, i)) )\n"
+        "                p2m_iomap_removed(p2m, gfn_add(gfn, i), omfn, PAGE_ORDER_4K);\n",
+        "            /* MUTANT: overwrite not reported */\n"),
 }
 old, new = edits[guard]
 s = open(path).read()
@@ -77,11 +90,13 @@ PY
 case "${1:-}" in
 --list) guards | cut -d'|' -f1,2,4 | tr '|' '\t'; exit 0 ;;
 --rotate)
-    set -- deferred-put hold pagetable-flush strict-dom0
+    set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
+        overwrite-hook
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
-'') set -- deferred-put hold pagetable-flush strict-dom0 ;;
+'') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
+        pod-steal overwrite-hook ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||
