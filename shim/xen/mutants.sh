@@ -39,6 +39,7 @@ strict-dom0|strict-dom0|xen/common/iomap.c|the op works for a non-strict dom0
 privilege|unprivileged|xen/common/iomap.c|map does not ask XSM whether the caller is a device model of the target
 pod-steal|pod|xen/arch/x86/mm/p2m-pod.c|PoD may steal a page with op references for its cache
 overwrite-hook|overwrite|xen/arch/x86/mm/p2m.c|p2m_add_page() overwriting a mapped RAM gfn does not reach the shim
+daemon-watch|daemon-gone|xen/common/iomap.c|Xen does not notice that the daemon is gone
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|(not checked: QEMU never has an async flush outstanding)
 EOF
 }
@@ -73,6 +74,9 @@ edits = {
         "        else if ( steal_for_cache && p2m_is_ram(t) &&\n"
         "                  !iomap_referenced(mfn, n) )\n",
         "        else if ( steal_for_cache && p2m_is_ram(t) ) /* MUTANT */\n"),
+    "daemon-watch": (
+        "    if ( attached && !ring_mapped() )\n",
+        "    if ( 0 ) /* MUTANT: the daemon's death goes unnoticed */\n"),
     "overwrite-hook": (
         "            if ( !mfn_eq(omfn, mfn_add(mfn, i)) )\n"
         "                p2m_iomap_removed(p2m, gfn_add(gfn, i), omfn, PAGE_ORDER_4K);\n",
@@ -91,12 +95,12 @@ case "${1:-}" in
 --list) guards | cut -d'|' -f1,2,4 | tr '|' '\t'; exit 0 ;;
 --rotate)
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
-        overwrite-hook
+        overwrite-hook daemon-watch
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
-        pod-steal overwrite-hook ;;
+        pod-steal overwrite-hook daemon-watch ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||
