@@ -474,6 +474,12 @@ ring_open(void)
     }
     ring = addr;
     evring = (const void *)((const char *)addr + ring->ev_off);
+    if (ring->version != IOMAP_ABI_VERSION) {
+        fail("the shim speaks ABI %u.%u, this test %u.%u", ring->version >> 16,
+             ring->version & 0xffff, IOMAP_ABI_VERSION_MAJOR,
+             IOMAP_ABI_VERSION_MINOR);
+        return -1;
+    }
     return 0;
 }
 
@@ -518,6 +524,69 @@ ev_count(uint32_t from, uint8_t type, uint8_t flags, unsigned dom)
             n += ev->nr;
     }
     return n;
+}
+
+/*
+ * ABI 1.1: the dump(s) posted in [from, ev_prod) by a daemon's resync.
+ * Every DUMP_* record lies between a DUMP_BEGIN and its DUMP_END, and the
+ * first chunk names the test's ioreq server (0, domid, ioservid) as alive
+ * (IOMAP_EV_DUMP_EMU, arg 1).  Returns the number of chunks, or -1.
+ */
+static int
+dump_check(uint32_t from, const char *what, unsigned *nemu)
+{
+    uint32_t prod = ev_prod(), i;
+    unsigned begins = 0, ends = 0, outside = 0, ours = 0;
+    int in = 0;
+
+    *nemu = 0;
+    if (prod - from > ring->ev_slots) {
+        fail("%s: more than a ring of events since the restart: the dump "
+             "cannot be checked", what);
+        return -1;
+    }
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        switch (ev->type) {
+        case IOMAP_EV_DUMP_BEGIN:
+            outside += in;
+            in = 1;
+            begins++;
+            break;
+        case IOMAP_EV_DUMP_END:
+            outside += !in;
+            in = 0;
+            ends++;
+            break;
+        case IOMAP_EV_DUMP_EMU:
+            outside += !in;
+            (*nemu)++;
+            if (ev->emu_domid == 0 && ev->domid == domid &&
+                ev->ioservid == ioservid && ev->arg == 1)
+                ours++;
+            break;
+        case IOMAP_EV_DUMP_MAP:
+        case IOMAP_EV_DUMP_HELD:
+            outside += !in;
+            break;
+        }
+    }
+    say("%s: %u dump chunk(s), %u DUMP_EMU record(s), %u naming 0:%u:%u",
+        what, begins, *nemu, ours, domid, ioservid);
+    if (begins == 0)
+        fail("%s: no IOMAP_EV_DUMP_BEGIN: the new daemon's dump was not "
+             "seen", what);
+    if (begins != ends || in)
+        fail("%s: %u DUMP_BEGIN but %u DUMP_END", what, begins, ends);
+    if (outside)
+        fail("%s: %u DUMP_* record(s) outside a DUMP_BEGIN..DUMP_END chunk",
+             what, outside);
+    if (ours == 0)
+        fail("%s: no IOMAP_EV_DUMP_EMU names the live ioreq server 0:%u:%u",
+             what, domid, ioservid);
+    return begins == 0 || begins != ends || in || outside || ours == 0
+           ? -1 : (int)begins;
 }
 
 /* Populate n gfns at GFN_BASE + off and map them at bfn. */
@@ -1053,10 +1122,9 @@ sc_pod(const char *sock)
         goto out;
     }
     /*
-     * iomapd names an emulator by (domain, ioreq server id), and server ids
-     * count per target domain: this guest's first server would be 0 like
-     * the test guest's, and iomapd refuses a second emulator 0:0 (EEXIST).
-     * Skip id 0 here.
+     * Server ids count per target domain.  Here the emulator takes id 1
+     * (the first, 0, stays unused), so that it differs from the test
+     * guest's; two-guests covers two emulators with the same id.
      */
     if (xendevicemodel_create_ioreq_server(dmod, pd, HVM_IOREQSRV_BUFIOREQ_OFF,
                                            &sid) < 0 ||
@@ -1066,7 +1134,8 @@ sc_pod(const char *sock)
         goto out;
     }
     have_sid = 1;
-    ep = iomap_emu_open(sock, 0, sid, IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
+    ep = iomap_emu_open(sock, 0, (uint16_t)pd, sid,
+                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
     if (ep == NULL) {
         fail("pod: registering with iomapd: %s", strerror(-err));
         goto out;
@@ -1156,6 +1225,198 @@ sc_pod(const char *sock)
              t_inv * 1e3, reused ? "true" : "false");
 }
 
+#define TG_N   4            /* pages of the second guest the emulator maps */
+#define TG_GFN 0x100UL
+
+/*
+ * Wait up to 10 s for an invalidate of (dom, gfn) on want; the other
+ * emulator must get nothing about dom meanwhile.  The page is unmapped
+ * (op) before the request is answered, as an emulator does.  Returns the
+ * milliseconds it took, -1 if it never came; *stray counts requests about
+ * dom that reached the other emulator.
+ */
+static double
+tg_wait(struct iomap_emu *want, struct iomap_emu *other, uint32_t dom,
+        uint64_t gfn, struct xen_iommu_op_map *op, unsigned *stray)
+{
+    double t0 = now(), t = -1;
+    struct iomap_emu_req r;
+
+    while (now() - t0 < 10 && t < 0) {
+        struct pollfd pfd[2] = { { .fd = iomap_emu_fd(want), .events = POLLIN },
+                                 { .fd = iomap_emu_fd(other), .events = POLLIN } };
+
+        poll(pfd, 2, 100);
+        while (iomap_emu_next(want, &r) > 0) {
+            if (!r.global && r.domid == dom && r.gfn <= gfn &&
+                gfn < r.gfn + r.nr) {
+                t = now() - t0;
+                iommu_op_batch(XEN_IOMMUOP_unmap, op, 1);
+            }
+            iomap_emu_done(want, &r);
+        }
+        while (iomap_emu_next(other, &r) > 0) {
+            if (r.global || r.domid == dom)
+                (*stray)++;
+            iomap_emu_done(other, &r);
+        }
+    }
+    /* A stray request may trail the right one a little. */
+    t0 = now();
+    while (now() - t0 < 0.3) {
+        struct pollfd pfd = { .fd = iomap_emu_fd(other), .events = POLLIN };
+
+        poll(&pfd, 1, 50);
+        while (iomap_emu_next(other, &r) > 0) {
+            if (r.global || r.domid == dom)
+                (*stray)++;
+            iomap_emu_done(other, &r);
+        }
+    }
+    return t < 0 ? -1 : t * 1e3;
+}
+
+/*
+ * two-guests (issue 14): a second guest whose emulator, also in dom0, has
+ * the SAME ioreq server id as the test guest's (Xen numbers servers per
+ * target).  Both register with iomapd; each gets the invalidates of its
+ * own guest only; the second server's death force-unmaps its mappings and
+ * none of the test guest's.
+ */
+static void
+sc_two_guests(const char *sock, struct iomap_emu *e)
+{
+    int f0 = nfail, err = 0, nsid = 0, i;
+    struct xen_domctl_createdomain cfg = {
+        .flags = XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap,
+        .max_vcpus = 1,
+        .max_evtchn_port = 63,
+        .max_grant_frames = 1,
+        .max_maptrack_frames = 0,
+        .grant_opts = XEN_DOMCTL_GRANT_version(1),
+        .arch = { .emulation_flags = XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI },
+    };
+    uint32_t d2 = DOMID_INVALID, p0;
+    uint16_t sids[8], sid2 = 0xffff;
+    struct iomap_emu *e2 = NULL;
+    xen_pfn_t g2[TG_N], g1[2];
+    struct xen_iommu_op_map ops2[TG_N], ops1[2];
+    unsigned stray2 = 0, stray1 = 0, forced2 = 0, forced1 = 0;
+    double ms2 = -1, ms1 = -1, t0;
+    uint32_t seq;
+
+    if (ring_open() < 0)
+        goto out;
+    if (xc_domain_create(xch, &d2, &cfg) < 0) {
+        d2 = DOMID_INVALID;
+        fail("two-guests: creating the second guest: %s", strerror(errno));
+        goto out;
+    }
+    for (i = 0; i < TG_N; i++)
+        g2[i] = TG_GFN + i;
+    if (xc_domain_setmaxmem(xch, d2, 1024) < 0 ||
+        xc_domain_populate_physmap_exact(xch, d2, TG_N, 0, 0, g2) < 0) {
+        fail("two-guests: populating d%u: %s", d2, strerror(errno));
+        goto out;
+    }
+    /* Servers of d2 until one has the test guest's server's id. */
+    while (nsid < 8 && (nsid == 0 || sids[nsid - 1] < ioservid)) {
+        if (xendevicemodel_create_ioreq_server(dmod, d2,
+                                               HVM_IOREQSRV_BUFIOREQ_OFF,
+                                               &sids[nsid]) < 0) {
+            fail("two-guests: ioreq server of d%u: %s", d2, strerror(errno));
+            goto out;
+        }
+        nsid++;
+    }
+    sid2 = sids[nsid - 1];
+    if (sid2 != ioservid) {
+        fail("two-guests: d%u's server got id %u, not %u", d2, sid2, ioservid);
+        goto out;
+    }
+    say("two-guests: d%u's emulator is 0:%u:%u, the test guest's 0:%u:%u",
+        d2, d2, sid2, domid, ioservid);
+    e2 = iomap_emu_open(sock, 0, (uint16_t)d2, sid2,
+                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
+    if (e2 == NULL) {
+        fail("two-guests: registering 0:%u:%u next to 0:%u:%u: %s", d2, sid2,
+             domid, ioservid, strerror(-err));
+        goto out;
+    }
+    for (i = 0; i < TG_N; i++)
+        ops2[i] = (struct xen_iommu_op_map){ .domid = (uint16_t)d2,
+            .ioservid = sid2, .gfn = TG_GFN + i, .bfn = bfn_base + 0xe000 + i };
+    if (iommu_op_batch(XEN_IOMMUOP_map, ops2, TG_N) < 0 || ops2[0].status ||
+        ops2[TG_N - 1].status) {
+        fail("two-guests: map of d%u's pages: %d", d2, ops2[0].status);
+        goto out;
+    }
+    if (populate_map(0xe100, 2, bfn_base + 0xe100, g1, ops1) < 0)
+        goto out;
+
+    /* Each emulator gets the invalidate of its own guest only. */
+    if (xc_domain_decrease_reservation_exact(xch, d2, 1, 0, g2) < 0)
+        fail("two-guests: decrease_reservation d%u: %s", d2, strerror(errno));
+    else
+        ms2 = tg_wait(e2, e, d2, TG_GFN, &ops2[0], &stray2);
+    if (xc_domain_decrease_reservation_exact(xch, domid, 1, 0, g1) < 0)
+        fail("two-guests: decrease_reservation d%u: %s", domid,
+             strerror(errno));
+    else
+        ms1 = tg_wait(e, e2, domid, g1[0], &ops1[0], &stray1);
+    iommu_op_flush(&seq);
+    say("two-guests: invalidates %.1f ms (d%u) and %.1f ms (d%u); %u and %u "
+        "reached the other emulator", ms2, d2, ms1, domid, stray2, stray1);
+    if (ms2 < 0)
+        fail("two-guests: d%u's emulator got no invalidate for its page", d2);
+    if (ms1 < 0)
+        fail("two-guests: d%u's emulator got no invalidate for its page",
+             domid);
+    if (stray2 || stray1)
+        fail("two-guests: an emulator got the other guest's invalidates "
+             "(%u, %u)", stray2, stray1);
+
+    /* d2's server dies: only its own mappings go. */
+    p0 = ev_prod();
+    if (xendevicemodel_destroy_ioreq_server(dmod, d2, sid2) < 0) {
+        fail("two-guests: destroying 0:%u:%u: %s", d2, sid2, strerror(errno));
+        goto out;
+    }
+    nsid--;
+    t0 = now();
+    while (now() - t0 < 10 && forced2 < TG_N - 1) {
+        forced2 = ev_count(p0, IOMAP_EV_UNMAP, IOMAP_F_FORCED, d2);
+        usleep(1000);
+    }
+    usleep(200 * 1000);
+    forced2 = ev_count(p0, IOMAP_EV_UNMAP, IOMAP_F_FORCED, d2);
+    forced1 = ev_count(p0, IOMAP_EV_UNMAP, IOMAP_F_FORCED, domid);
+    say("two-guests: 0:%u:%u gone: %u of its %d mappings force-unmapped, %u "
+        "of d%u's", d2, sid2, forced2, TG_N - 1, forced1, domid);
+    if (forced2 != TG_N - 1)
+        fail("two-guests: %u of d%u's %d mappings force-unmapped", forced2, d2,
+             TG_N - 1);
+    if (forced1)
+        fail("two-guests: the death of 0:%u:%u force-unmapped %u of d%u's "
+             "mappings", d2, sid2, forced1, domid);
+    /* The test guest's other mapping is still its emulator's to unmap. */
+    if (iommu_op_batch(XEN_IOMMUOP_unmap, &ops1[1], 1) < 0 || ops1[1].status)
+        fail("two-guests: d%u's mapping is gone (unmap: %d)", domid,
+             ops1[1].status);
+    iommu_op_flush(&seq);
+ out:
+    if (e2 != NULL)
+        iomap_emu_close(e2);
+    while (nsid > 0)
+        xendevicemodel_destroy_ioreq_server(dmod, d2, sids[--nsid]);
+    if (d2 != DOMID_INVALID)
+        xc_domain_destroy(xch, d2);
+    scenario("two-guests", f0, ",\"ioservid\":%u,\"invalidate_ms\":[%.1f,%.1f],"
+             "\"stray_invalidates\":%u,\"force_unmapped\":%u,"
+             "\"other_force_unmapped\":%u", sid2, ms2, ms1, stray1 + stray2,
+             forced2, forced1);
+}
+
 static void
 ring_close(void)
 {
@@ -1235,7 +1496,8 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
                "iomapd-ctl resync /tmp/iomapd-g.log >/dev/null") != 0)
         fail("daemon-gone: a new iomapd did not start");
     iomap_emu_close(*e);
-    *e = iomap_emu_open(sock, 0, ioservid, IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
+    *e = iomap_emu_open(sock, 0, (uint16_t)domid, ioservid,
+                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
     if (*e == NULL)
         fail("daemon-gone: registering with the new iomapd: %s", strerror(-err));
     xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &g[GONE2_N]);
@@ -1451,6 +1713,7 @@ main(int argc, char **argv)
     sc_unprivileged();
     sc_pod(sock);
     sc_overwrite(e);
+    sc_two_guests(sock, e);
     t_populated = tot_pages(domid);
     f_populated = free_pages();
 
@@ -1636,7 +1899,9 @@ main(int argc, char **argv)
 
     /* 8. Optionally: a daemon crash with pages in flight. */
     if (getenv("E2E_RESTART") != NULL && *getenv("E2E_RESTART")) {
-        int f0 = nfail;
+        int f0 = nfail, chunks;
+        uint32_t p0 = ev_prod();
+        unsigned nemu;
 
         if (phase2(e, getenv("E2E_RESTART"), 16, &p2_held, &p2_rel, p2_dump,
                    sizeof(p2_dump)) < 0) {
@@ -1644,13 +1909,15 @@ main(int argc, char **argv)
             cleanup();
             return 1;
         }
+        chunks = dump_check(p0, "daemon-restart", &nemu);
         t_released = tot_pages(domid) - P2_KEEP;
-        scenario("daemon-restart", f0, ",\"held\":%ld,\"released_ms\":%.1f",
-                 p2_held, p2_rel * 1e3);
+        scenario("daemon-restart", f0, ",\"held\":%ld,\"released_ms\":%.1f,"
+                 "\"dump_chunks\":%d,\"dump_emus\":%u",
+                 p2_held, p2_rel * 1e3, chunks, nemu);
         /* The emulator registers with the new daemon. */
         iomap_emu_close(e);
-        e = iomap_emu_open(sock, 0, ioservid, IOMAP_EMU_CAP_INVALIDATE_PAGE,
-                           &err);
+        e = iomap_emu_open(sock, 0, (uint16_t)domid, ioservid,
+                           IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
         if (e == NULL) {
             fail("registering with the new iomapd: %s", strerror(-err));
             cleanup();
