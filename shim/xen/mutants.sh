@@ -40,6 +40,8 @@ privilege|unprivileged|xen/common/iomap.c|map does not ask XSM whether the calle
 pod-steal|pod|xen/arch/x86/mm/p2m-pod.c|PoD may steal a page with op references for its cache
 overwrite-hook|overwrite|xen/arch/x86/mm/p2m.c|p2m_add_page() overwriting a mapped RAM gfn does not reach the shim
 daemon-watch|daemon-gone|xen/common/iomap.c|Xen does not notice that the daemon is gone
+dump-emu|daemon-restart|xen/common/iomap.c|the first dump chunk names no ioreq server (ABI 1.1 IOMAP_EV_DUMP_EMU)
+server-target|two-guests|xen/common/iomap.c|FORCE_UNMAP ignores the target: it also unmaps another guest's emulator with the same ioreq server id
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|(not checked: QEMU never has an async flush outstanding)
 EOF
 }
@@ -77,6 +79,14 @@ edits = {
     "daemon-watch": (
         "    if ( attached && !ring_mapped() )\n",
         "    if ( 0 ) /* MUTANT: the daemon's death goes unnoticed */\n"),
+    "dump-emu": (
+        "        nemus = rc;\n",
+        "        nemus = 0; /* MUTANT: no DUMP_EMU */\n"),
+    "server-target": (
+        "        if ( m->emu != c->emu_domid || m->domid != c->domid ||\n"
+        "             m->ioservid != c->ioservid )\n",
+        "        if ( m->emu != c->emu_domid || /* MUTANT: any target */\n"
+        "             m->ioservid != c->ioservid )\n"),
     "overwrite-hook": (
         "            if ( !mfn_eq(omfn, mfn_add(mfn, i)) )\n"
         "                p2m_iomap_removed(p2m, gfn_add(gfn, i), omfn, PAGE_ORDER_4K);\n",
@@ -95,12 +105,12 @@ case "${1:-}" in
 --list) guards | cut -d'|' -f1,2,4 | tr '|' '\t'; exit 0 ;;
 --rotate)
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
-        overwrite-hook daemon-watch
+        overwrite-hook daemon-watch dump-emu server-target
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
-        pod-steal overwrite-hook daemon-watch ;;
+        pod-steal overwrite-hook daemon-watch dump-emu server-target ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||
