@@ -76,7 +76,7 @@ edits = {
         "        else if ( steal_for_cache && p2m_is_ram(t) ) /* MUTANT */\n"),
     "daemon-watch": (
         "    if ( attached && !ring_mapped() )\n",
-        "    if ( 0 ) /* MUTANT: the daemon's death goes unnoticed */\n"),
+        "    if ( attached && !ring_mapped() && 0 ) /* MUTANT: death unnoticed */\n"),
     "overwrite-hook": (
         "            if ( !mfn_eq(omfn, mfn_add(mfn, i)) )\n"
         "                p2m_iomap_removed(p2m, gfn_add(gfn, i), omfn, PAGE_ORDER_4K);\n",

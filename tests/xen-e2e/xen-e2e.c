@@ -1034,6 +1034,7 @@ sc_pod(const char *sock)
     uint64_t tot = 0, cache = 0, entries = 0, mfn = 0;
     unsigned long i;
     double t0, t_inv = -1;
+    long tp = 0;
 
     if (g == NULL || ring_open() < 0)
         goto out;
@@ -1088,6 +1089,7 @@ sc_pod(const char *sock)
         "entries %llu", pd, POD_GFN, (unsigned long long)mfn,
         (unsigned long long)cache, (unsigned long long)entries);
     p0 = ev_prod();
+    tp = tot_pages(pd);
     if (xc_domain_decrease_reservation_exact(xch, pd, 1, 0, g) < 0) {
         fail("pod: decrease_reservation: %s", strerror(errno));
         goto out;
@@ -1140,6 +1142,18 @@ sc_pod(const char *sock)
         uint32_t seq;
 
         iommu_op_flush(&seq);
+    }
+    /*
+     * Wait for iomapd's RELEASE before the guest goes: the shim refuses a
+     * release that arrives after the domain's destruction dropped the hold.
+     */
+    {
+        double t1 = now();
+
+        while (tot_pages(pd) >= tp && now() - t1 < 10)
+            usleep(1000);
+        if (tot_pages(pd) >= tp)
+            fail("pod: the held page was not released after the unmap");
     }
     say("pod: removal %s, %s", rm ? "held the page" : "did not hold the page",
         got ? "the emulator was invalidated" : "no invalidate");
