@@ -78,7 +78,7 @@ edits = {
         "        else if ( steal_for_cache && p2m_is_ram(t) ) /* MUTANT */\n"),
     "daemon-watch": (
         "    if ( attached && !ring_mapped() )\n",
-        "    if ( 0 ) /* MUTANT: the daemon's death goes unnoticed */\n"),
+        "    if ( attached && !ring_mapped() && 0 ) /* MUTANT: death unnoticed */\n"),
     "dump-emu": (
         "        nemus = rc;\n",
         "        nemus = 0; /* MUTANT: no DUMP_EMU */\n"),

@@ -1103,6 +1103,7 @@ sc_pod(const char *sock)
     uint64_t tot = 0, cache = 0, entries = 0, mfn = 0;
     unsigned long i;
     double t0, t_inv = -1;
+    long tp = 0;
 
     if (g == NULL || ring_open() < 0)
         goto out;
@@ -1157,6 +1158,7 @@ sc_pod(const char *sock)
         "entries %llu", pd, POD_GFN, (unsigned long long)mfn,
         (unsigned long long)cache, (unsigned long long)entries);
     p0 = ev_prod();
+    tp = tot_pages(pd);
     if (xc_domain_decrease_reservation_exact(xch, pd, 1, 0, g) < 0) {
         fail("pod: decrease_reservation: %s", strerror(errno));
         goto out;
@@ -1209,6 +1211,18 @@ sc_pod(const char *sock)
         uint32_t seq;
 
         iommu_op_flush(&seq);
+    }
+    /*
+     * Wait for iomapd's RELEASE before the guest goes: the shim refuses a
+     * release that arrives after the domain's destruction dropped the hold.
+     */
+    {
+        double t1 = now();
+
+        while (tot_pages(pd) >= tp && now() - t1 < 10)
+            usleep(1000);
+        if (tot_pages(pd) >= tp)
+            fail("pod: the held page was not released after the unmap");
     }
     say("pod: removal %s, %s", rm ? "held the page" : "did not hold the page",
         got ? "the emulator was invalidated" : "no invalidate");
@@ -1365,6 +1379,15 @@ sc_two_guests(const char *sock, struct iomap_emu *e)
     else
         ms1 = tg_wait(e, e2, domid, g1[0], &ops1[0], &stray1);
     iommu_op_flush(&seq);
+    /*
+     * iomapd releases d2's held page once the flush is done; wait for it
+     * before d2 goes (a RELEASE after the destruction would be refused).
+     */
+    t0 = now();
+    while (tot_pages(d2) > TG_N - 1 && now() - t0 < 10)
+        usleep(1000);
+    if (tot_pages(d2) > TG_N - 1)
+        fail("two-guests: d%u's removed page was not released", d2);
     say("two-guests: invalidates %.1f ms (d%u) and %.1f ms (d%u); %u and %u "
         "reached the other emulator", ms2, d2, ms1, domid, stray2, stray1);
     if (ms2 < 0)
