@@ -40,6 +40,7 @@ privilege|unprivileged|xen/common/iomap.c|map does not ask XSM whether the calle
 pod-steal|pod|xen/arch/x86/mm/p2m-pod.c|PoD may steal a page with op references for its cache
 overwrite-hook|overwrite|xen/arch/x86/mm/p2m.c|p2m_add_page() overwriting a mapped RAM gfn does not reach the shim
 daemon-watch|daemon-gone|xen/common/iomap.c|Xen does not notice that the daemon is gone
+failed-flush|ite|xen/common/iomap.c|an async flush aborted by an ITE counts as completed
 dump-emu|daemon-restart|xen/common/iomap.c|the first dump chunk names no ioreq server (ABI 1.1 IOMAP_EV_DUMP_EMU)
 server-target|two-guests|xen/common/iomap.c|FORCE_UNMAP ignores the target: it also unmaps another guest's emulator with the same ioreq server id
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|(not checked: QEMU never has an async flush outstanding)
@@ -76,6 +77,10 @@ edits = {
         "        else if ( steal_for_cache && p2m_is_ram(t) &&\n"
         "                  !iomap_referenced(mfn, n) )\n",
         "        else if ( steal_for_cache && p2m_is_ram(t) ) /* MUTANT */\n"),
+    "failed-flush": (
+        "    if ( failed )\n"
+        "        flush_failed(DOMID_INVALID, failed, -ETIMEDOUT);\n",
+        "    /* MUTANT: a failed flush counts as completed */\n"),
     "daemon-watch": (
         "    if ( attached && !ring_mapped() )\n",
         "    if ( attached && !ring_mapped() && 0 ) /* MUTANT: death unnoticed */\n"),
@@ -105,12 +110,13 @@ case "${1:-}" in
 --list) guards | cut -d'|' -f1,2,4 | tr '|' '\t'; exit 0 ;;
 --rotate)
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
-        overwrite-hook daemon-watch dump-emu server-target
+        overwrite-hook daemon-watch failed-flush dump-emu server-target
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
-        pod-steal overwrite-hook daemon-watch dump-emu server-target ;;
+        pod-steal overwrite-hook daemon-watch failed-flush dump-emu \
+        server-target ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||

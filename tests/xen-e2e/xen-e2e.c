@@ -1528,6 +1528,123 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
              "\"map_without_daemon\":%d", GONE2_N, t_rel * 1e3, rc_map);
 }
 
+/* Does Xen's console ring contain text? */
+static int
+xen_console_has(const char *text)
+{
+    static char buf[1 << 20];
+    unsigned int n = sizeof(buf) - 1;
+
+    if (xc_readconsolering(xch, buf, &n, 0, 0, NULL) < 0)
+        return 0;
+    buf[n] = 0;
+    return strstr(buf, text) != NULL;
+}
+
+#define ITE_N 8
+
+/* IOMAP_EV_CMD_RESULT records of RELEASE commands answered rc since from. */
+static unsigned
+release_results(uint32_t from, int rc)
+{
+    uint32_t prod = ev_prod(), i;
+    unsigned n = 0;
+
+    if (prod - from > ring->ev_slots)
+        from = prod - ring->ev_slots;
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        if (ev->type == IOMAP_EV_CMD_RESULT &&
+            ev->flags == IOMAP_CMD_RELEASE && (int32_t)ev->seq == rc)
+            n++;
+    }
+    return n;
+}
+
+/*
+ * ite (third boot, Xen booted with iomap_inject_ite=1 and an ATS device):
+ * QEMU's VT-d never times out, so Xen's fault injection makes the first
+ * asynchronous group look aborted by an Invalidation Time-out Error.  With
+ * iomapd stopped, the emulator unmaps 8 pages (a 9th mapping keeps the
+ * leaf table) and flushes: that flush must be reported failed
+ * (IOMAP_EV_FLUSH_FAILED covering the 8 unmaps), the unit's ATS device
+ * must go the way of a device-TLB flush time-out, and the 8 pages must
+ * never be freed, not even after their removal from the guest and the
+ * daemon's attempts to release them.
+ */
+static int
+sc_ite(void)
+{
+    int f0 = nfail;
+    xen_pfn_t g[ITE_N + 1];
+    struct xen_iommu_op_map ops[ITE_N + 1];
+    const struct iomap_event *ff = NULL;
+    uint32_t p0, seq = 0;
+    long t0 = -1, t1 = -1;
+    double t;
+    int timeout_path;
+    unsigned eio = 0, busy = 0;
+
+    if (ring_open() < 0 ||
+        populate_map(0xe000, ITE_N + 1, bfn_base + 0xe000, g, ops) < 0)
+        goto out;
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    p0 = ev_prod();
+    if (unmap_all(ops, ITE_N) < 0) {
+        daemon_signal(SIGCONT);
+        goto out;
+    }
+    iommu_op_flush(&seq);
+    for (t = now(); now() - t < 5 && ff == NULL; usleep(1000))
+        ff = ev_find(p0, IOMAP_EV_FLUSH_FAILED, 0, DOMID_INVALID);
+    t0 = tot_pages(domid);
+    if (xc_domain_decrease_reservation_exact(xch, domid, ITE_N, 0, g) < 0)
+        fail("ite: decrease_reservation: %s", strerror(errno));
+    daemon_signal(SIGCONT);
+    /*
+     * ABI 1.1: iomapd asks for another flush and then releases the held
+     * pages; the shim answers -EIO (leaked), never -EBUSY, and frees none.
+     */
+    for (t = now(); now() - t < 5 && eio == 0; usleep(10000))
+        eio = release_results(p0, -EIO);
+    sleep(1);
+    eio = release_results(p0, -EIO);
+    busy = release_results(p0, -EBUSY);
+    t1 = tot_pages(domid);
+    timeout_path = xen_console_has("ATS device") &&
+                   xen_console_has("flush failed");
+    say("ite: flush %u: %s (nr %u, errno %llu); ATS time-out path: %s; "
+        "tot_pages %ld -> %ld after the removal and iomapd's releases", seq,
+        ff ? "IOMAP_EV_FLUSH_FAILED" : "no failure reported",
+        ff ? ff->nr : 0, ff ? (unsigned long long)ff->arg : 0ULL,
+        timeout_path ? "yes" : "no", t0, t1);
+    if (ff == NULL || (int32_t)(ff->seq - seq) < 0)
+        fail("ite: no IOMAP_EV_FLUSH_FAILED covering flush %u", seq);
+    else if (ff->nr < ITE_N)
+        fail("ite: the failed flush leaked %u unmaps, want %d", ff->nr, ITE_N);
+    if (!xen_console_has("injecting an ITE"))
+        fail("ite: Xen did not inject the ITE (booted without "
+             "iomap_inject_ite=1?)");
+    if (!timeout_path)
+        fail("ite: the ATS device did not go through the device-TLB flush "
+             "time-out path");
+    if (t1 != t0)
+        fail("ite: pages covered by the failed flush were freed (tot_pages "
+             "%ld -> %ld)", t0, t1);
+    if (eio == 0)
+        fail("ite: no RELEASE of a leaked page answered -EIO (ABI 1.1)");
+    if (busy)
+        fail("ite: %u RELEASE(s) answered -EBUSY", busy);
+ out:
+    scenario("ite", f0, ",\"flush_seq\":%u,\"failed_seq\":%u,\"leaked\":%u,"
+             "\"tot_pages_before\":%ld,\"tot_pages_after\":%ld,"
+             "\"release_eio\":%u,\"release_ebusy\":%u", seq,
+             ff ? ff->seq : 0, ff ? ff->nr : 0, t0, t1, eio, busy);
+    return nfail == f0 ? 0 : 1;
+}
+
 #define GONE_N 8
 
 /*
@@ -1597,7 +1714,7 @@ main(int argc, char **argv)
         .arch = { .emulation_flags = XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI },
     };
     const char *sock;
-    int nonstrict = 0;
+    int nonstrict = 0, ite = 0;
     char cmdline[1024] = "";
     unsigned long npages = 64, nmap = 32, max_page = 0, i;
     xen_pfn_t *gfns;
@@ -1616,8 +1733,10 @@ main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "--nonstrict") == 0)
         nonstrict = 1, argc--, argv++;
+    else if (argc > 1 && strcmp(argv[1], "--ite") == 0)
+        ite = 1, argc--, argv++;
     if (argc < 2) {
-        fprintf(stderr, "usage: xen-e2e [--nonstrict] EMU_SOCKET [NPAGES [NMAP]]\n");
+        fprintf(stderr, "usage: xen-e2e [--nonstrict | --ite] EMU_SOCKET [NPAGES [NMAP]]\n");
         return 2;
     }
     sock = argv[1];
@@ -1700,6 +1819,10 @@ main(int argc, char **argv)
         fail("XEN_IOMMUOP_set_invalidate: %s", strerror(-rc));
     say("emulator 0:%u registered with iomapd, per-page invalidation on",
         ioservid);
+
+    /* ite, third boot (iomap_inject_ite=1): the guest stays, leaked. */
+    if (ite)
+        return sc_ite();
 
     /*
      * strict-dom0, second boot (without dom0-iommu=strict): dom0's IOMMU
