@@ -33,11 +33,10 @@
 #ifndef __XEN_PUBLIC_IOMAP_H__
 #define __XEN_PUBLIC_IOMAP_H__
 
-#ifdef __XEN__
-#include <xen/types.h>
-#else
-#include <stdint.h>
-#endif
+/*
+ * Like Xen's other public headers, this one includes nothing: the includer
+ * provides uint8_t..uint64_t (<stdint.h> in user space).
+ */
 
 #define IOMAP_ABI_VERSION_MAJOR 1
 #define IOMAP_ABI_VERSION_MINOR 1
@@ -149,7 +148,7 @@ typedef uint16_t iomap_ioservid_t;
 /* The largest nr in one record (a 1 GiB superpage of 4 KiB pages). */
 #define IOMAP_MAX_NR      (1u << 18)
 /* gfns, bfns and mfns are below 2^52 (x86-64 physical address width). */
-#define IOMAP_MAX_FRAME   ((UINT64_C(1) << 52) - 1)
+#define IOMAP_MAX_FRAME   0x000fffffffffffffULL
 
 struct iomap_event {
     uint8_t  type;          /* IOMAP_EV_*                                  */
@@ -200,9 +199,10 @@ struct iomap_event {
  *                        every record of each (domid, gfn) it covers: the
  *                        cursor of the next chunk lies after all of them.
  *                        Within a chunk the records may come in any order
- *                        (the daemon applies the mappings at DUMP_END).  A dump larger than the ring is
- *                        taken in chunks: DUMP_END's (domid, gfn) is the
- *                        next cursor and its nr is 1 while more remain.
+ *                        (the daemon applies the mappings at DUMP_END).
+ *                        A dump larger than the ring is taken in chunks:
+ *                        DUMP_END's (domid, gfn) is the next cursor and
+ *                        its nr is 1 while more remain.
  *                        Events posted between chunks about (domid, gfn) at
  *                        or after the cursor are already reflected in the
  *                        later chunks, so the daemon ignores them.
@@ -265,8 +265,14 @@ struct iomap_ring_hdr {
     (IOMAP_RING_HDR_SIZE + (ev) * sizeof(struct iomap_event) + \
      (cmd) * sizeof(struct iomap_cmd))
 
-/* Resource id for XENMEM_acquire_resource (type XENMEM_resource_iomap). */
+/*
+ * Resource id for XENMEM_acquire_resource, type XENMEM_resource_iomap
+ * (defined in Xen's public/memory.h; repeated here for users of an older
+ * memory.h).
+ */
+#ifndef XENMEM_resource_iomap
 #define XENMEM_resource_iomap 0x4d41
+#endif
 #define IOMAP_RESOURCE_RING   0
 
 #endif /* __XEN_PUBLIC_IOMAP_H__ */

@@ -37,18 +37,24 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <xenctrl.h>
 #include <xencall.h>
 #include <xendevicemodel.h>
+#include <xenforeignmemory.h>
+#include <xen/hvm/save.h>
 
 #include "ioreq/iomap-emu.h"
+#include "shim/public/iomap.h"
 
 /* From the shim's public/iommu_op.h (patches 0001-0003). */
 #define HYPERVISOR_iommu_op             43
@@ -92,6 +98,11 @@ static ioservid_t ioservid;
 static int have_ioserv;
 static unsigned long bfn_base;
 static int failed;
+static int nfail;               /* failures so far: a scenario's verdict */
+static xenforeignmemory_handle *fmem;
+static const struct iomap_ring_hdr *ring;   /* the shim's rings, read only */
+static const struct iomap_event *evring;
+static xenforeignmemory_resource_handle *ring_res;
 static unsigned n_refused;      /* bad unmaps refused as they should be */
 
 static double
@@ -115,6 +126,7 @@ fail(const char *fmt, ...)
     printf("\n");
     fflush(stdout);
     failed = 1;
+    nfail++;
 }
 
 static void
@@ -386,6 +398,1309 @@ phase2(struct iomap_emu *e, const char *restart, unsigned long n2,
     return 0;
 }
 
+
+/*
+ * One line per scenario for run.sh's results.json:
+ *   E2E-SCENARIO {"name": ..., "pass": ..., figures...}
+ * figures is a JSON fragment of further members, starting with ','.
+ */
+static void
+scenario(const char *name, int nfail0, const char *fmt, ...)
+{
+    char fig[512] = "";
+    va_list ap;
+
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(fig, sizeof(fig), fmt, ap);
+        va_end(ap);
+    }
+    printf("E2E-SCENARIO {\"name\":\"%s\",\"pass\":%s%s}\n", name,
+           nfail == nfail0 ? "true" : "false", fig);
+    fflush(stdout);
+}
+
+/* iomapd's pid, written by iomapd-ctl. */
+static pid_t
+iomapd_pid(void)
+{
+    FILE *f = fopen("/run/iomapd/pid", "r");
+    long pid = -1;
+
+    if (f != NULL) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = -1;
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
+
+static int
+daemon_signal(int sig)
+{
+    pid_t pid = iomapd_pid();
+
+    if (pid <= 0 || kill(pid, sig) < 0) {
+        fail("cannot signal iomapd (pid %ld): %s", (long)pid, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Map the shim's rings read only, to look at what it posted (the daemon
+ * keeps consuming them; nothing here writes).
+ */
+static int
+ring_open(void)
+{
+    size_t size = 0;
+    void *addr = NULL;
+
+    if (ring != NULL)
+        return 0;
+    if (fmem == NULL)
+        fmem = xenforeignmemory_open(NULL, 0);
+    if (fmem == NULL ||
+        xenforeignmemory_resource_size(fmem, DOMID_XEN, XENMEM_resource_iomap,
+                                       IOMAP_RESOURCE_RING, &size) < 0 ||
+        (ring_res = xenforeignmemory_map_resource(fmem, DOMID_XEN,
+                                                  XENMEM_resource_iomap,
+                                                  IOMAP_RESOURCE_RING, 0,
+                                                  size >> 12, &addr,
+                                                  PROT_READ, 0)) == NULL) {
+        fail("mapping the shim's rings read only: %s", strerror(errno));
+        return -1;
+    }
+    ring = addr;
+    evring = (const void *)((const char *)addr + ring->ev_off);
+    if (ring->version != IOMAP_ABI_VERSION) {
+        fail("the shim speaks ABI %u.%u, this test %u.%u", ring->version >> 16,
+             ring->version & 0xffff, IOMAP_ABI_VERSION_MAJOR,
+             IOMAP_ABI_VERSION_MINOR);
+        return -1;
+    }
+    return 0;
+}
+
+static uint32_t
+ev_prod(void)
+{
+    return __atomic_load_n(&ring->ev_prod, __ATOMIC_ACQUIRE);
+}
+
+/* The newest event of type posted in [from, ev_prod) matching dom (or any). */
+static const struct iomap_event *
+ev_find(uint32_t from, uint8_t type, uint8_t flags, unsigned dom)
+{
+    uint32_t prod = ev_prod(), i;
+    const struct iomap_event *found = NULL;
+
+    if (prod - from > ring->ev_slots)
+        from = prod - ring->ev_slots;
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        if (ev->type == type && (ev->flags & flags) == flags &&
+            (dom == DOMID_INVALID || ev->domid == dom))
+            found = ev;
+    }
+    return found;
+}
+
+static unsigned
+ev_count(uint32_t from, uint8_t type, uint8_t flags, unsigned dom)
+{
+    uint32_t prod = ev_prod(), i;
+    unsigned n = 0;
+
+    if (prod - from > ring->ev_slots)
+        from = prod - ring->ev_slots;
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        if (ev->type == type && (ev->flags & flags) == flags &&
+            (dom == DOMID_INVALID || ev->domid == dom))
+            n += ev->nr;
+    }
+    return n;
+}
+
+/*
+ * ABI 1.1: the dump(s) posted in [from, ev_prod) by a daemon's resync.
+ * Every DUMP_* record lies between a DUMP_BEGIN and its DUMP_END, and the
+ * first chunk names the test's ioreq server (0, domid, ioservid) as alive
+ * (IOMAP_EV_DUMP_EMU, arg 1).  Returns the number of chunks, or -1.
+ */
+static int
+dump_check(uint32_t from, const char *what, unsigned *nemu)
+{
+    uint32_t prod = ev_prod(), i;
+    unsigned begins = 0, ends = 0, outside = 0, ours = 0;
+    int in = 0;
+
+    *nemu = 0;
+    if (prod - from > ring->ev_slots) {
+        fail("%s: more than a ring of events since the restart: the dump "
+             "cannot be checked", what);
+        return -1;
+    }
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        switch (ev->type) {
+        case IOMAP_EV_DUMP_BEGIN:
+            outside += in;
+            in = 1;
+            begins++;
+            break;
+        case IOMAP_EV_DUMP_END:
+            outside += !in;
+            in = 0;
+            ends++;
+            break;
+        case IOMAP_EV_DUMP_EMU:
+            outside += !in;
+            (*nemu)++;
+            if (ev->emu_domid == 0 && ev->domid == domid &&
+                ev->ioservid == ioservid && ev->arg == 1)
+                ours++;
+            break;
+        case IOMAP_EV_DUMP_MAP:
+        case IOMAP_EV_DUMP_HELD:
+            outside += !in;
+            break;
+        }
+    }
+    say("%s: %u dump chunk(s), %u DUMP_EMU record(s), %u naming 0:%u:%u",
+        what, begins, *nemu, ours, domid, ioservid);
+    if (begins == 0)
+        fail("%s: no IOMAP_EV_DUMP_BEGIN: the new daemon's dump was not "
+             "seen", what);
+    if (begins != ends || in)
+        fail("%s: %u DUMP_BEGIN but %u DUMP_END", what, begins, ends);
+    if (outside)
+        fail("%s: %u DUMP_* record(s) outside a DUMP_BEGIN..DUMP_END chunk",
+             what, outside);
+    if (ours == 0)
+        fail("%s: no IOMAP_EV_DUMP_EMU names the live ioreq server 0:%u:%u",
+             what, domid, ioservid);
+    return begins == 0 || begins != ends || in || outside || ours == 0
+           ? -1 : (int)begins;
+}
+
+/* Populate n gfns at GFN_BASE + off and map them at bfn. */
+static int
+populate_map(unsigned long off, unsigned long n, unsigned long bfn,
+             xen_pfn_t *g, struct xen_iommu_op_map *ops)
+{
+    unsigned long i;
+
+    for (i = 0; i < n; i++)
+        g[i] = GFN_BASE + off + i;
+    if (xc_domain_populate_physmap_exact(xch, domid, n, 0, 0, g) < 0) {
+        fail("populating %lu gfns at %#lx: %s", n, GFN_BASE + off,
+             strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        ops[i] = op_for(off + i);
+        ops[i].bfn = bfn + i;
+    }
+    if (iommu_op_batch(XEN_IOMMUOP_map, ops, n) < 0) {
+        fail("map: %s", strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (ops[i].status) {
+            fail("map of gfn %#lx: %s", GFN_BASE + off + i,
+                 strerror(-ops[i].status));
+            return -1;
+        }
+    return 0;
+}
+
+static int
+unmap_all(struct xen_iommu_op_map *ops, unsigned long n)
+{
+    unsigned long i;
+
+    if (iommu_op_batch(XEN_IOMMUOP_unmap, ops, n) < 0) {
+        fail("unmap: %s", strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (ops[i].status) {
+            fail("unmap of gfn %#llx: %s", (unsigned long long)ops[i].gfn,
+                 strerror(-ops[i].status));
+            return -1;
+        }
+    return 0;
+}
+
+#define HOLD_N 8
+
+/*
+ * hold-until-flush: with iomapd stopped (SIGSTOP), the emulator unmaps 8
+ * pages (no flush yet), the guest gives them back, the emulator flushes.
+ * Neither the guest's tot_pages nor Xen's free pages may move until the
+ * daemon runs again and releases them: the unflushed unmap keeps its
+ * references (deferred put), the removal takes a hold, and only the
+ * daemon's RELEASE after FLUSH_DONE lets the pages go.
+ */
+static void
+sc_hold_until_flush(void)
+{
+    int f0 = nfail;
+    xen_pfn_t g[HOLD_N + 1];
+    struct xen_iommu_op_map ops[HOLD_N + 1];
+    long t0, f_0, t_rm, f_rm, t_fl, f_fl;
+    double t_cont, t_rel = -1;
+    uint32_t seq = 0;
+
+    /*
+     * One more mapping in the same IOMMU leaf table stays, so that the
+     * unmaps do not empty the table (which flushes at once, see
+     * pagetable-free) and really wait for the flush.
+     */
+    if (populate_map(0x2000, HOLD_N + 1, bfn_base + 0x2000, g, ops) < 0)
+        goto out;
+    t0 = tot_pages(domid);
+    f_0 = free_pages();
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    if (unmap_all(ops, HOLD_N) < 0 ||
+        xc_domain_decrease_reservation_exact(xch, domid, HOLD_N, 0, g) < 0) {
+        fail("hold-until-flush: unmap / decrease_reservation: %s",
+             strerror(errno));
+        daemon_signal(SIGCONT);
+        goto out;
+    }
+    t_rm = tot_pages(domid);
+    f_rm = free_pages();
+    iommu_op_flush(&seq);
+    usleep(500 * 1000);
+    t_fl = tot_pages(domid);
+    f_fl = free_pages();
+    say("hold-until-flush: daemon stopped; unmap + removal: tot_pages %ld -> "
+        "%ld, free %+ld; flush seq %u, 0.5 s later: tot_pages %ld, free %+ld",
+        t0, t_rm, f_rm - f_0, seq, t_fl, f_fl - f_0);
+    if (t_rm != t0 || t_fl != t0)
+        fail("hold-until-flush: tot_pages moved before the daemon released "
+             "(%ld, %ld, %ld)", t0, t_rm, t_fl);
+    if (labs(f_rm - f_0) > 4 || labs(f_fl - f_0) > 4)
+        fail("hold-until-flush: free pages moved before the daemon released "
+             "(%+ld, %+ld)", f_rm - f_0, f_fl - f_0);
+    t_cont = now();
+    daemon_signal(SIGCONT);
+    if (wait_tot(t0 - HOLD_N, 10) < 0)
+        fail("hold-until-flush: not released 10 s after SIGCONT: tot_pages "
+             "%ld, want %ld", tot_pages(domid), t0 - HOLD_N);
+    else
+        t_rel = now() - t_cont;
+    unmap_all(&ops[HOLD_N], 1);
+    {
+        uint32_t seq2;
+
+        iommu_op_flush(&seq2);
+    }
+    xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &g[HOLD_N]);
+ out:
+    scenario("hold-until-flush", f0, ",\"pages\":%d,\"flush_seq\":%u,"
+             "\"released_ms_after_sigcont\":%.1f", HOLD_N, seq, t_rel * 1e3);
+}
+
+#define PT_N 512
+
+/*
+ * pagetable-free: 512 mappings fill one IOMMU leaf table (bfns aligned to
+ * 2 MiB); unmapping them all empties it and VT-d frees it (from a tasklet,
+ * "assuming the flush has occurred").  With iomapd stopped and no flush
+ * requested by anyone, the shim must have flushed before the unmap
+ * returned: IOMAP_EV_FLUSH_DONE covering the unmaps is already on the ring.
+ */
+static void
+sc_pagetable_free(void)
+{
+    int f0 = nfail;
+    xen_pfn_t *g = calloc(PT_N, sizeof(*g));
+    struct xen_iommu_op_map *ops = calloc(PT_N, sizeof(*ops));
+    unsigned long bfn = (bfn_base + 0x8000 + 511) & ~511UL;
+    const struct iomap_event *un, *done;
+    uint32_t p0, useq = 0, dseq = 0;
+    long t0;
+
+    if (g == NULL || ops == NULL || ring_open() < 0)
+        goto out;
+    say("pagetable-free: the shim's rings mapped read only; mapping %d pages "
+        "at bfn %#lx", PT_N, bfn);
+    if (populate_map(0x4000, PT_N, bfn, g, ops) < 0)
+        goto out;
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    say("pagetable-free: mapped; daemon stopped; unmapping");
+    p0 = ev_prod();
+    if (unmap_all(ops, PT_N) < 0) {
+        daemon_signal(SIGCONT);
+        goto out;
+    }
+    un = ev_find(p0, IOMAP_EV_UNMAP, 0, domid);
+    done = ev_find(p0, IOMAP_EV_FLUSH_DONE, 0, DOMID_INVALID);
+    useq = un ? un->seq : 0;
+    dseq = done ? done->seq : 0;
+    daemon_signal(SIGCONT);
+    say("pagetable-free: 512 unmaps emptied a leaf table: last unmap seq %u, "
+        "flush done %u when the unmap returned (nobody asked for a flush)",
+        useq, dseq);
+    if (un == NULL)
+        fail("pagetable-free: no IOMAP_EV_UNMAP seen");
+    else if (done == NULL || (int32_t)(dseq - useq) < 0)
+        fail("pagetable-free: the unmap returned with no completed flush "
+             "covering it (seq %u, done %u): the freed table may be reused "
+             "while the IOMMU still walks it", useq, dseq);
+    t0 = tot_pages(domid);
+    if (xc_domain_decrease_reservation_exact(xch, domid, PT_N, 0, g) < 0)
+        fail("pagetable-free: decrease_reservation: %s", strerror(errno));
+    else if (wait_tot(t0 - PT_N, 10) < 0)
+        fail("pagetable-free: pages not freed after their flush");
+ out:
+    free(g);
+    free(ops);
+    scenario("pagetable-free", f0, ",\"mappings\":%d,\"unmap_seq\":%u,"
+             "\"flush_done_at_return\":%u", PT_N, useq, dseq);
+}
+
+/*
+ * overwrite: populate_physmap over a gfn that is still mapped replaces the
+ * page in the p2m (p2m_add_page) without XENMEM_decrease_reservation.  The
+ * emulator must still hear about it (a per-page invalidate for that gfn),
+ * and its mapping keeps the old page, not whatever the gfn now holds.
+ */
+static void
+sc_overwrite(struct iomap_emu *e)
+{
+    int f0 = nfail;
+    xen_pfn_t g[1];
+    struct xen_iommu_op_map ops[1];
+    struct iomap_emu_req r;
+    double t0, t_req = -1;
+    int got = 0;
+
+    if (populate_map(0x7000, 1, bfn_base + 0x7000, g, ops) < 0)
+        goto out;
+    if (xc_domain_populate_physmap_exact(xch, domid, 1, 0, 0, g) < 0) {
+        fail("overwrite: populating over gfn %#lx: %s", (unsigned long)g[0],
+             strerror(errno));
+        goto out;
+    }
+    t0 = now();
+    while (!got && now() - t0 < 10) {
+        struct pollfd pfd = { .fd = iomap_emu_fd(e), .events = POLLIN };
+
+        poll(&pfd, 1, 100);
+        while (iomap_emu_next(e, &r) > 0) {
+            if (!r.global && r.domid == domid && r.gfn <= g[0] &&
+                g[0] < r.gfn + r.nr) {
+                got = 1;
+                t_req = now() - t0;
+                unmap_all(ops, 1);
+                {
+                    uint32_t seq;
+
+                    iommu_op_flush(&seq);
+                }
+            }
+            iomap_emu_done(e, &r);
+        }
+    }
+    say("overwrite: gfn %#lx replaced by populate_physmap: %s", (unsigned long)g[0],
+        got ? "the emulator got a per-page invalidate" : "no invalidate");
+    if (!got) {
+        fail("overwrite: no invalidate for the overwritten gfn %#lx",
+             (unsigned long)g[0]);
+        unmap_all(ops, 1);
+    }
+    xc_domain_decrease_reservation_exact(xch, domid, 1, 0, g);
+ out:
+    scenario("overwrite", f0, ",\"invalidate_ms\":%.1f", t_req * 1e3);
+}
+
+
+/*
+ * unprivileged: a running guest that is nobody's device model calls every
+ * iommu_op sub-op and is refused each time, then loops on the flush.  The
+ * guest is a PVH-style HVM domain running a few bytes of 32-bit flat code
+ * written here (hypercalls by VMMCALL: Xen runs on QEMU's emulated SVM),
+ * with its results in its own memory.  The loop must not post anything on
+ * the ring, and dom0's own ops must keep their latency meanwhile.
+ */
+#define U_CODE  0x1000u
+#define U_DATA  0x2000u
+#define U_MAP   (U_DATA + 0x000)
+#define U_UNMAP (U_DATA + 0x040)
+#define U_INV   (U_DATA + 0x080)
+#define U_RES   (U_DATA + 0x100)    /* int32 per sub-op */
+#define U_COUNT (U_DATA + 0x200)    /* flood iterations left */
+#define U_LAST  (U_DATA + 0x204)    /* last flood result */
+#define U_DONE  (U_DATA + 0x208)    /* 0x600dd00d when finished */
+#define U_FLOOD 20000u
+
+struct emit { unsigned char *p; };
+
+static void e8(struct emit *e, unsigned v) { *e->p++ = (unsigned char)v; }
+static void e32(struct emit *e, uint32_t v)
+{
+    memcpy(e->p, &v, 4);
+    e->p += 4;
+}
+/* mov r32, imm32 (eax 0, ecx 1, edx 2, ebx 3, ebp 5) */
+static void mov_ri(struct emit *e, unsigned r, uint32_t v) { e8(e, 0xb8 + r); e32(e, v); }
+static void vmmcall(struct emit *e) { e8(e, 0x0f); e8(e, 0x01); e8(e, 0xd9); }
+static void store_eax(struct emit *e, uint32_t a) { e8(e, 0xa3); e32(e, a); }
+
+static void
+hcall(struct emit *e, uint32_t cmd, uint32_t arg, uint32_t count)
+{
+    mov_ri(e, 0, HYPERVISOR_iommu_op);
+    mov_ri(e, 3, cmd);
+    mov_ri(e, 1, arg);
+    mov_ri(e, 2, count);
+    vmmcall(e);
+}
+
+static int
+pvh_start(uint32_t d, uint32_t entry)
+{
+    struct {
+        struct hvm_save_descriptor header_d;
+        HVM_SAVE_TYPE(HEADER) header;
+        struct hvm_save_descriptor cpu_d;
+        HVM_SAVE_TYPE(CPU) cpu;
+        struct hvm_save_descriptor end_d;
+        HVM_SAVE_TYPE(END) end;
+    } ctx;
+    int len = xc_domain_hvm_getcontext(xch, d, NULL, 0);
+    uint8_t *full;
+
+    if (len <= 0 || (full = malloc(len)) == NULL)
+        return -1;
+    if (xc_domain_hvm_getcontext(xch, d, full, len) < 0) {
+        free(full);
+        return -1;
+    }
+    memset(&ctx, 0, sizeof(ctx));
+    memcpy(&ctx, full, sizeof(ctx.header_d) + sizeof(ctx.header));
+    free(full);
+    ctx.cpu_d.typecode = HVM_SAVE_CODE(CPU);
+    ctx.cpu_d.length = HVM_SAVE_LENGTH(CPU);
+    ctx.cpu.cs_limit = ctx.cpu.ds_limit = ctx.cpu.es_limit = ~0u;
+    ctx.cpu.ss_limit = ~0u;
+    ctx.cpu.tr_limit = 0x67;
+    ctx.cpu.cs_arbytes = 0xc9b;     /* 32-bit code, present, DPL 0 */
+    ctx.cpu.ds_arbytes = ctx.cpu.es_arbytes = ctx.cpu.ss_arbytes = 0xc93;
+    ctx.cpu.tr_arbytes = 0x8b;
+    ctx.cpu.cr0 = 0x11;             /* PE | ET: protected mode, no paging */
+    ctx.cpu.rip = entry;
+    ctx.cpu.rflags = 2;
+    ctx.cpu.dr6 = 0xffff0ff0;
+    ctx.cpu.dr7 = 0x400;
+    ctx.end_d.typecode = HVM_SAVE_CODE(END);
+    ctx.end_d.length = HVM_SAVE_LENGTH(END);
+    return xc_domain_hvm_setcontext(xch, d, (uint8_t *)&ctx, sizeof(ctx));
+}
+
+static void
+sc_unprivileged(void)
+{
+    static const char *const names[] = { "kick", "map", "unmap", "flush",
+                                         "set_invalidate" };
+    int f0 = nfail, i;
+    struct xen_domctl_createdomain cfg = {
+        .flags = XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap,
+        .max_vcpus = 1,
+        .max_evtchn_port = 63,
+        .max_grant_frames = 1,
+        .max_maptrack_frames = 0,
+        .grant_opts = XEN_DOMCTL_GRANT_version(1),
+        .arch = { .emulation_flags = XEN_X86_EMU_LAPIC },
+    };
+    uint32_t ud = DOMID_INVALID, p0 = 0, p1 = 0;
+    xen_pfn_t g[4] = { 0, 1, 2, 3 };
+    unsigned char *code = NULL, *data = NULL;
+    int32_t res[5] = { 1, 1, 1, 1, 1 }, st_map = 1, st_unmap = 1;
+    double t0, t_flood = -1, dom0_max = 0;
+    uint32_t left = U_FLOOD, seq;
+
+    if (ring_open() < 0)
+        goto out;
+    if (xc_domain_create(xch, &ud, &cfg) < 0) {
+        ud = DOMID_INVALID;
+        fail("unprivileged: creating the guest: %s", strerror(errno));
+        goto out;
+    }
+    /*
+     * The vCPU must exist before its context is read: Xen 4.17's
+     * XEN_DOMCTL_gethvmcontext dereferences vcpu[0] of a domain without
+     * vCPUs (vpic_save(NULL)) and crashes.
+     */
+    if (xc_domain_max_vcpus(xch, ud, 1) < 0 ||
+        xc_domain_setmaxmem(xch, ud, 64 * 4) < 0 ||
+        xc_domain_populate_physmap_exact(xch, ud, 4, 0, 0, g) < 0) {
+        fail("unprivileged: populating: %s", strerror(errno));
+        goto out;
+    }
+    {
+        xen_pfn_t pc = U_CODE >> 12, pd = U_DATA >> 12;
+
+        code = xenforeignmemory_map(fmem, ud, PROT_READ | PROT_WRITE, 1, &pc,
+                                    NULL);
+        data = xenforeignmemory_map(fmem, ud, PROT_READ | PROT_WRITE, 1, &pd,
+                                    NULL);
+    }
+    if (code == NULL || data == NULL) {
+        fail("unprivileged: mapping the guest's pages: %s", strerror(errno));
+        goto out;
+    }
+    {
+        /* It asks for a real mapping of the test guest's page. */
+        struct xen_iommu_op_map op = op_for(0x100);
+        struct xen_iommu_op_invalidate inv = {
+            .domid = (uint16_t)domid, .ioservid = ioservid,
+            .mode = XEN_IOMMUOP_invalidate_iomap,
+        };
+        struct emit e = { code };
+        uint32_t loop;
+
+        op.bfn = bfn_base + 0xa000;
+        memset(data, 0, 4096);
+        memcpy(data + (U_MAP - U_DATA), &op, sizeof(op));
+        memcpy(data + (U_UNMAP - U_DATA), &op, sizeof(op));
+        memcpy(data + (U_INV - U_DATA), &inv, sizeof(inv));
+        memset(code, 0xf4, 4096);               /* hlt everywhere else */
+        hcall(&e, 0, 0, 0);                     /* kick */
+        store_eax(&e, U_RES + 0);
+        hcall(&e, XEN_IOMMUOP_map, U_MAP, 1);
+        store_eax(&e, U_RES + 4);
+        hcall(&e, XEN_IOMMUOP_unmap, U_UNMAP, 1);
+        store_eax(&e, U_RES + 8);
+        hcall(&e, XEN_IOMMUOP_flush, 0, 0);
+        store_eax(&e, U_RES + 12);
+        hcall(&e, XEN_IOMMUOP_set_invalidate, U_INV, 0);
+        store_eax(&e, U_RES + 16);
+        mov_ri(&e, 5, U_FLOOD);                 /* ebp: flood counter */
+        loop = U_CODE + (uint32_t)(e.p - code);
+        hcall(&e, XEN_IOMMUOP_flush, 0, 0);
+        store_eax(&e, U_LAST);
+        e8(&e, 0x4d);                           /* dec ebp */
+        e8(&e, 0x89); e8(&e, 0x2d); e32(&e, U_COUNT);   /* mov [U_COUNT], ebp */
+        e8(&e, 0x0f); e8(&e, 0x85);             /* jnz loop */
+        e32(&e, loop - (U_CODE + (uint32_t)(e.p - code) + 4));
+        e8(&e, 0xc7); e8(&e, 0x05); e32(&e, U_DONE); e32(&e, 0x600dd00d);
+        e8(&e, 0xfa);                           /* cli; 1: hlt; jmp 1b */
+        e8(&e, 0xf4);
+        e8(&e, 0xeb); e8(&e, 0xfd);
+        *(volatile uint32_t *)(data + (U_COUNT - U_DATA)) = U_FLOOD;
+    }
+    if (pvh_start(ud, U_CODE) < 0) {
+        fail("unprivileged: setting the vCPU's context: %s", strerror(errno));
+        goto out;
+    }
+    p0 = ev_prod();
+    t0 = now();
+    if (xc_domain_unpause(xch, ud) < 0) {
+        fail("unprivileged: starting the guest: %s", strerror(errno));
+        goto out;
+    }
+    /* dom0's own flush while the guest loops: its latency must not grow. */
+    while (now() - t0 < 120) {
+        double t = now();
+
+        iommu_op_flush(&seq);
+        if (now() - t > dom0_max)
+            dom0_max = now() - t;
+        if (*(volatile uint32_t *)(data + (U_DONE - U_DATA)) == 0x600dd00d) {
+            t_flood = now() - t0;
+            break;
+        }
+        usleep(10000);
+    }
+    p1 = ev_prod();
+    memcpy(res, data + (U_RES - U_DATA), sizeof(res));
+    memcpy(&st_map, data + (U_MAP - U_DATA) +
+           offsetof(struct xen_iommu_op_map, status), 4);
+    memcpy(&st_unmap, data + (U_UNMAP - U_DATA) +
+           offsetof(struct xen_iommu_op_map, status), 4);
+    left = *(volatile uint32_t *)(data + (U_COUNT - U_DATA));
+    say("unprivileged: d%u: kick %d, map %d/%d, unmap %d/%d, flush %d, "
+        "set_invalidate %d; %u of %u flushes looped in %.1f s (last %d); ring "
+        "records meanwhile %u; dom0's flush at most %.1f ms", ud, res[0],
+        res[1], st_map, res[2], st_unmap, res[3], res[4], U_FLOOD - left,
+        U_FLOOD, t_flood, (int32_t)*(volatile uint32_t *)(data + (U_LAST - U_DATA)),
+        p1 - p0, dom0_max * 1e3);
+    if (t_flood < 0)
+        fail("unprivileged: the guest did not finish its %u flushes in 120 s "
+             "(%u left)", U_FLOOD, left);
+    for (i = 0; i < 5; i++)
+        if (i == 1 || i == 2 ? res[i] != 0 : res[i] != -EPERM)
+            fail("unprivileged: %s returned %d, want %d", names[i], res[i],
+                 i == 1 || i == 2 ? 0 : -EPERM);
+    if (st_map != -EPERM || st_unmap != -EPERM)
+        fail("unprivileged: map / unmap status %d / %d, want -EPERM", st_map,
+             st_unmap);
+    if (p1 != p0)
+        fail("unprivileged: the shim posted %u ring records meanwhile", p1 - p0);
+    if (dom0_max > 0.25)
+        fail("unprivileged: a dom0 flush took %.1f ms during the flood",
+             dom0_max * 1e3);
+ out:
+    if (code != NULL)
+        xenforeignmemory_unmap(fmem, code, 1);
+    if (data != NULL)
+        xenforeignmemory_unmap(fmem, data, 1);
+    if (ud != DOMID_INVALID)
+        xc_domain_destroy(xch, ud);
+    scenario("unprivileged", f0, ",\"kick\":%d,\"map\":%d,\"unmap\":%d,"
+             "\"flush\":%d,\"set_invalidate\":%d,\"flood_flushes\":%u,"
+             "\"flood_s\":%.2f,\"ring_records_during_flood\":%u,"
+             "\"dom0_flush_max_ms\":%.2f", res[0], st_map, st_unmap, res[3],
+             res[4], U_FLOOD - left, t_flood, p1 - p0, dom0_max * 1e3);
+}
+
+
+#define POD_N     512       /* PoD entries */
+#define POD_CACHE 64        /* pages in the PoD cache */
+#define POD_GFN   0x100UL
+
+/*
+ * pod: a populate-on-demand guest (512 PoD entries, a 64-page cache).  The
+ * emulator maps a PoD gfn (which populates it from the cache), then the
+ * guest gives that gfn back while entries outnumber the cache, so
+ * p2m_pod_decrease_reservation() wants to steal the page for the cache,
+ * whence it would reappear at another gfn while the emulator still maps
+ * it.  The shim must keep it out of the cache: the page is held
+ * (IOMAP_EV_PAGE_REMOVED) and the emulator gets its per-page invalidate.
+ */
+static void
+sc_pod(const char *sock)
+{
+    int f0 = nfail, err = 0, got = 0, reused = 0;
+    struct xen_domctl_createdomain cfg = {
+        .flags = XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap,
+        .max_vcpus = 1,
+        .max_evtchn_port = 63,
+        .max_grant_frames = 1,
+        .max_maptrack_frames = 0,
+        .grant_opts = XEN_DOMCTL_GRANT_version(1),
+        .arch = { .emulation_flags = XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI },
+    };
+    uint32_t pd = DOMID_INVALID, p0;
+    uint16_t sid = 0;
+    int have_sid = 0;
+    struct iomap_emu *ep = NULL;
+    xen_pfn_t *g = calloc(POD_N, sizeof(*g));
+    struct xen_iommu_op_map op, more[8];
+    const struct iomap_event *rm;
+    uint64_t tot = 0, cache = 0, entries = 0, mfn = 0;
+    unsigned long i;
+    double t0, t_inv = -1;
+    long tp = 0;
+
+    if (g == NULL || ring_open() < 0)
+        goto out;
+    if (xc_domain_create(xch, &pd, &cfg) < 0) {
+        pd = DOMID_INVALID;
+        fail("pod: creating the guest: %s", strerror(errno));
+        goto out;
+    }
+    for (i = 0; i < POD_N; i++)
+        g[i] = POD_GFN + i;
+    if (xc_domain_setmaxmem(xch, pd, (POD_N + 256) * 4) < 0 ||
+        xc_domain_populate_physmap_exact(xch, pd, POD_N, 0,
+                                         XENMEMF_populate_on_demand, g) < 0 ||
+        xc_domain_set_pod_target(xch, pd, POD_CACHE, &tot, &cache,
+                                 &entries) < 0) {
+        fail("pod: setting up PoD: %s", strerror(errno));
+        goto out;
+    }
+    /*
+     * Server ids count per target domain.  Here the emulator takes id 1
+     * (the first, 0, stays unused), so that it differs from the test
+     * guest's; two-guests covers two emulators with the same id.
+     */
+    if (xendevicemodel_create_ioreq_server(dmod, pd, HVM_IOREQSRV_BUFIOREQ_OFF,
+                                           &sid) < 0 ||
+        xendevicemodel_create_ioreq_server(dmod, pd, HVM_IOREQSRV_BUFIOREQ_OFF,
+                                           &sid) < 0) {
+        fail("pod: ioreq server: %s", strerror(errno));
+        goto out;
+    }
+    have_sid = 1;
+    ep = iomap_emu_open(sock, 0, (uint16_t)pd, sid,
+                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
+    if (ep == NULL) {
+        fail("pod: registering with iomapd: %s", strerror(-err));
+        goto out;
+    }
+    op = (struct xen_iommu_op_map){ .domid = (uint16_t)pd, .ioservid = sid,
+                                    .gfn = POD_GFN, .bfn = bfn_base + 0xb000 };
+    p0 = ev_prod();
+    if (iommu_op_batch(XEN_IOMMUOP_map, &op, 1) < 0 || op.status) {
+        fail("pod: map of a PoD gfn: %d", op.status);
+        goto out;
+    }
+    {
+        const struct iomap_event *mp = ev_find(p0, IOMAP_EV_MAP, 0, pd);
+
+        mfn = mp ? mp->arg : 0;
+    }
+    xc_domain_get_pod_target(xch, pd, &tot, &cache, &entries);
+    say("pod: d%u: gfn %#lx populated by the map (mfn %#llx); PoD cache %llu, "
+        "entries %llu", pd, POD_GFN, (unsigned long long)mfn,
+        (unsigned long long)cache, (unsigned long long)entries);
+    p0 = ev_prod();
+    tp = tot_pages(pd);
+    if (xc_domain_decrease_reservation_exact(xch, pd, 1, 0, g) < 0) {
+        fail("pod: decrease_reservation: %s", strerror(errno));
+        goto out;
+    }
+    rm = ev_find(p0, IOMAP_EV_PAGE_REMOVED, 0, pd);
+    if (rm == NULL || rm->gfn != POD_GFN)
+        fail("pod: no IOMAP_EV_PAGE_REMOVED for the mapped gfn: the page went "
+             "into the PoD cache while mapped");
+    /* Demand-populate more gfns: none may get the mapped page. */
+    p0 = ev_prod();
+    for (i = 0; i < 8; i++)
+        more[i] = (struct xen_iommu_op_map){ .domid = (uint16_t)pd,
+            .ioservid = sid, .gfn = POD_GFN + 1 + i,
+            .bfn = bfn_base + 0xb001 + i };
+    iommu_op_batch(XEN_IOMMUOP_map, more, 8);
+    {
+        uint32_t j, prod = ev_prod();
+
+        for (j = p0; j != prod; j++) {
+            const struct iomap_event *ev = &evring[j & (ring->ev_slots - 1)];
+
+            if (ev->type == IOMAP_EV_MAP && ev->domid == pd && ev->arg == mfn)
+                reused = 1;
+        }
+    }
+    if (reused)
+        fail("pod: the mapped page reappeared at another gfn");
+    iommu_op_batch(XEN_IOMMUOP_unmap, more, 8);
+    t0 = now();
+    while (!got && now() - t0 < 10) {
+        struct pollfd pfd = { .fd = iomap_emu_fd(ep), .events = POLLIN };
+        struct iomap_emu_req r;
+
+        poll(&pfd, 1, 100);
+        while (iomap_emu_next(ep, &r) > 0) {
+            if (!r.global && r.domid == pd && r.gfn <= POD_GFN &&
+                POD_GFN < r.gfn + r.nr) {
+                got = 1;
+                t_inv = now() - t0;
+                iommu_op_batch(XEN_IOMMUOP_unmap, &op, 1);
+            }
+            iomap_emu_done(ep, &r);
+        }
+    }
+    if (!got) {
+        fail("pod: no per-page invalidate for the removed PoD gfn");
+        iommu_op_batch(XEN_IOMMUOP_unmap, &op, 1);
+    }
+    {
+        uint32_t seq;
+
+        iommu_op_flush(&seq);
+    }
+    /*
+     * Wait for iomapd's RELEASE before the guest goes: the shim refuses a
+     * release that arrives after the domain's destruction dropped the hold.
+     */
+    {
+        double t1 = now();
+
+        while (tot_pages(pd) >= tp && now() - t1 < 10)
+            usleep(1000);
+        if (tot_pages(pd) >= tp)
+            fail("pod: the held page was not released after the unmap");
+    }
+    say("pod: removal %s, %s", rm ? "held the page" : "did not hold the page",
+        got ? "the emulator was invalidated" : "no invalidate");
+ out:
+    if (ep != NULL)
+        iomap_emu_close(ep);
+    if (have_sid)
+        xendevicemodel_destroy_ioreq_server(dmod, pd, sid);
+    if (pd != DOMID_INVALID)
+        xc_domain_destroy(xch, pd);
+    free(g);
+    scenario("pod", f0, ",\"pod_entries\":%d,\"pod_cache\":%d,"
+             "\"invalidate_ms\":%.1f,\"page_reused\":%s", POD_N, POD_CACHE,
+             t_inv * 1e3, reused ? "true" : "false");
+}
+
+#define TG_N   4            /* pages of the second guest the emulator maps */
+#define TG_GFN 0x100UL
+
+/*
+ * Wait up to 10 s for an invalidate of (dom, gfn) on want; the other
+ * emulator must get nothing about dom meanwhile.  The page is unmapped
+ * (op) before the request is answered, as an emulator does.  Returns the
+ * milliseconds it took, -1 if it never came; *stray counts requests about
+ * dom that reached the other emulator.
+ */
+static double
+tg_wait(struct iomap_emu *want, struct iomap_emu *other, uint32_t dom,
+        uint64_t gfn, struct xen_iommu_op_map *op, unsigned *stray)
+{
+    double t0 = now(), t = -1;
+    struct iomap_emu_req r;
+
+    while (now() - t0 < 10 && t < 0) {
+        struct pollfd pfd[2] = { { .fd = iomap_emu_fd(want), .events = POLLIN },
+                                 { .fd = iomap_emu_fd(other), .events = POLLIN } };
+
+        poll(pfd, 2, 100);
+        while (iomap_emu_next(want, &r) > 0) {
+            if (!r.global && r.domid == dom && r.gfn <= gfn &&
+                gfn < r.gfn + r.nr) {
+                t = now() - t0;
+                iommu_op_batch(XEN_IOMMUOP_unmap, op, 1);
+            }
+            iomap_emu_done(want, &r);
+        }
+        while (iomap_emu_next(other, &r) > 0) {
+            if (r.global || r.domid == dom)
+                (*stray)++;
+            iomap_emu_done(other, &r);
+        }
+    }
+    /* A stray request may trail the right one a little. */
+    t0 = now();
+    while (now() - t0 < 0.3) {
+        struct pollfd pfd = { .fd = iomap_emu_fd(other), .events = POLLIN };
+
+        poll(&pfd, 1, 50);
+        while (iomap_emu_next(other, &r) > 0) {
+            if (r.global || r.domid == dom)
+                (*stray)++;
+            iomap_emu_done(other, &r);
+        }
+    }
+    return t < 0 ? -1 : t * 1e3;
+}
+
+/*
+ * two-guests (issue 14): a second guest whose emulator, also in dom0, has
+ * the SAME ioreq server id as the test guest's (Xen numbers servers per
+ * target).  Both register with iomapd; each gets the invalidates of its
+ * own guest only; the second server's death force-unmaps its mappings and
+ * none of the test guest's.
+ */
+static void
+sc_two_guests(const char *sock, struct iomap_emu *e)
+{
+    int f0 = nfail, err = 0, nsid = 0, i;
+    struct xen_domctl_createdomain cfg = {
+        .flags = XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap,
+        .max_vcpus = 1,
+        .max_evtchn_port = 63,
+        .max_grant_frames = 1,
+        .max_maptrack_frames = 0,
+        .grant_opts = XEN_DOMCTL_GRANT_version(1),
+        .arch = { .emulation_flags = XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI },
+    };
+    uint32_t d2 = DOMID_INVALID, p0;
+    uint16_t sids[8], sid2 = 0xffff;
+    struct iomap_emu *e2 = NULL;
+    xen_pfn_t g2[TG_N], g1[2];
+    struct xen_iommu_op_map ops2[TG_N], ops1[2];
+    unsigned stray2 = 0, stray1 = 0, forced2 = 0, forced1 = 0;
+    double ms2 = -1, ms1 = -1, t0;
+    uint32_t seq;
+
+    if (ring_open() < 0)
+        goto out;
+    if (xc_domain_create(xch, &d2, &cfg) < 0) {
+        d2 = DOMID_INVALID;
+        fail("two-guests: creating the second guest: %s", strerror(errno));
+        goto out;
+    }
+    for (i = 0; i < TG_N; i++)
+        g2[i] = TG_GFN + i;
+    if (xc_domain_setmaxmem(xch, d2, 1024) < 0 ||
+        xc_domain_populate_physmap_exact(xch, d2, TG_N, 0, 0, g2) < 0) {
+        fail("two-guests: populating d%u: %s", d2, strerror(errno));
+        goto out;
+    }
+    /* Servers of d2 until one has the test guest's server's id. */
+    while (nsid < 8 && (nsid == 0 || sids[nsid - 1] < ioservid)) {
+        if (xendevicemodel_create_ioreq_server(dmod, d2,
+                                               HVM_IOREQSRV_BUFIOREQ_OFF,
+                                               &sids[nsid]) < 0) {
+            fail("two-guests: ioreq server of d%u: %s", d2, strerror(errno));
+            goto out;
+        }
+        nsid++;
+    }
+    sid2 = sids[nsid - 1];
+    if (sid2 != ioservid) {
+        fail("two-guests: d%u's server got id %u, not %u", d2, sid2, ioservid);
+        goto out;
+    }
+    say("two-guests: d%u's emulator is 0:%u:%u, the test guest's 0:%u:%u",
+        d2, d2, sid2, domid, ioservid);
+    e2 = iomap_emu_open(sock, 0, (uint16_t)d2, sid2,
+                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
+    if (e2 == NULL) {
+        fail("two-guests: registering 0:%u:%u next to 0:%u:%u: %s", d2, sid2,
+             domid, ioservid, strerror(-err));
+        goto out;
+    }
+    for (i = 0; i < TG_N; i++)
+        ops2[i] = (struct xen_iommu_op_map){ .domid = (uint16_t)d2,
+            .ioservid = sid2, .gfn = TG_GFN + i, .bfn = bfn_base + 0xe000 + i };
+    if (iommu_op_batch(XEN_IOMMUOP_map, ops2, TG_N) < 0 || ops2[0].status ||
+        ops2[TG_N - 1].status) {
+        fail("two-guests: map of d%u's pages: %d", d2, ops2[0].status);
+        goto out;
+    }
+    if (populate_map(0xe100, 2, bfn_base + 0xe100, g1, ops1) < 0)
+        goto out;
+
+    /* Each emulator gets the invalidate of its own guest only. */
+    if (xc_domain_decrease_reservation_exact(xch, d2, 1, 0, g2) < 0)
+        fail("two-guests: decrease_reservation d%u: %s", d2, strerror(errno));
+    else
+        ms2 = tg_wait(e2, e, d2, TG_GFN, &ops2[0], &stray2);
+    if (xc_domain_decrease_reservation_exact(xch, domid, 1, 0, g1) < 0)
+        fail("two-guests: decrease_reservation d%u: %s", domid,
+             strerror(errno));
+    else
+        ms1 = tg_wait(e, e2, domid, g1[0], &ops1[0], &stray1);
+    iommu_op_flush(&seq);
+    /*
+     * iomapd releases d2's held page once the flush is done; wait for it
+     * before d2 goes (a RELEASE after the destruction would be refused).
+     */
+    t0 = now();
+    while (tot_pages(d2) > TG_N - 1 && now() - t0 < 10)
+        usleep(1000);
+    if (tot_pages(d2) > TG_N - 1)
+        fail("two-guests: d%u's removed page was not released", d2);
+    say("two-guests: invalidates %.1f ms (d%u) and %.1f ms (d%u); %u and %u "
+        "reached the other emulator", ms2, d2, ms1, domid, stray2, stray1);
+    if (ms2 < 0)
+        fail("two-guests: d%u's emulator got no invalidate for its page", d2);
+    if (ms1 < 0)
+        fail("two-guests: d%u's emulator got no invalidate for its page",
+             domid);
+    if (stray2 || stray1)
+        fail("two-guests: an emulator got the other guest's invalidates "
+             "(%u, %u)", stray2, stray1);
+
+    /* d2's server dies: only its own mappings go. */
+    p0 = ev_prod();
+    if (xendevicemodel_destroy_ioreq_server(dmod, d2, sid2) < 0) {
+        fail("two-guests: destroying 0:%u:%u: %s", d2, sid2, strerror(errno));
+        goto out;
+    }
+    nsid--;
+    t0 = now();
+    while (now() - t0 < 10 && forced2 < TG_N - 1) {
+        forced2 = ev_count(p0, IOMAP_EV_UNMAP, IOMAP_F_FORCED, d2);
+        usleep(1000);
+    }
+    usleep(200 * 1000);
+    forced2 = ev_count(p0, IOMAP_EV_UNMAP, IOMAP_F_FORCED, d2);
+    forced1 = ev_count(p0, IOMAP_EV_UNMAP, IOMAP_F_FORCED, domid);
+    say("two-guests: 0:%u:%u gone: %u of its %d mappings force-unmapped, %u "
+        "of d%u's", d2, sid2, forced2, TG_N - 1, forced1, domid);
+    if (forced2 != TG_N - 1)
+        fail("two-guests: %u of d%u's %d mappings force-unmapped", forced2, d2,
+             TG_N - 1);
+    if (forced1)
+        fail("two-guests: the death of 0:%u:%u force-unmapped %u of d%u's "
+             "mappings", d2, sid2, forced1, domid);
+    /* The test guest's other mapping is still its emulator's to unmap. */
+    if (iommu_op_batch(XEN_IOMMUOP_unmap, &ops1[1], 1) < 0 || ops1[1].status)
+        fail("two-guests: d%u's mapping is gone (unmap: %d)", domid,
+             ops1[1].status);
+    iommu_op_flush(&seq);
+ out:
+    if (e2 != NULL)
+        iomap_emu_close(e2);
+    while (nsid > 0)
+        xendevicemodel_destroy_ioreq_server(dmod, d2, sids[--nsid]);
+    if (d2 != DOMID_INVALID)
+        xc_domain_destroy(xch, d2);
+    scenario("two-guests", f0, ",\"ioservid\":%u,\"invalidate_ms\":[%.1f,%.1f],"
+             "\"stray_invalidates\":%u,\"force_unmapped\":%u,"
+             "\"other_force_unmapped\":%u", sid2, ms2, ms1, stray1 + stray2,
+             forced2, forced1);
+}
+
+static void
+ring_close(void)
+{
+    if (ring != NULL)
+        xenforeignmemory_unmap_resource(fmem, ring_res);
+    ring = NULL;
+    evring = NULL;
+    ring_res = NULL;
+}
+
+#define GONE2_N 4
+
+/*
+ * daemon-gone: iomapd dies (SIGKILL, no restart) while it holds removed
+ * pages that nothing maps any more.  Xen notices that nobody maps the ring
+ * and releases them itself within a few seconds, so the guest can have
+ * them back; a map is refused (-ENOTCONN) until a daemon attaches again.
+ * Then a new iomapd is started for what follows.
+ */
+static void
+sc_daemon_gone(const char *sock, struct iomap_emu **e)
+{
+    int f0 = nfail, err = 0;
+    xen_pfn_t g[GONE2_N + 1];
+    struct xen_iommu_op_map ops[GONE2_N + 1], extra;
+    long t0, t_rm;
+    double t_kill, t_rel = -1;
+    uint32_t seq;
+    int rc_map = 1;
+    pid_t pid;
+
+    ring_close();   /* our own mapping of the ring would keep it "mapped" */
+    if (populate_map(0xc000, GONE2_N + 1, bfn_base + 0xc000, g, ops) < 0)
+        goto out;
+    t0 = tot_pages(domid);
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    if (xc_domain_decrease_reservation_exact(xch, domid, GONE2_N, 0, g) < 0 ||
+        unmap_all(ops, GONE2_N) < 0) {
+        fail("daemon-gone: removal / unmap: %s", strerror(errno));
+        daemon_signal(SIGCONT);
+        goto out;
+    }
+    iommu_op_flush(&seq);
+    usleep(200 * 1000);
+    t_rm = tot_pages(domid);
+    if (t_rm != t0)
+        fail("daemon-gone: pages released with the daemon stopped");
+    pid = iomapd_pid();
+    t_kill = now();
+    daemon_signal(SIGKILL);
+    kill(pid, SIGCONT);
+    if (wait_tot(t0 - GONE2_N, 10) < 0)
+        fail("daemon-gone: the %d held pages were not released 10 s after "
+             "the daemon died (tot_pages %ld, want %ld)", GONE2_N,
+             tot_pages(domid), t0 - GONE2_N);
+    else
+        t_rel = now() - t_kill;
+    extra = ops[GONE2_N];
+    extra.gfn = GFN_BASE + 0xc000 + GONE2_N;
+    extra.bfn = bfn_base + 0xd000;
+    rc_map = iommu_op_batch(XEN_IOMMUOP_map, &extra, 1);
+    if (rc_map != -ENOTCONN) {
+        fail("daemon-gone: a map without a daemon gave %d, want -ENOTCONN",
+             rc_map);
+        if (rc_map == 0 && extra.status == 0)
+            iommu_op_batch(XEN_IOMMUOP_unmap, &extra, 1);
+    }
+    say("daemon-gone: daemon killed with %d held, unmapped, flushed pages: "
+        "Xen released them %.1f ms later; a map then: %d", GONE2_N,
+        t_rel * 1e3, rc_map);
+    /* The last mapping still works without a daemon: unmap it. */
+    unmap_all(&ops[GONE2_N], 1);
+    iommu_op_flush(&seq);
+ out:
+    if (system("iomapd-ctl start /tmp/iomapd-g.log && "
+               "iomapd-ctl resync /tmp/iomapd-g.log >/dev/null") != 0)
+        fail("daemon-gone: a new iomapd did not start");
+    iomap_emu_close(*e);
+    *e = iomap_emu_open(sock, 0, (uint16_t)domid, ioservid,
+                        IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
+    if (*e == NULL)
+        fail("daemon-gone: registering with the new iomapd: %s", strerror(-err));
+    xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &g[GONE2_N]);
+    scenario("daemon-gone", f0, ",\"held\":%d,\"released_ms_after_kill\":%.1f,"
+             "\"map_without_daemon\":%d", GONE2_N, t_rel * 1e3, rc_map);
+}
+
+/* Does Xen's console ring contain text? */
+static int
+xen_console_has(const char *text)
+{
+    static char buf[1 << 20];
+    unsigned int n = sizeof(buf) - 1;
+
+    if (xc_readconsolering(xch, buf, &n, 0, 0, NULL) < 0)
+        return 0;
+    buf[n] = 0;
+    return strstr(buf, text) != NULL;
+}
+
+#define ITE_N 8
+
+/* IOMAP_EV_CMD_RESULT records of RELEASE commands answered rc since from. */
+static unsigned
+release_results(uint32_t from, int rc)
+{
+    uint32_t prod = ev_prod(), i;
+    unsigned n = 0;
+
+    if (prod - from > ring->ev_slots)
+        from = prod - ring->ev_slots;
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        if (ev->type == IOMAP_EV_CMD_RESULT &&
+            ev->flags == IOMAP_CMD_RELEASE && (int32_t)ev->seq == rc)
+            n++;
+    }
+    return n;
+}
+
+/*
+ * ite (third boot, Xen booted with iomap_inject_ite=1 and an ATS device):
+ * QEMU's VT-d never times out, so Xen's fault injection makes the first
+ * asynchronous group look aborted by an Invalidation Time-out Error.  With
+ * iomapd stopped, the emulator unmaps 8 pages (a 9th mapping keeps the
+ * leaf table) and flushes: that flush must be reported failed
+ * (IOMAP_EV_FLUSH_FAILED covering the 8 unmaps), the unit's ATS device
+ * must go the way of a device-TLB flush time-out, and the 8 pages must
+ * never be freed, not even after their removal from the guest and the
+ * daemon's attempts to release them.
+ */
+static int
+sc_ite(void)
+{
+    int f0 = nfail;
+    xen_pfn_t g[ITE_N + 1];
+    struct xen_iommu_op_map ops[ITE_N + 1];
+    const struct iomap_event *ff = NULL;
+    uint32_t p0, seq = 0;
+    long t0 = -1, t1 = -1;
+    double t;
+    int timeout_path;
+    unsigned eio = 0, busy = 0;
+
+    if (ring_open() < 0 ||
+        populate_map(0xe000, ITE_N + 1, bfn_base + 0xe000, g, ops) < 0)
+        goto out;
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    p0 = ev_prod();
+    if (unmap_all(ops, ITE_N) < 0) {
+        daemon_signal(SIGCONT);
+        goto out;
+    }
+    iommu_op_flush(&seq);
+    for (t = now(); now() - t < 5 && ff == NULL; usleep(1000))
+        ff = ev_find(p0, IOMAP_EV_FLUSH_FAILED, 0, DOMID_INVALID);
+    t0 = tot_pages(domid);
+    if (xc_domain_decrease_reservation_exact(xch, domid, ITE_N, 0, g) < 0)
+        fail("ite: decrease_reservation: %s", strerror(errno));
+    daemon_signal(SIGCONT);
+    /*
+     * ABI 1.1: iomapd asks for another flush and then releases the held
+     * pages; the shim answers -EIO (leaked), never -EBUSY, and frees none.
+     */
+    for (t = now(); now() - t < 5 && eio == 0; usleep(10000))
+        eio = release_results(p0, -EIO);
+    sleep(1);
+    eio = release_results(p0, -EIO);
+    busy = release_results(p0, -EBUSY);
+    t1 = tot_pages(domid);
+    timeout_path = xen_console_has("ATS device") &&
+                   xen_console_has("flush failed");
+    say("ite: flush %u: %s (nr %u, errno %llu); ATS time-out path: %s; "
+        "tot_pages %ld -> %ld after the removal and iomapd's releases", seq,
+        ff ? "IOMAP_EV_FLUSH_FAILED" : "no failure reported",
+        ff ? ff->nr : 0, ff ? (unsigned long long)ff->arg : 0ULL,
+        timeout_path ? "yes" : "no", t0, t1);
+    if (ff == NULL || (int32_t)(ff->seq - seq) < 0)
+        fail("ite: no IOMAP_EV_FLUSH_FAILED covering flush %u", seq);
+    else if (ff->nr < ITE_N)
+        fail("ite: the failed flush leaked %u unmaps, want %d", ff->nr, ITE_N);
+    if (!xen_console_has("injecting an ITE"))
+        fail("ite: Xen did not inject the ITE (booted without "
+             "iomap_inject_ite=1?)");
+    if (!timeout_path)
+        fail("ite: the ATS device did not go through the device-TLB flush "
+             "time-out path");
+    if (t1 != t0)
+        fail("ite: pages covered by the failed flush were freed (tot_pages "
+             "%ld -> %ld)", t0, t1);
+    if (eio == 0)
+        fail("ite: no RELEASE of a leaked page answered -EIO (ABI 1.1)");
+    if (busy)
+        fail("ite: %u RELEASE(s) answered -EBUSY", busy);
+ out:
+    scenario("ite", f0, ",\"flush_seq\":%u,\"failed_seq\":%u,\"leaked\":%u,"
+             "\"tot_pages_before\":%ld,\"tot_pages_after\":%ld,"
+             "\"release_eio\":%u,\"release_ebusy\":%u", seq,
+             ff ? ff->seq : 0, ff ? ff->nr : 0, t0, t1, eio, busy);
+    return nfail == f0 ? 0 : 1;
+}
+
+#define GONE_N 8
+
+/*
+ * emulator-gone: the ioreq server of an emulator with live mappings is
+ * destroyed.  The shim posts IOMAP_EV_EMULATOR_GONE; iomapd force-unmaps
+ * the mappings (drain, not cancel); afterwards the pages leave the guest
+ * at once on removal (no references left).
+ */
+static void
+sc_emulator_gone(void)
+{
+    int f0 = nfail;
+    xen_pfn_t g[GONE_N];
+    struct xen_iommu_op_map ops[GONE_N];
+    uint32_t p0;
+    unsigned forced = 0;
+    double t0, t_drain = -1;
+    long tt;
+
+    if (ring_open() < 0 || populate_map(0x6000, GONE_N, bfn_base + 0x6000, g,
+                                        ops) < 0)
+        goto out;
+    p0 = ev_prod();
+    t0 = now();
+    if (xendevicemodel_destroy_ioreq_server(dmod, domid, ioservid) < 0) {
+        fail("emulator-gone: destroying the ioreq server: %s", strerror(errno));
+        goto out;
+    }
+    have_ioserv = 0;
+    while (now() - t0 < 10) {
+        forced = ev_count(p0, IOMAP_EV_UNMAP, IOMAP_F_FORCED, domid);
+        if (forced >= GONE_N &&
+            ev_find(p0, IOMAP_EV_EMULATOR_GONE, 0, domid) != NULL) {
+            t_drain = now() - t0;
+            break;
+        }
+        usleep(1000);
+    }
+    say("emulator-gone: %u of %d mappings force-unmapped after the ioreq "
+        "server went (%.1f ms)", forced, GONE_N, t_drain * 1e3);
+    if (ev_find(p0, IOMAP_EV_EMULATOR_GONE, 0, domid) == NULL)
+        fail("emulator-gone: no IOMAP_EV_EMULATOR_GONE");
+    if (forced < GONE_N)
+        fail("emulator-gone: only %u of %d mappings force-unmapped", forced,
+             GONE_N);
+    usleep(100 * 1000);     /* the force-unmap's flush */
+    tt = tot_pages(domid);
+    if (xc_domain_decrease_reservation_exact(xch, domid, GONE_N, 0, g) < 0)
+        fail("emulator-gone: decrease_reservation: %s", strerror(errno));
+    else if (wait_tot(tt - GONE_N, 5) < 0)
+        fail("emulator-gone: drained pages not freed on removal");
+ out:
+    scenario("emulator-gone", f0, ",\"mappings\":%d,\"force_unmapped\":%u,"
+             "\"drain_ms\":%.1f", GONE_N, forced, t_drain * 1e3);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -399,6 +1714,8 @@ main(int argc, char **argv)
         .arch = { .emulation_flags = XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI },
     };
     const char *sock;
+    int nonstrict = 0, ite = 0;
+    char cmdline[1024] = "";
     unsigned long npages = 64, nmap = 32, max_page = 0, i;
     xen_pfn_t *gfns;
     struct xen_iommu_op_map *ops;
@@ -414,8 +1731,12 @@ main(int argc, char **argv)
     double p2_rel = 0;
     char p2_dump[160] = "";
 
+    if (argc > 1 && strcmp(argv[1], "--nonstrict") == 0)
+        nonstrict = 1, argc--, argv++;
+    else if (argc > 1 && strcmp(argv[1], "--ite") == 0)
+        ite = 1, argc--, argv++;
     if (argc < 2) {
-        fprintf(stderr, "usage: xen-e2e EMU_SOCKET [NPAGES [NMAP]]\n");
+        fprintf(stderr, "usage: xen-e2e [--nonstrict | --ite] EMU_SOCKET [NPAGES [NMAP]]\n");
         return 2;
     }
     sock = argv[1];
@@ -444,6 +1765,12 @@ main(int argc, char **argv)
     /* The op only takes bus frames above host RAM. */
     bfn_base = max_page + BFN_OFFSET;
     f_boot = free_pages();
+    {
+        xen_commandline_t c;
+
+        if (xc_version(xch, XENVER_commandline, &c) >= 0)
+            snprintf(cmdline, sizeof(cmdline), "%s", c);
+    }
 
     /* 1. The guest: an HVM domain with npages of RAM at GFN_BASE. */
     rc = xc_domain_create(xch, &domid, &cfg);
@@ -493,6 +1820,49 @@ main(int argc, char **argv)
     say("emulator 0:%u registered with iomapd, per-page invalidation on",
         ioservid);
 
+    /* ite, third boot (iomap_inject_ite=1): the guest stays, leaked. */
+    if (ite)
+        return sc_ite();
+
+    /*
+     * strict-dom0, second boot (without dom0-iommu=strict): dom0's IOMMU
+     * maps all of host RAM 1:1, so the shim must refuse the op.
+     */
+    if (nonstrict) {
+        int f0 = nfail;
+
+        ops[0] = op_for(0);
+        rc = iommu_op_batch(XEN_IOMMUOP_map, ops, 1);
+        say("non-strict dom0 (Xen command line \"%s\"): map: %d, status %d",
+            cmdline, rc, ops[0].status);
+        if (strstr(cmdline, "dom0-iommu=strict") != NULL)
+            fail("strict-dom0: this boot was meant to be non-strict");
+        if (rc != 0 || ops[0].status != -EOPNOTSUPP) {
+            fail("strict-dom0: a non-strict dom0's map gave %d/%d, want "
+                 "status -EOPNOTSUPP", rc, ops[0].status);
+            if (rc == 0 && ops[0].status == 0)
+                iommu_op_batch(XEN_IOMMUOP_unmap, ops, 1);
+        }
+        scenario("strict-dom0-refused", f0, ",\"rc\":%d", ops[0].status);
+        iomap_emu_close(e);
+        cleanup();
+        return nfail ? 1 : 0;
+    }
+
+    /*
+     * The scenarios of issue 13 that leave the daemon and the emulator in
+     * place, each on fresh gfns of the same guest, first: a failure of the
+     * test below (which stops at its first failure) must not hide them.
+     */
+    sc_hold_until_flush();
+    sc_pagetable_free();
+    sc_unprivileged();
+    sc_pod(sock);
+    sc_overwrite(e);
+    sc_two_guests(sock, e);
+    t_populated = tot_pages(domid);
+    f_populated = free_pages();
+
     /* 3. Map the first nmap pages, bfn = bfn_base + i. */
     for (i = 0; i < nmap; i++)
         ops[i] = op_for(i);
@@ -508,6 +1878,14 @@ main(int argc, char **argv)
             cleanup();
             return 1;
         }
+    {
+        int f0 = nfail;
+
+        if (strstr(cmdline, "dom0-iommu=strict") == NULL)
+            fail("strict-dom0: Xen's command line lacks dom0-iommu=strict: "
+                 "\"%s\"", cmdline);
+        scenario("strict-dom0-accepted", f0, ",\"mapped\":%lu", nmap);
+    }
     t_mapped = tot_pages(domid);
     f_mapped = free_pages();
     say("mapped %lu pages at bfn %#lx: tot_pages %ld, host free %ld", nmap,
@@ -661,20 +2039,83 @@ main(int argc, char **argv)
     /* I3 again: a second unmap of the same page is refused. */
     bad_unmap("a page already unmapped", op_for(0));
 
+    scenario("remove-hold-release", 0, ",\"pages\":%lu,\"mapped\":%lu,"
+             "\"held\":%ld,\"invalidate_ms\":%.1f,\"freed_ms_after_unmap\":%.1f",
+             npages, nmap, t_mapped - t_removed, t_req * 1e3, t_free * 1e3);
+
     /* 8. Optionally: a daemon crash with pages in flight. */
     if (getenv("E2E_RESTART") != NULL && *getenv("E2E_RESTART")) {
+        int f0 = nfail, chunks;
+        uint32_t p0 = ev_prod();
+        unsigned nemu;
+
         if (phase2(e, getenv("E2E_RESTART"), 16, &p2_held, &p2_rel, p2_dump,
                    sizeof(p2_dump)) < 0) {
+            scenario("daemon-restart", f0, NULL);
             cleanup();
             return 1;
         }
+        chunks = dump_check(p0, "daemon-restart", &nemu);
         t_released = tot_pages(domid) - P2_KEEP;
+        scenario("daemon-restart", f0, ",\"held\":%ld,\"released_ms\":%.1f,"
+                 "\"dump_chunks\":%d,\"dump_emus\":%u",
+                 p2_held, p2_rel * 1e3, chunks, nemu);
+        /* The emulator registers with the new daemon. */
+        iomap_emu_close(e);
+        e = iomap_emu_open(sock, 0, (uint16_t)domid, ioservid,
+                           IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
+        if (e == NULL) {
+            fail("registering with the new iomapd: %s", strerror(-err));
+            cleanup();
+            return 1;
+        }
     }
 
-    /* 9. Nothing held: the guest is empty, destroy it, all pages are back. */
-    cleanup();
-    usleep(200 * 1000);
-    f_end = free_pages();
+    /* 9. The scenarios that end the daemon or the emulator come last. */
+    sc_daemon_gone(sock, &e);
+    sc_emulator_gone();
+
+    /*
+     * 10. destroy-live: a new ioreq server maps pages, then the guest is
+     * destroyed with the mappings in place.  The domain must disappear (no
+     * reference left behind) and every page come back.
+     */
+    {
+        int f0 = nfail;
+        xen_pfn_t g[8];
+        struct xen_iommu_op_map dops[8];
+        double t0 = now(), t_gone = -1;
+        uint32_t dead = domid;
+
+        if (xendevicemodel_create_ioreq_server(dmod, domid,
+                                               HVM_IOREQSRV_BUFIOREQ_OFF,
+                                               &ioservid) < 0)
+            fail("destroy-live: a new ioreq server: %s", strerror(errno));
+        else {
+            have_ioserv = 1;
+            if (populate_map(0x9000, 8, bfn_base + 0x9000, g, dops) == 0)
+                say("destroy-live: 8 live mappings; destroying d%u", domid);
+        }
+        cleanup();
+        while (now() - t0 < 10) {
+            if (tot_pages(dead) < 0) {
+                t_gone = now() - t0;
+                break;
+            }
+            usleep(1000);
+        }
+        if (t_gone < 0)
+            fail("destroy-live: d%u still exists 10 s after its destruction "
+                 "(a reference left behind)", dead);
+        usleep(200 * 1000);
+        f_end = free_pages();
+        if (labs(f_end - f_boot) > 8)
+            fail("destroy-live: host free pages %ld at the end, %ld at the "
+                 "start", f_end, f_boot);
+        scenario("destroy-live", f0, ",\"mappings\":8,\"gone_ms\":%.1f,"
+                 "\"free_pages_vs_boot\":%ld", t_gone * 1e3, f_end - f_boot);
+    }
+
     say("guest destroyed: host free %ld (boot %ld, %+ld)", f_end, f_boot,
         f_end - f_boot);
     if (t_released != t_populated - (long)npages)
