@@ -584,9 +584,11 @@ main(int argc, char **argv)
 #ifdef HAVE_SIM_EMBEDDED
     bench_hooks_stop();
 #endif
-    log_info("stopped: %llu pages released, %llu in flight left to the shim",
+    log_info("stopped: %llu pages released, %llu in flight left to the shim%s",
              (unsigned long long)core_stats(io->core)->pages_released,
-             (unsigned long long)in_flight(io));
+             (unsigned long long)in_flight(io),
+             core_stats(io->core)->pages_leaked ?
+             " (the shim kept the frames of failed flushes: see pages_leaked)" : "");
     core_free(io->core);
     io->be->close(io->bep);
     event_base_free(io->base);

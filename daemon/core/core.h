@@ -182,6 +182,8 @@ void     core_status(const struct core *c, struct core_status *st);
 struct core_stats {
     uint64_t events, event_batches, unknown_events, bad_events;
     uint64_t maps, unmaps, unmatched_unmaps;
+    /* pages_released: RELEASEs asked (a frame a failed flush leaked is
+       counted here too; the shim keeps it: pages_leaked). */
     uint64_t pages_removed, pages_released, invalidates_sent;
     uint64_t global_invalidates_sent, forced_unmaps, flush_cmds;
     uint64_t release_cmds, cmd_errors, overflows, resyncs;
