@@ -250,7 +250,7 @@ struct metric M[M_COUNT] = {
     [M_SEQ] = { "ingest_seq_events_per_s", "ev/s", ">= 20,000,000", 20e6, 0 },
     [M_SEQ_MAP] = { "ingest_seq_map_events_per_s", "ev/s", "", 0, 0 },
     [M_SEQ_UNMAP] = { "ingest_seq_unmap_events_per_s", "ev/s", "", 0, 0 },
-    [M_RAND] = { "ingest_rand_events_per_s", "ev/s", ">= 5,000,000", 5e6, 0 },
+    [M_RAND] = { "ingest_rand_events_per_s", "ev/s", ">= 10,000,000", 10e6, 0 },
     [M_RAND_MAP] = { "ingest_rand_map_events_per_s", "ev/s", "", 0, 0 },
     [M_RAND_UNMAP] = { "ingest_rand_unmap_events_per_s", "ev/s", "", 0, 0 },
     [M_B1G] = { "balloon_1g_ms", "ms", "<= 25", 25, 1 },
