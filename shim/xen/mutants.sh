@@ -43,6 +43,7 @@ daemon-watch|daemon-gone|xen/common/iomap.c|Xen does not notice that the daemon 
 failed-flush|ite|xen/common/iomap.c|an async flush aborted by an ITE counts as completed
 dump-emu|daemon-restart|xen/common/iomap.c|the first dump chunk names no ioreq server (ABI 1.1 IOMAP_EV_DUMP_EMU)
 server-target|two-guests|xen/common/iomap.c|FORCE_UNMAP ignores the target: it also unmaps another guest's emulator with the same ioreq server id
+watch-restart|daemon-gone|xen/common/iomap.c|a page held while no daemon runs does not start the watch timer (it stays held)
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|(not checked: QEMU never has an async flush outstanding)
 EOF
 }
@@ -84,6 +85,9 @@ edits = {
     "daemon-watch": (
         "    if ( attached && !ring_mapped() )\n",
         "    if ( attached && !ring_mapped() && 0 ) /* MUTANT: death unnoticed */\n"),
+    "watch-restart": (
+        "    if ( held && !attached )\n",
+        "    if ( held && !attached && 0 ) /* MUTANT: no watch */\n"),
     "dump-emu": (
         "        nemus = rc;\n",
         "        nemus = 0; /* MUTANT: no DUMP_EMU */\n"),
@@ -110,13 +114,14 @@ case "${1:-}" in
 --list) guards | cut -d'|' -f1,2,4 | tr '|' '\t'; exit 0 ;;
 --rotate)
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
-        overwrite-hook daemon-watch failed-flush dump-emu server-target
+        overwrite-hook daemon-watch failed-flush dump-emu server-target \
+        watch-restart
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
         pod-steal overwrite-hook daemon-watch failed-flush dump-emu \
-        server-target ;;
+        server-target watch-restart ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||

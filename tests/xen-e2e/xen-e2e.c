@@ -1468,7 +1468,9 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
     long t0, t_rm;
     double t_kill, t_rel = -1;
     uint32_t seq;
-    int rc_map = 1;
+    int rc_map = 1, removed_last = 0;
+    long t_last = 0;
+    double t_last_rel = -1;
     pid_t pid;
 
     ring_close();   /* our own mapping of the ring would keep it "mapped" */
@@ -1511,9 +1513,33 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
     say("daemon-gone: daemon killed with %d held, unmapped, flushed pages: "
         "Xen released them %.1f ms later; a map then: %d", GONE2_N,
         t_rel * 1e3, rc_map);
-    /* The last mapping still works without a daemon: unmap it. */
+    /*
+     * The last mapping still works without a daemon.  Its page is removed
+     * now, while mapped: Xen holds it, with its watch timer stopped (the
+     * held list was empty).  Once unmapped and flushed it must be
+     * released all the same, not kept until a daemon attaches.
+     */
+    t_last = tot_pages(domid);
+    if (xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &g[GONE2_N]) < 0) {
+        fail("daemon-gone: removal of the mapped page: %s", strerror(errno));
+    } else {
+        removed_last = 1;
+        usleep(1500 * 1000);
+        if (tot_pages(domid) != t_last)
+            fail("daemon-gone: a removed page still mapped was released");
+    }
     unmap_all(&ops[GONE2_N], 1);
     iommu_op_flush(&seq);
+    if (removed_last) {
+        double t = wait_tot(t_last - 1, 10);
+
+        if (t < 0)
+            fail("daemon-gone: a page removed without a daemon was not released "
+                 "10 s after its unmap and flush (tot_pages %ld, want %ld)",
+                 tot_pages(domid), t_last - 1);
+        else
+            t_last_rel = t;
+    }
  out:
     if (system("iomapd-ctl start /tmp/iomapd-g.log && "
                "iomapd-ctl resync /tmp/iomapd-g.log >/dev/null") != 0)
@@ -1523,9 +1549,11 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
                         IOMAP_EMU_CAP_INVALIDATE_PAGE, &err);
     if (*e == NULL)
         fail("daemon-gone: registering with the new iomapd: %s", strerror(-err));
-    xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &g[GONE2_N]);
+    if (!removed_last)
+        xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &g[GONE2_N]);
     scenario("daemon-gone", f0, ",\"held\":%d,\"released_ms_after_kill\":%.1f,"
-             "\"map_without_daemon\":%d", GONE2_N, t_rel * 1e3, rc_map);
+             "\"map_without_daemon\":%d,\"removed_without_daemon_released_ms\":%.1f",
+             GONE2_N, t_rel * 1e3, rc_map, t_last_rel * 1e3);
 }
 
 /* Does Xen's console ring contain text? */
