@@ -536,10 +536,9 @@ emusock_new(struct iomapd *io, const char *path, char *err, size_t errlen)
                     log_warn("%s: setrlimit(RLIMIT_NOFILE, %llu)", __func__,
                              (unsigned long long)nr.rlim_cur);
             }
-        }
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
             budget = rl.rlim_cur > EMUSOCK_FDS_SPARE ?
                      (rl.rlim_cur - EMUSOCK_FDS_SPARE) / EMUSOCK_FDS_PER_EMULATOR : 1;
+        }
         es->max_registered = budget < CORE_MAX_EMUS ? (unsigned)budget : CORE_MAX_EMUS;
         if (es->max_registered < CORE_MAX_EMUS)
             log_info("emulator socket: at most %u registrations (RLIMIT_NOFILE %llu; "
