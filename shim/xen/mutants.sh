@@ -44,7 +44,7 @@ failed-flush|ite|xen/common/iomap.c|an async flush aborted by an ITE counts as c
 dump-emu|daemon-restart|xen/common/iomap.c|the first dump chunk names no ioreq server (ABI 1.1 IOMAP_EV_DUMP_EMU)
 server-target|two-guests|xen/common/iomap.c|FORCE_UNMAP ignores the target: it also unmaps another guest's emulator with the same ioreq server id
 watch-restart|daemon-gone|xen/common/iomap.c|a page held while no daemon runs does not start the watch timer (it stays held)
-qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|(not checked: QEMU never has an async flush outstanding)
+qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|a flush while the unit's async group is outstanding queues a group of its own (no cap, no coalescing)
 EOF
 }
 
@@ -96,6 +96,13 @@ edits = {
         "             m->ioservid != c->ioservid )\n",
         "        if ( m->emu != c->emu_domid || /* MUTANT: any target */\n"
         "             m->ioservid != c->ioservid )\n"),
+    "qi-cap": (
+        "    if ( qi_async_busy(iommu) )\n"
+        "    {\n"
+        "        if ( !iommu->qi_async_want )\n",
+        "    if ( 0 ) /* MUTANT: no cap */\n"
+        "    {\n"
+        "        if ( !iommu->qi_async_want )\n"),
     "overwrite-hook": (
         "            if ( !mfn_eq(omfn, mfn_add(mfn, i)) )\n"
         "                p2m_iomap_removed(p2m, gfn_add(gfn, i), omfn, PAGE_ORDER_4K);\n",
@@ -115,13 +122,13 @@ case "${1:-}" in
 --rotate)
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
         overwrite-hook daemon-watch failed-flush dump-emu server-target \
-        watch-restart
+        watch-restart qi-cap
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
         pod-steal overwrite-hook daemon-watch failed-flush dump-emu \
-        server-target watch-restart ;;
+        server-target watch-restart qi-cap ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||

@@ -1673,6 +1673,188 @@ sc_ite(void)
     return nfail == f0 ? 0 : 1;
 }
 
+/*
+ * The newest number printed after tag in Xen's console ring (0 if none):
+ * Xen numbers the asynchronous groups it logs under iomap_async_delay.
+ */
+static unsigned
+xen_console_last(const char *tag)
+{
+    static char buf[1 << 20];
+    unsigned int n = sizeof(buf) - 1;
+    unsigned last = 0;
+    const char *p;
+
+    if (xc_readconsolering(xch, buf, &n, 0, 0, NULL) < 0)
+        return 0;
+    buf[n] = 0;
+    for (p = strstr(buf, tag); p != NULL; p = strstr(p + 1, tag)) {
+        unsigned long v = strtoul(p + strlen(tag), NULL, 10);
+
+        if (v > last)
+            last = (unsigned)v;
+    }
+    return last;
+}
+
+/* The newest IOMAP_EV_FLUSH_DONE since from covering seq, or NULL. */
+static const struct iomap_event *
+flush_done_covering(uint32_t from, uint32_t seq)
+{
+    const struct iomap_event *d = ev_find(from, IOMAP_EV_FLUSH_DONE, 0,
+                                          DOMID_INVALID);
+
+    return d != NULL && (int32_t)(d->seq - seq) >= 0 ? d : NULL;
+}
+
+#define ASYNC_N 8       /* unmaps covered by the first group */
+#define ASYNC_K 16      /* flushes issued while it is outstanding */
+#define ASYNC_TAG "iomap async group #"
+
+/*
+ * async-flush (fourth boot, Xen booted with iomap_async_delay=MS): QEMU's
+ * VT-d completes every invalidation at once, so Xen's test hook keeps each
+ * asynchronous group outstanding for MS.  With iomapd stopped, the
+ * emulator unmaps 8 pages and flushes (group 1), then maps, unmaps and
+ * flushes one page 16 times while group 1 is outstanding, then unmaps the
+ * only mapping of a leaf table, which the shim must flush synchronously
+ * before returning.  Checked:
+ *  - the cap: the 16 flushes queue no group of their own; they are
+ *    coalesced into one, queued once group 1 completes (2 groups in all;
+ *    without the cap, 17);
+ *  - completion: FLUSH_DONE covers flush 1 only once its group completed
+ *    (not before half the delay), and the coalesced flushes complete too;
+ *  - the synchronous flush of the freed table runs while the group is
+ *    outstanding, and does not wait for it.
+ */
+static void
+sc_async_flush(unsigned delay_ms)
+{
+    int f0 = nfail;
+    xen_pfn_t g[ASYNC_N + 1 + ASYNC_K + 1];
+    struct xen_iommu_op_map ops[ASYNC_N + 1 + ASYNC_K + 1];
+    unsigned long k, pt_bfn = (bfn_base + 0x10000 + 511) & ~511UL;
+    uint32_t p0, seq1 = 0, seq = 0, pseq;
+    unsigned groups0, groups = 0;
+    const struct iomap_event *fl;
+    double t1 = 0, t_done1 = -1, t_done = -1, t_sync = -1, t;
+    int stopped = 0, sync_flushed = 0, done_early = 0;
+
+    if (ring_open() < 0 ||
+        populate_map(0x2000, ASYNC_N + 1, bfn_base + 0x2000, g, ops) < 0)
+        goto out;
+    for (k = 0; k <= ASYNC_K; k++)
+        g[ASYNC_N + 1 + k] = GFN_BASE + 0x2100 + k;
+    if (xc_domain_populate_physmap_exact(xch, domid, ASYNC_K + 1, 0, 0,
+                                         g + ASYNC_N + 1) < 0) {
+        fail("async-flush: populating: %s", strerror(errno));
+        goto out;
+    }
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    stopped = 1;
+    groups0 = xen_console_last(ASYNC_TAG);
+    p0 = ev_prod();
+
+    /* Group 1: 8 unmaps (the 9th mapping keeps the leaf table). */
+    if (unmap_all(ops, ASYNC_N) < 0)
+        goto out;
+    iommu_op_flush(&seq1);
+    t1 = now();
+
+    /* 16 more flushes, each covering an unmap, while group 1 waits. */
+    for (k = 0; k < ASYNC_K; k++) {
+        struct xen_iommu_op_map *op = &ops[ASYNC_N + 1 + k];
+
+        *op = op_for(0x2100 + k);
+        op->bfn = bfn_base + 0x2000 + ASYNC_N + 1 + k;
+        if (iommu_op_batch(XEN_IOMMUOP_map, op, 1) < 0 || op->status ||
+            unmap_all(op, 1) < 0) {
+            fail("async-flush: map/unmap %lu: %s", k,
+                 strerror(op->status ? -op->status : errno));
+            goto out;
+        }
+        iommu_op_flush(&seq);
+    }
+    done_early = flush_done_covering(p0, seq1) != NULL;
+
+    /* A table-freeing unmap: a synchronous flush behind the async group. */
+    {
+        struct xen_iommu_op_map *op = &ops[ASYNC_N + 1 + ASYNC_K];
+
+        *op = op_for(0x2100 + ASYNC_K);
+        op->bfn = pt_bfn;
+        if (iommu_op_batch(XEN_IOMMUOP_map, op, 1) < 0 || op->status) {
+            fail("async-flush: map at bfn %#lx: %s", pt_bfn,
+                 strerror(op->status ? -op->status : errno));
+            goto out;
+        }
+        pseq = ev_prod();
+        t = now();
+        if (unmap_all(op, 1) < 0)
+            goto out;
+        t_sync = now() - t;
+        fl = ev_find(pseq, IOMAP_EV_FLUSH, 0, DOMID_INVALID);
+        sync_flushed = fl != NULL && (int32_t)(fl->seq - seq) > 0;
+        if (sync_flushed)
+            seq = fl->seq;
+    }
+    if (now() - t1 < delay_ms / 2e3 && flush_done_covering(p0, seq1))
+        done_early = 1;
+
+    /* Completion: group 1, then the coalesced one. */
+    for (t = now(); now() - t < 5.0 * delay_ms / 1e3; usleep(1000)) {
+        if (t_done1 < 0 && flush_done_covering(p0, seq1))
+            t_done1 = now() - t1;
+        if (flush_done_covering(p0, seq)) {
+            t_done = now() - t1;
+            if (t_done1 < 0)
+                t_done1 = t_done;
+            break;
+        }
+    }
+    groups = xen_console_last(ASYNC_TAG) - groups0;
+    say("async-flush: delay %u ms; flush %u done after %.0f ms, the %d "
+        "flushes made while it was outstanding (last %u) after %.0f ms, in "
+        "%u asynchronous group(s); the table-freeing unmap took %.1f ms "
+        "and %s", delay_ms, seq1, t_done1 * 1e3, ASYNC_K, seq, t_done * 1e3,
+        groups, t_sync * 1e3,
+        sync_flushed ? "flushed before returning" : "queued no flush");
+    if (groups0 == 0 && groups == 0)
+        fail("async-flush: Xen logged no asynchronous group (booted without "
+             "iomap_async_delay, or built without CONFIG_IOMAP_TEST_HOOKS?)");
+    else if (groups > 3)
+        fail("async-flush: %u asynchronous groups for %d flushes made while "
+             "one was outstanding: the queue is not capped", groups,
+             ASYNC_K + 1);
+    else if (groups < 2)
+        fail("async-flush: the flushes made while a group was outstanding "
+             "never got a group of their own");
+    if (done_early || (t_done1 >= 0 && t_done1 < delay_ms / 2e3))
+        fail("async-flush: flush %u reported done before its group "
+             "completed (%.0f ms, delay %u ms)", seq1, t_done1 * 1e3,
+             delay_ms);
+    if (t_done1 < 0)
+        fail("async-flush: flush %u never completed", seq1);
+    if (t_done < 0)
+        fail("async-flush: the coalesced flushes (up to %u) never completed",
+             seq);
+    if (!sync_flushed)
+        fail("async-flush: the unmap that freed a leaf table returned "
+             "without a flush");
+    else if (t_sync > delay_ms / 2e3)
+        fail("async-flush: the synchronous flush waited for the async group "
+             "(%.0f ms)", t_sync * 1e3);
+ out:
+    if (stopped)
+        daemon_signal(SIGCONT);
+    scenario("async-flush", f0, ",\"delay_ms\":%u,\"flushes\":%d,"
+             "\"async_groups\":%u,\"first_done_ms\":%.1f,"
+             "\"coalesced_done_ms\":%.1f,\"sync_unmap_ms\":%.2f",
+             delay_ms, ASYNC_K + 1, groups, t_done1 * 1e3, t_done * 1e3,
+             t_sync * 1e3);
+}
+
 #define GONE_N 8
 
 /*
@@ -1742,7 +1924,7 @@ main(int argc, char **argv)
         .arch = { .emulation_flags = XEN_X86_EMU_ALL & ~XEN_X86_EMU_VPCI },
     };
     const char *sock;
-    int nonstrict = 0, ite = 0;
+    int nonstrict = 0, ite = 0, async = 0;
     char cmdline[1024] = "";
     unsigned long npages = 64, nmap = 32, max_page = 0, i;
     xen_pfn_t *gfns;
@@ -1763,8 +1945,10 @@ main(int argc, char **argv)
         nonstrict = 1, argc--, argv++;
     else if (argc > 1 && strcmp(argv[1], "--ite") == 0)
         ite = 1, argc--, argv++;
+    else if (argc > 1 && strcmp(argv[1], "--async") == 0)
+        async = 1, argc--, argv++;
     if (argc < 2) {
-        fprintf(stderr, "usage: xen-e2e [--nonstrict | --ite] EMU_SOCKET [NPAGES [NMAP]]\n");
+        fprintf(stderr, "usage: xen-e2e [--nonstrict | --ite | --async] EMU_SOCKET [NPAGES [NMAP]]\n");
         return 2;
     }
     sock = argv[1];
@@ -1851,6 +2035,21 @@ main(int argc, char **argv)
     /* ite, third boot (iomap_inject_ite=1): the guest stays, leaked. */
     if (ite)
         return sc_ite();
+
+    /* async-flush, fourth boot (iomap_async_delay=MS on Xen's line). */
+    if (async) {
+        const char *d = strstr(cmdline, "iomap_async_delay=");
+        unsigned ms = d ? (unsigned)strtoul(d + 18, NULL, 10) : 0;
+
+        if (ms == 0) {
+            fail("async-flush: Xen's command line \"%s\" has no "
+                 "iomap_async_delay=MS", cmdline);
+            scenario("async-flush", nfail - 1, NULL);
+            return 1;
+        }
+        sc_async_flush(ms);
+        return failed;
+    }
 
     /*
      * strict-dom0, second boot (without dom0-iommu=strict): dom0's IOMMU
