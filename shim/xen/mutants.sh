@@ -44,6 +44,7 @@ failed-flush|ite|xen/common/iomap.c|an async flush aborted by an ITE counts as c
 dump-emu|daemon-restart|xen/common/iomap.c|the first dump chunk names no ioreq server (ABI 1.1 IOMAP_EV_DUMP_EMU)
 server-target|two-guests|xen/common/iomap.c|FORCE_UNMAP ignores the target: it also unmaps another guest's emulator with the same ioreq server id
 watch-restart|daemon-gone|xen/common/iomap.c|a page held while no daemon runs does not start the watch timer (it stays held)
+deferred-cap|deferred-cap|xen/common/iomap.c|unmapped records waiting for their flush do not count against the per-emulator cap
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|a flush while the unit's async group is outstanding queues a group of its own (no cap, no coalescing)
 EOF
 }
@@ -74,10 +75,12 @@ edits = {
     "privilege": (
         "    rc = xsm_iomap_map(XSM_DM_PRIV, d);\n",
         "    rc = 0; /* MUTANT: no privilege check */\n"),
-    "pod-steal": (
+    "pod-steal": [(
         "        else if ( steal_for_cache && p2m_is_ram(t) &&\n"
-        "                  !iomap_referenced(mfn, n) )\n",
-        "        else if ( steal_for_cache && p2m_is_ram(t) ) /* MUTANT */\n"),
+        "                  !iomap_referenced(d, mfn, n) )\n",
+        "        else if ( steal_for_cache && p2m_is_ram(t) ) /* MUTANT */\n"), (
+        "            if ( iomap_referenced(d, mfn, n) )\n",
+        "            if ( 0 ) /* MUTANT: no re-check */\n")],
     "failed-flush": (
         "    if ( failed )\n"
         "        flush_failed(DOMID_INVALID, failed, -ETIMEDOUT);\n",
@@ -96,6 +99,9 @@ edits = {
         "             m->ioservid != c->ioservid )\n",
         "        if ( m->emu != c->emu_domid || /* MUTANT: any target */\n"
         "             m->ioservid != c->ioservid )\n"),
+    "deferred-cap": (
+        "    if ( emu->nr_maps + emu->nr_retired >= iomap_max_maps )\n",
+        "    if ( emu->nr_maps >= iomap_max_maps ) /* MUTANT */\n"),
     "qi-cap": (
         "    if ( qi_async_busy(iommu) )\n"
         "    {\n"
@@ -108,12 +114,14 @@ edits = {
         "                p2m_iomap_removed(p2m, gfn_add(gfn, i), omfn, PAGE_ORDER_4K);\n",
         "            /* MUTANT: overwrite not reported */\n"),
 }
-old, new = edits[guard]
+e = edits[guard]
 s = open(path).read()
-if s.count(old) != 1:
-    sys.exit("mutants: the %s guard is no longer where mutants.sh expects it "
-             "in %s; update the edit" % (guard, path))
-open(path, "w").write(s.replace(old, new))
+for old, new in (e if isinstance(e, list) else [e]):
+    if s.count(old) != 1:
+        sys.exit("mutants: the %s guard is no longer where mutants.sh expects "
+                 "it in %s; update the edit" % (guard, path))
+    s = s.replace(old, new)
+open(path, "w").write(s)
 PY
 }
 
@@ -122,13 +130,13 @@ case "${1:-}" in
 --rotate)
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
         overwrite-hook daemon-watch failed-flush dump-emu server-target \
-        watch-restart qi-cap
+        watch-restart qi-cap deferred-cap
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
         pod-steal overwrite-hook daemon-watch failed-flush dump-emu \
-        server-target watch-restart qi-cap ;;
+        server-target watch-restart qi-cap deferred-cap ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||

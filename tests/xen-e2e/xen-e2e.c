@@ -1855,6 +1855,81 @@ sc_async_flush(unsigned delay_ms)
              t_sync * 1e3);
 }
 
+/*
+ * deferred-cap (fourth boot, Xen booted with iomap_max_maps=CAP): with
+ * iomapd stopped, the emulator maps and unmaps one page over and over
+ * without flushing.  The unmapped records wait for a flush, and each costs
+ * Xen heap: they count against the per-emulator cap, so a map must be
+ * refused (-ENOSPC) within CAP rounds, and work again once a flush has
+ * completed.  Without the count, the loop runs on (here up to 4 CAP).
+ */
+static void
+sc_deferred_cap(unsigned cap)
+{
+    int f0 = nfail;
+    xen_pfn_t g[2];
+    struct xen_iommu_op_map op, anchor[2];
+    const struct iomap_event *d = NULL;
+    unsigned rounds = 0, limit = 4 * cap;
+    int rc = 0, stopped = 0, again = 1;
+    uint32_t p0, seq = 0;
+    unsigned long bfn = (bfn_base + 0x3000 + 511) & ~511UL;
+    double t;
+
+    /*
+     * A live mapping in the same leaf table (the anchor), so that no unmap
+     * empties the table: that would flush synchronously, and the records
+     * would never pile up.
+     */
+    if (ring_open() < 0 || populate_map(0x2200, 2, bfn, g, anchor) < 0)
+        goto out;
+    if (unmap_all(anchor + 1, 1) < 0)
+        goto out;
+    if (daemon_signal(SIGSTOP) < 0)
+        goto out;
+    stopped = 1;
+    p0 = ev_prod();
+    for (rounds = 0; rounds < limit; rounds++) {
+        op = op_for(0x2201);
+        op.bfn = bfn + 1;
+        if (iommu_op_batch(XEN_IOMMUOP_map, &op, 1) < 0) {
+            fail("deferred-cap: map: %s", strerror(errno));
+            goto out;
+        }
+        if ((rc = op.status) != 0)
+            break;
+        if (unmap_all(&op, 1) < 0)
+            goto out;
+    }
+    iommu_op_flush(&seq);
+    for (t = now(); now() - t < 10 && d == NULL; usleep(1000))
+        d = flush_done_covering(p0, seq);
+    op = op_for(0x2201);
+    op.bfn = bfn + 1;
+    again = iommu_op_batch(XEN_IOMMUOP_map, &op, 1) < 0 ? -errno : op.status;
+    if (again == 0)
+        unmap_all(&op, 1);
+    say("deferred-cap: cap %u; %u map/unmap rounds without a flush, then a "
+        "map: %s; after flush %u %s, a map: %s", cap, rounds,
+        rc ? strerror(-rc) : "no refusal", seq,
+        d ? "completed" : "did not complete", again ? strerror(-again) : "ok");
+    if (rc != -ENOSPC)
+        fail("deferred-cap: %u unflushed unmaps and no -ENOSPC (got %d): "
+             "unmapped records are not bounded", rounds, rc);
+    else if (rounds > cap)
+        fail("deferred-cap: -ENOSPC only after %u rounds, cap %u", rounds,
+             cap);
+    if (d == NULL)
+        fail("deferred-cap: flush %u did not complete", seq);
+    else if (again != 0)
+        fail("deferred-cap: a map after the flush completed: %d", again);
+ out:
+    if (stopped)
+        daemon_signal(SIGCONT);
+    scenario("deferred-cap", f0, ",\"cap\":%u,\"rounds_before_enospc\":%u,"
+             "\"map_after_flush\":%d", cap, rounds, again);
+}
+
 #define GONE_N 8
 
 /*
@@ -2048,6 +2123,13 @@ main(int argc, char **argv)
             return 1;
         }
         sc_async_flush(ms);
+        d = strstr(cmdline, "iomap_max_maps=");
+        ms = d ? (unsigned)strtoul(d + 15, NULL, 10) : 0;
+        if (ms == 0)
+            fail("deferred-cap: Xen's command line \"%s\" has no "
+                 "iomap_max_maps=N", cmdline);
+        else
+            sc_deferred_cap(ms);
         return failed;
     }
 
