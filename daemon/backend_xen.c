@@ -6,7 +6,7 @@
  * docs/XEN.md, "The daemon's Xen backend".
  *
  * Notifications: the shim raises VIRQ_IOMAP after posting events; the
- * daemon kicks the shim with the iommu_op hypercall after posting commands.
+ * daemon kicks the shim with the iomap_op hypercall after posting commands.
  * /dev/xen/evtchn masks a port once it has been read, until the reader
  * writes it back (xenevtchn_unmask).  The daemon's one loop watches the
  * event channel's fd itself (xenevtchn_fd) and, when it is readable, takes
@@ -98,7 +98,7 @@ lx_xcall_open(void)
 static int
 lx_kick(xencall_handle *xcall)
 {
-    return xencall3(xcall, __HYPERVISOR_iommu_op, XEN_IOMMUOP_kick, 0, 0);
+    return xencall3(xcall, __HYPERVISOR_iomap_op, XEN_IOMMUOP_kick, 0, 0);
 }
 
 static xenevtchn_handle *
@@ -241,17 +241,17 @@ xenbe_strerror(enum xenbe_step step, int err, char *buf, size_t len)
         break;
     case XENBE_STEP_KICK:
         if (err == ENOSYS)
-            snprintf(buf, len, "the hypervisor has the iomap ring but no iommu_op "
+            snprintf(buf, len, "the hypervisor has the iomap ring but no iomap_op "
                      "hypercall (%d: ENOSYS): rebuild it with the whole series in "
-                     "shim/xen/patches, see docs/XEN.md", __HYPERVISOR_iommu_op);
+                     "shim/xen/patches, see docs/XEN.md", __HYPERVISOR_iomap_op);
         else if (err == EOPNOTSUPP)
-            snprintf(buf, len, "the hypervisor's iomap shim is disabled (iommu_op "
+            snprintf(buf, len, "the hypervisor's iomap shim is disabled (iomap_op "
                      "kick: EOPNOTSUPP): remove iomap=0 from Xen's command line");
         else if (err == EPERM || err == EACCES)
-            snprintf(buf, len, "Xen refused the iommu_op kick (%s): XSM policy, or "
+            snprintf(buf, len, "Xen refused the iomap_op kick (%s): XSM policy, or "
                      "not dom0", es);
         else
-            snprintf(buf, len, "iommu_op(XEN_IOMMUOP_kick): %s", strerror(err));
+            snprintf(buf, len, "iomap_op(XEN_IOMMUOP_kick): %s", strerror(err));
         break;
     case XENBE_STEP_EVTCHN_OPEN:
         if (err == ENOENT || err == ENODEV || err == ENXIO)
@@ -344,7 +344,7 @@ xen_kick(struct backend *be)
     /* The shim also takes commands whenever it posts events: a lost kick
      * delays commands, it does not lose them. */
     if (xenbe_ops->kick(b->xcall) < 0 && b->kick_errors++ == 0)
-        log_warn("iommu_op(XEN_IOMMUOP_kick)");
+        log_warn("iomap_op(XEN_IOMMUOP_kick)");
 }
 
 static struct iomap_ring *

@@ -6,7 +6,7 @@
  *                id IOMAP_RESOURCE_RING, owned by DOMID_XEN, mapped with
  *                xenforeignmemory_map_resource();
  *   shim->daemon the global VIRQ_IOMAP (14), bound with libxenevtchn;
- *   daemon->shim the __HYPERVISOR_iommu_op hypercall (43), sub-op
+ *   daemon->shim the __HYPERVISOR_iomap_op hypercall (44), sub-op
  *                XEN_IOMMUOP_kick, NULL, 0 (libxencall), after cmd_prod;
  *   domains      libxenctrl: the daemon checks it runs in a privileged
  *                domain and can tell whether a domid exists.
@@ -42,8 +42,8 @@
 #ifndef VIRQ_IOMAP
 #define VIRQ_IOMAP             14
 #endif
-#ifndef __HYPERVISOR_iommu_op
-#define __HYPERVISOR_iommu_op  43
+#ifndef __HYPERVISOR_iomap_op
+#define __HYPERVISOR_iomap_op  44
 #endif
 #ifndef XEN_IOMMUOP_kick
 #define XEN_IOMMUOP_kick       0
@@ -61,7 +61,7 @@ enum xenbe_step {
     XENBE_STEP_RES_SIZE,        /* xenforeignmemory_resource_size       */
     XENBE_STEP_RES_MAP,         /* xenforeignmemory_map_resource        */
     XENBE_STEP_XCALL_OPEN,      /* xencall_open                         */
-    XENBE_STEP_KICK,            /* iommu_op(XEN_IOMMUOP_kick)           */
+    XENBE_STEP_KICK,            /* iomap_op(XEN_IOMMUOP_kick)           */
     XENBE_STEP_EVTCHN_OPEN,     /* xenevtchn_open                       */
     XENBE_STEP_BIND,            /* xenevtchn_bind_virq(VIRQ_IOMAP)      */
     XENBE_STEP_NOTIFY_FD,       /* the event channel fd                  */
@@ -87,7 +87,7 @@ struct xenbe_ops {
                            xenforeignmemory_resource_handle *fres);
     xencall_handle *(*xcall_open)(void);
     int  (*xcall_close)(xencall_handle *xcall);
-    int  (*kick)(xencall_handle *xcall);     /* iommu_op(kick, NULL, 0) */
+    int  (*kick)(xencall_handle *xcall);     /* iomap_op(kick, NULL, 0) */
     xenevtchn_handle *(*evtchn_open)(void);
     int  (*evtchn_close)(xenevtchn_handle *xce);
     int  (*evtchn_fd)(xenevtchn_handle *xce);

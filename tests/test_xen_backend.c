@@ -358,7 +358,7 @@ test_open_kick_notify_close(void)
     CU_ASSERT(nfd >= 0);
     CU_ASSERT_FALSE(readable(nfd, 0));
 
-    /* daemon -> shim: the iommu_op kick. */
+    /* daemon -> shim: the iomap_op kick. */
     backend_xen.kick(be);
     CU_ASSERT_EQUAL(fk.kicks, 2);
     /* A failing kick is logged once and does not stop the daemon. */
@@ -410,7 +410,7 @@ test_open_fails_cleanly(void)
         { F_RES_MAP, ESRCH, XENBE_STEP_RES_MAP, "no iomap shim" },
         { F_RES_SIZE, EINVAL, XENBE_STEP_RES_SIZE, "iomap=0" },
         { F_XCALL_OPEN, ENOMEM, XENBE_STEP_XCALL_OPEN, "libxencall" },
-        { F_KICK, ENOSYS, XENBE_STEP_KICK, "no iommu_op" },
+        { F_KICK, ENOSYS, XENBE_STEP_KICK, "no iomap_op" },
         { F_KICK, EOPNOTSUPP, XENBE_STEP_KICK, "iomap=0" },
         { F_EVTCHN_OPEN, ENOENT, XENBE_STEP_EVTCHN_OPEN, "/dev/xen/evtchn" },
         { F_BIND, EINVAL, XENBE_STEP_BIND, "VIRQ_IOMAP" },

@@ -57,7 +57,7 @@
 #include "shim/public/iomap.h"
 
 /* From the shim's public/iommu_op.h (patches 0001-0003). */
-#define HYPERVISOR_iommu_op             43
+#define HYPERVISOR_iomap_op             44
 #define XEN_IOMMUOP_map                 1
 #define XEN_IOMMUOP_unmap               2
 #define XEN_IOMMUOP_flush               3
@@ -173,7 +173,7 @@ iommu_op_batch(unsigned int cmd, struct xen_iommu_op_map *ops, unsigned int n)
     if (buf == NULL)
         return -ENOMEM;
     memcpy(buf, ops, n * sizeof(*ops));
-    rc = xencall3(xcall, HYPERVISOR_iommu_op, cmd, (uint64_t)(uintptr_t)buf, n);
+    rc = xencall3(xcall, HYPERVISOR_iomap_op, cmd, (uint64_t)(uintptr_t)buf, n);
     if (rc < 0)
         rc = -errno;
     memcpy(ops, buf, n * sizeof(*ops));
@@ -190,7 +190,7 @@ iommu_op_flush(uint32_t *seq)
     if (f == NULL)
         return -ENOMEM;
     memset(f, 0, sizeof(*f));
-    rc = xencall3(xcall, HYPERVISOR_iommu_op, XEN_IOMMUOP_flush,
+    rc = xencall3(xcall, HYPERVISOR_iomap_op, XEN_IOMMUOP_flush,
                   (uint64_t)(uintptr_t)f, 0);
     if (rc < 0)
         rc = -errno;
@@ -210,7 +210,7 @@ iommu_op_set_invalidate(uint32_t mode)
     a->domid = (uint16_t)domid;
     a->ioservid = ioservid;
     a->mode = mode;
-    rc = xencall3(xcall, HYPERVISOR_iommu_op, XEN_IOMMUOP_set_invalidate,
+    rc = xencall3(xcall, HYPERVISOR_iomap_op, XEN_IOMMUOP_set_invalidate,
                   (uint64_t)(uintptr_t)a, 0);
     if (rc < 0)
         rc = -errno;
@@ -861,7 +861,7 @@ static void store_eax(struct emit *e, uint32_t a) { e8(e, 0xa3); e32(e, a); }
 static void
 hcall(struct emit *e, uint32_t cmd, uint32_t arg, uint32_t count)
 {
-    mov_ri(e, 0, HYPERVISOR_iommu_op);
+    mov_ri(e, 0, HYPERVISOR_iomap_op);
     mov_ri(e, 3, cmd);
     mov_ri(e, 1, arg);
     mov_ri(e, 2, count);
