@@ -20,7 +20,8 @@ struct event_base;
     X(global_invalidates_sent) X(forced_unmaps) X(flush_cmds) \
     X(release_cmds) X(cmd_errors) X(overflows) X(resyncs) \
     X(stale_dump_records) X(release_refused) X(untracked_forced) \
-    X(emus_reclaimed) X(flushes_failed) X(pages_leaked) X(release_leaked)
+    X(emus_reclaimed) X(flushes_failed) X(pages_leaked) X(release_leaked) \
+    X(cpu_unforceable)
 
 enum metrics_format { METRICS_PROMETHEUS, METRICS_OPENMETRICS };
 

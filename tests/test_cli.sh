@@ -15,7 +15,7 @@ check() {   # check DESC EXPECTED_RC PATTERN CMD...
 }
 lines() { "$@" 2>&1 | wc -l; }
 check "iomapd --help" 0 "usage: iomapd" "$B/iomapd" --help
-check "iomapd --version" 0 "shim ABI 1.1" "$B/iomapd" --version
+check "iomapd --version" 0 "shim ABI 1.2" "$B/iomapd" --version
 check "no backend" 2 "no backend given" "$B/iomapd"
 check "unknown option" 2 "unknown option '--frobnicate'" "$B/iomapd" --frobnicate
 check "unknown backend" 2 "unknown backend 'kvm'" "$B/iomapd" --backend kvm

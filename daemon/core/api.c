@@ -57,7 +57,8 @@ core_emu_attach(struct core *d, const struct core_emu_id *id, uint32_t caps,
     struct emu *e;
     int rc;
 
-    if (caps & ~IOMAP_EMU_CAP_MASK)
+    /* IOMAP_IOSERVID_ANY names an emulator domain's CPU mappings. */
+    if ((caps & ~IOMAP_EMU_CAP_MASK) || id->ioservid == IOMAP_IOSERVID_ANY)
         return -EINVAL;
     e = emu_get(d, id, 1);
     if (e == NULL)

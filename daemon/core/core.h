@@ -202,6 +202,7 @@ struct core_stats {
     uint64_t flushes_failed;        /* IOMAP_EV_FLUSH_FAILED received */
     uint64_t pages_leaked;          /* frames the shim keeps for ever */
     uint64_t release_leaked;        /* RELEASE commands answered -EIO */
+    uint64_t cpu_unforceable;       /* force-unmaps of CPU mappings skipped */
 };
 const struct core_stats *core_stats(const struct core *c);
 

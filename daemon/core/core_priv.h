@@ -62,7 +62,8 @@ struct page {
     uint8_t  nholders;
     uint8_t  resync_new;    /* created by a dump chunk, not yet evaluated */
     uint8_t  esc;           /* policy escalation steps taken (core_tick) */
-    uint8_t  pad[2];
+    uint8_t  unheld;        /* IOMAP_F_CPU: the shim holds nothing, no RELEASE */
+    uint8_t  pad[1];
     struct holder h[IOMAPD_INLINE_HOLDERS];
     struct holder *more;    /* holders beyond the inline ones (rare) */
     uint16_t nmore;
@@ -294,7 +295,7 @@ uint32_t page_head(struct dom *dm, uint64_t gfn);
 /* Room for nr more pages in the pool; 0 or -ENOMEM. */
 int   pages_reserve(struct core *d, uint32_t nr);
 void  pages_removed(struct core *d, uint16_t domid, uint64_t gfn,
-                    uint64_t mfn, uint32_t nr, uint32_t seq);
+                    uint64_t mfn, uint32_t nr, uint32_t seq, int unheld);
 int   page_unmapped(struct core *d, struct dom *dm, uint32_t pi, struct emu *e,
                     uint32_t seq);
 void  pages_flush_done(struct core *d);
@@ -327,6 +328,16 @@ void  pages_judge_answers(struct core *d);
 /* ---- emu.c: emulators, their IOREQ channels and invalidate queues ---------- */
 /* The emulator of id, or (create) a new entry; NULL if none / table full. */
 struct emu *emu_get(struct core *d, const struct core_emu_id *id, int create);
+/*
+ * The CPU (foreign) mappings of emulator domain e->emu_domid of guest
+ * e->target (ABI 1.2): not an ioreq server, never registered; invalidates
+ * fan out to that domain's emulators of the guest, force-unmaps are skipped.
+ */
+static inline int
+emu_is_cpu(const struct emu *e)
+{
+    return e->ioservid == IOMAP_IOSERVID_ANY;
+}
 /* Give an emulator an ioreq channel; with_fds for another process. */
 int   emu_register(struct core *d, struct emu *e, uint32_t caps, int with_fds);
 /* Close its channel; its queued invalidates go. */

@@ -112,6 +112,10 @@ emu_force_unmap_gfn(struct core *d, struct emu *e, uint16_t domid,
                            .ioservid = e->ioservid, .nr = nr, .gfn = gfn };
     struct iomap_cmd *prev = cmd_last(d);
 
+    if (emu_is_cpu(e)) {
+        d->st.cpu_unforceable += nr;
+        return;
+    }
     if (prev && prev->type == IOMAP_CMD_FORCE_UNMAP && prev->domid == domid &&
         prev->emu_domid == e->emu_domid && prev->ioservid == e->ioservid &&
         !(prev->flags & IOMAP_F_ALL) && prev->gfn + prev->nr == gfn &&
@@ -122,12 +126,38 @@ emu_force_unmap_gfn(struct core *d, struct emu *e, uint16_t domid,
     cmd_post(d, &c);
 }
 
+/*
+ * The CPU mappings of an emulator domain (IOMAP_IOSERVID_ANY: Xen does not
+ * know which of its ioreq servers made them) are dropped by whichever of
+ * its emulators for that guest holds them: ask every registered one.
+ * With none registered there is nobody to ask and nothing to force (the
+ * shim cannot take a CPU mapping back): the page stays in INVALIDATING
+ * until the domain unmaps it, which Xen's global invalidate asks of any
+ * emulator that did not opt out.
+ */
+static void
+cpu_queue_invalidate(struct core *d, const struct emu *w, uint16_t domid,
+                     uint64_t gfn)
+{
+    for (uint32_t i = 0; i < d->nemus; i++) {
+        struct emu *e = d->emus[i];
+
+        if (e && e != w && e->emu_domid == w->emu_domid &&
+            e->target == w->target && e->has_chan && e->alive)
+            emu_queue_invalidate(d, e, domid, gfn);
+    }
+}
+
 void
 emu_queue_invalidate(struct core *d, struct emu *e, uint16_t domid,
                      uint64_t gfn)
 {
     struct range *last;
 
+    if (emu_is_cpu(e)) {
+        cpu_queue_invalidate(d, e, domid, gfn);
+        return;
+    }
     if (!e->has_chan || !e->alive) {
         /* Nobody to ask: the shim takes the mapping back. */
         emu_force_unmap_gfn(d, e, domid, gfn, 1);
@@ -251,6 +281,10 @@ emu_force_unmap_id(struct core *d, const struct core_emu_id *id, uint64_t gfn,
                            .emu_domid = id->emu_domid, .ioservid = id->ioservid,
                            .nr = nr, .gfn = gfn };
 
+    if (id->ioservid == IOMAP_IOSERVID_ANY) {
+        d->st.cpu_unforceable += nr;
+        return;
+    }
     cmd_post(d, &c);
 }
 
@@ -299,6 +333,10 @@ emu_force_unmap_all(struct core *d, struct emu *e)
 
     e->qlen = e->qhead = 0;
     e->need_global = 0;
+    if (emu_is_cpu(e)) {
+        d->st.cpu_unforceable++;
+        return;
+    }
     cmd_post(d, &c);
 }
 uint64_t

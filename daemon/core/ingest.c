@@ -449,7 +449,8 @@ apply(struct core *d, const struct iomap_event *ev)
                           "matches no tracked mapping");
             }
         } else {
-            pages_removed(d, ev->domid, ev->gfn, ev->arg, n, ev->seq);
+            pages_removed(d, ev->domid, ev->gfn, ev->arg, n, ev->seq,
+                          !!(ev->flags & IOMAP_F_CPU));
         }
         return;
     case IOMAP_EV_FLUSH:
@@ -582,6 +583,7 @@ apply(struct core *d, const struct iomap_event *ev)
                 if (pi == PAGE_NONE)
                     fatalx("%s: out of memory rebuilding pages in flight", __func__);
                 d->pages[pi].cover_seq = ev->seq;
+                d->pages[pi].unheld = !!(ev->flags & IOMAP_F_CPU);
                 d->pages[pi].resync_new = 1;
                 rs_note_new(d, pi);
             }

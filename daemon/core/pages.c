@@ -426,7 +426,12 @@ release(struct core *d, uint32_t pi)
                            .nr = 1, .gfn = p->gfn, .mfn = p->mfn };
     uint64_t lat = core_now(d) - p->t_removed;
 
-    cmd_post(d, &c);
+    /*
+     * A page only CPU mappings kept (IOMAP_F_CPU) is not held by the shim:
+     * its last unmap gave it back to Xen already.  Nothing to release.
+     */
+    if (!p->unheld)
+        cmd_post(d, &c);
     d->st.pages_released++;
     d->st.lat_count++;
     d->st.lat_sum_ns += lat;
@@ -510,7 +515,7 @@ page_evaluate(struct core *d, uint32_t pi)
 
 void
 pages_removed(struct core *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
-              uint32_t nr, uint32_t seq)
+              uint32_t nr, uint32_t seq, int unheld)
 {
     struct dom *dm = dom_get(d, domid, 1);
     uint64_t now;
@@ -536,6 +541,7 @@ pages_removed(struct core *d, uint16_t domid, uint64_t gfn, uint64_t mfn,
         }
         p = &d->pages[pi];
         p->cover_seq = seq;
+        p->unheld = (uint8_t)unheld;
         d->st.pages_removed++;
         /* The gfn's mappings now belong to this (removed) frame. */
         LIST_FOREACH(em, &dm->maps, dom_link) {
@@ -626,10 +632,15 @@ pages_drop_all(struct core *d)
 void
 pages_emu_requeue(struct core *d, struct emu *e)
 {
+    /* Its domain's CPU mappings of its guest are its to drop too. */
+    struct core_emu_id cid = { .emu_domid = e->emu_domid, .target = e->target,
+                               .ioservid = IOMAP_IOSERVID_ANY };
+    const struct emu *w = emu_get(d, &cid, 0);
+
     for (uint32_t pi = d->inv_head; pi != PAGE_NONE; pi = d->pages[pi].fl_next) {
         const struct page *p = &d->pages[pi];
 
-        if (page_has_holder(p, e->idx))
+        if (page_has_holder(p, e->idx) || (w && page_has_holder(p, w->idx)))
             emu_queue_invalidate(d, e, p->domid, p->gfn);
     }
 }

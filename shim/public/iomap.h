@@ -39,7 +39,7 @@
  */
 
 #define IOMAP_ABI_VERSION_MAJOR 1
-#define IOMAP_ABI_VERSION_MINOR 1
+#define IOMAP_ABI_VERSION_MINOR 2
 #define IOMAP_ABI_VERSION ((IOMAP_ABI_VERSION_MAJOR << 16) | \
                            IOMAP_ABI_VERSION_MINOR)
 
@@ -51,9 +51,19 @@
  * id, which Xen allocates per target domain (so every guest's dom0 QEMU
  * may have the same id).  Records carry the three as emu_domid, domid and
  * ioservid.
+ *
+ * (1.2) A CPU (foreign) mapping is made by a domain, not by an ioreq
+ * server: Xen does not know which of the emulator domain's ioreq servers
+ * (or which other program in it) made it.  Its records carry
+ * IOMAP_IOSERVID_ANY: "every ioreq server of emulator domain emu_domid
+ * for target domid".  A consumer invalidates each of them; such a
+ * mapping cannot be force-unmapped (FORCE_UNMAP leaves CPU mappings
+ * alone: only the mapping domain can remove its page-table entries).
  */
 typedef uint16_t iomap_domid_t;
 typedef uint16_t iomap_ioservid_t;
+
+#define IOMAP_IOSERVID_ANY 0xffffU
 
 /*
  * Event types (shim -> daemon).
@@ -61,7 +71,9 @@ typedef uint16_t iomap_ioservid_t;
  * IOMAP_EV_MAP        emulator (emu_domid, domid, ioservid) mapped nr pages
  *                     of domain domid, gfn..gfn+nr-1 -> mfn..mfn+nr-1, at
  *                     bfn (IOMMU) or a CPU mapping (IOMAP_F_CPU).  The shim
- *                     took one reference per page.
+ *                     took one reference per page (1.2, IOMAP_F_CPU: the
+ *                     page-table entry's own reference; ioservid is
+ *                     IOMAP_IOSERVID_ANY).
  * IOMAP_EV_UNMAP      the reverse of one IOMAP_EV_MAP range (or part).  seq
  *                     is the flush sequence number that covers this unmap:
  *                     the device may still hold a translation until a flush
@@ -79,6 +91,11 @@ typedef uint16_t iomap_ioservid_t;
  *                     while emulator mappings made through the map op still
  *                     referenced them.  The shim holds one reference per
  *                     page until IOMAP_CMD_RELEASE names it.
+ *                     (1.2) With IOMAP_F_CPU: only CPU (foreign) mappings
+ *                     referenced them.  The shim holds nothing (the
+ *                     mappings' own page references keep the pages until
+ *                     their last IOMAP_EV_UNMAP): no RELEASE is wanted,
+ *                     and one would be refused with -ENOENT.  seq is 0.
  * IOMAP_EV_DOMAIN_DESTROYED  domid is gone: the shim dropped every mapping
  *                     of and by it and every held reference of its pages.
  * IOMAP_EV_EMULATOR_GONE  the emulator (emu_domid, domid, ioservid) died or
@@ -90,7 +107,11 @@ typedef uint16_t iomap_ioservid_t;
  *                     IOMAP_RING_F_OVERFLOW in the ring header.  The daemon
  *                     must resynchronise with IOMAP_CMD_DUMP.
  * IOMAP_EV_DUMP_MAP   (dump) a live mapping: as IOMAP_EV_MAP, nr pages.
- * IOMAP_EV_DUMP_HELD  (dump) a held removed page: as IOMAP_EV_PAGE_REMOVED.
+ * IOMAP_EV_DUMP_HELD  (dump) a held removed page: as IOMAP_EV_PAGE_REMOVED
+ *                     (1.2: IOMAP_F_CPU, a removed page that only CPU
+ *                     mappings keep, not held).  A DUMP_MAP with
+ *                     IOMAP_F_CPU is one CPU mapping (nr = 1; a page mapped
+ *                     n times is dumped n times).
  * IOMAP_EV_DUMP_END   end of a dump chunk: seq = last queued flush
  *                     sequence, arg = last completed flush sequence,
  *                     (domid, gfn) = cursor of the next chunk, nr = 1 if
@@ -183,7 +204,9 @@ struct iomap_event {
  *                        gfn..gfn+nr-1 (IOMAP_F_ALL: of every gfn),
  *                        posting IOMAP_EV_UNMAP (IOMAP_F_FORCED) for each,
  *                        then queue a flush (IOMAP_EV_FLUSH).  It touches
- *                        no other ioreq server's mappings.
+ *                        no other ioreq server's mappings, and no CPU
+ *                        mapping (a FORCE_UNMAP naming IOMAP_IOSERVID_ANY
+ *                        does nothing and succeeds).
  * IOMAP_CMD_FLUSH        queue an IOTLB / device-TLB flush; the shim posts
  *                        IOMAP_EV_FLUSH and later IOMAP_EV_FLUSH_DONE.
  * IOMAP_CMD_DUMP         post IOMAP_EV_DUMP_BEGIN (arg = the command's mfn

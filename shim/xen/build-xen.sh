@@ -120,6 +120,9 @@ make -C "$XEN_BUILD_DIR/xen" defconfig >"$log" 2>&1 ||
     { tail -n 30 "$log"; die "defconfig failed"; }
 # CONFIG_IOMAP is off by default; the test hooks (fault injection boot
 # options, inert unless given) are what check-xen needs.
+sed -i -e '/^# CONFIG_IOMAP is not set/d' -e '/^CONFIG_IOMAP=/d' \
+    -e '/^# CONFIG_IOMAP_TEST_HOOKS is not set/d' \
+    -e '/^CONFIG_IOMAP_TEST_HOOKS=/d' "$XEN_BUILD_DIR/xen/.config"
 echo 'CONFIG_IOMAP=y' >>"$XEN_BUILD_DIR/xen/.config"
 if [ "${XEN_TEST_HOOKS:-1}" = 1 ]; then
     echo 'CONFIG_IOMAP_TEST_HOOKS=y' >>"$XEN_BUILD_DIR/xen/.config"

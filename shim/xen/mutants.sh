@@ -44,6 +44,8 @@ failed-flush|ite|xen/common/iomap.c|an async flush aborted by an ITE counts as c
 dump-emu|daemon-restart|xen/common/iomap.c|the first dump chunk names no ioreq server (ABI 1.1 IOMAP_EV_DUMP_EMU)
 server-target|two-guests|xen/common/iomap.c|FORCE_UNMAP ignores the target: it also unmaps another guest's emulator with the same ioreq server id
 watch-restart|daemon-gone|xen/common/iomap.c|a page held while no daemon runs does not start the watch timer (it stays held)
+cpu-unmap|foreign-map|xen/common/iomap.c|the put of a foreign (CPU) mapping's page-table entry is not reported (no IOMAP_EV_UNMAP with IOMAP_F_CPU)
+optout-pv|optout-refused|xen/common/iomap.c|set_invalidate lets an emulator domain whose foreign mappings are not tracked (PVH / HVM) opt out of the global invalidate
 deferred-cap|deferred-cap|xen/common/iomap.c|unmapped records waiting for their flush do not count against the per-emulator cap
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|a flush while the unit's async group is outstanding queues a group of its own (no cap, no coalescing)
 EOF
@@ -99,6 +101,17 @@ edits = {
         "             m->ioservid != c->ioservid )\n",
         "        if ( m->emu != c->emu_domid || /* MUTANT: any target */\n"
         "             m->ioservid != c->ioservid )\n"),
+    "cpu-unmap": (
+        "    if ( c )\n"
+        "    {\n"
+        "        post_cpu_event(IOMAP_EV_UNMAP, ce->domid, c);\n",
+        "    if ( c )\n"
+        "    {\n"
+        "        /* MUTANT: the put is not reported */\n"),
+    "optout-pv": (
+        "    if ( inv.mode == XEN_IOMMUOP_invalidate_iomap &&\n"
+        "         !is_pv_domain(current->domain) )\n",
+        "    if ( 0 ) /* MUTANT: any emulator domain may opt out */\n"),
     "deferred-cap": (
         "    if ( emu->nr_maps + emu->nr_retired >= iomap_max_maps )\n",
         "    if ( emu->nr_maps >= iomap_max_maps ) /* MUTANT */\n"),
@@ -130,13 +143,15 @@ case "${1:-}" in
 --rotate)
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
         overwrite-hook daemon-watch failed-flush dump-emu server-target \
-        watch-restart qi-cap deferred-cap
+        watch-restart qi-cap deferred-cap \
+        cpu-unmap optout-pv
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
         pod-steal overwrite-hook daemon-watch failed-flush dump-emu \
-        server-target watch-restart qi-cap deferred-cap ;;
+        server-target watch-restart qi-cap deferred-cap \
+        cpu-unmap optout-pv ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||

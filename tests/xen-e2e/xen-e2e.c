@@ -104,6 +104,7 @@ static const struct iomap_ring_hdr *ring;   /* the shim's rings, read only */
 static const struct iomap_event *evring;
 static xenforeignmemory_resource_handle *ring_res;
 static unsigned n_refused;      /* bad unmaps refused as they should be */
+static int dom0_optout_rc = 1;  /* dom0's XEN_IOMMUOP_set_invalidate (iomap) */
 
 static double
 now(void)
@@ -826,6 +827,190 @@ sc_overwrite(struct iomap_emu *e)
 }
 
 
+#define FM_N   4
+#define FM_OFF 0x9000UL
+
+/*
+ * CPU records of type on the ring since from, for FM_N gfns at g[0]..: the
+ * count, and whether each names (dom0, the guest, IOMAP_IOSERVID_ANY) with
+ * IOMAP_F_CPU.  mfn[] is filled from MAP records, checked against UNMAPs.
+ */
+static unsigned
+fm_records(uint32_t from, uint8_t type, const xen_pfn_t *g, uint64_t *mfn,
+           unsigned *bad)
+{
+    uint32_t prod = ev_prod(), i;
+    unsigned n = 0;
+
+    if (prod - from > ring->ev_slots)
+        from = prod - ring->ev_slots;
+    for (i = from; i != prod; i++) {
+        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+
+        if (ev->type != type || ev->domid != domid || ev->gfn < g[0] ||
+            ev->gfn >= g[0] + FM_N)
+            continue;
+        n += ev->nr;
+        if (!(ev->flags & IOMAP_F_CPU) || ev->emu_domid != 0 ||
+            ev->ioservid != IOMAP_IOSERVID_ANY || ev->nr != 1 || ev->seq != 0)
+            (*bad)++;
+        else if (type == IOMAP_EV_MAP)
+            mfn[ev->gfn - g[0]] = ev->arg;
+        else if (mfn[ev->gfn - g[0]] != ev->arg)
+            (*bad)++;
+    }
+    return n;
+}
+
+/*
+ * foreign-map: dom0 maps pages of the HVM test guest with
+ * xenforeignmemory_map (privcmd: mmu_update with the guest as the foreign
+ * owner).  The shim reports each as IOMAP_EV_MAP with IOMAP_F_CPU, named
+ * (0, guest, IOMAP_IOSERVID_ANY), and the munmap as IOMAP_EV_UNMAP.  Mapped
+ * again, one page is removed from the guest: the shim posts PAGE_REMOVED
+ * with IOMAP_F_CPU and takes no hold, the registered emulator of the guest
+ * gets a per-page invalidate for it, and the page is freed (the guest's
+ * tot_pages) only by the munmap.
+ */
+static void
+sc_foreign_map(struct iomap_emu *e)
+{
+    int f0 = nfail;
+    xen_pfn_t g[FM_N];
+    int errs[FM_N];
+    uint64_t mfn[FM_N] = { 0 };
+    unsigned i, n_map = 0, n_unmap = 0, n_map2 = 0, n_unmap2 = 0, bad = 0;
+    unsigned removed = 0, got = 0;
+    volatile uint32_t *p = NULL;
+    uint32_t from;
+    long t0 = -1, t_mapped = -1, t_unmapped = -1;
+    double t_req = -1, t_free = -1;
+
+    if (ring_open() < 0)
+        goto out;
+    for (i = 0; i < FM_N; i++)
+        g[i] = GFN_BASE + FM_OFF + i;
+    if (xc_domain_populate_physmap_exact(xch, domid, FM_N, 0, 0, g) < 0) {
+        fail("foreign-map: populating: %s", strerror(errno));
+        goto out;
+    }
+
+    /* 1. Map and unmap: one MAP and one UNMAP record per page. */
+    from = ev_prod();
+    p = xenforeignmemory_map(fmem, domid, PROT_READ | PROT_WRITE, FM_N, g, errs);
+    if (p == NULL) {
+        fail("foreign-map: xenforeignmemory_map: %s", strerror(errno));
+        goto out;
+    }
+    for (i = 0; i < FM_N; i++) {
+        if (errs[i])
+            fail("foreign-map: gfn %#lx not mapped: %d", (unsigned long)g[i], errs[i]);
+        p[i * 1024] = 0x5eed0000 + i;
+    }
+    usleep(100000);
+    n_map = fm_records(from, IOMAP_EV_MAP, g, mfn, &bad);
+    from = ev_prod();
+    xenforeignmemory_unmap(fmem, (void *)p, FM_N);
+    p = NULL;
+    usleep(100000);
+    n_unmap = fm_records(from, IOMAP_EV_UNMAP, g, mfn, &bad);
+    say("foreign-map: %u pages mapped by dom0: %u MAP and %u UNMAP records "
+        "(IOMAP_F_CPU, 0:%u:ANY), %u malformed", FM_N, n_map, n_unmap, domid, bad);
+    if (n_map != FM_N || n_unmap != FM_N || bad)
+        fail("foreign-map: %u MAP, %u UNMAP records for %u pages, %u with a "
+             "wrong identity or frame (want %u, %u, 0)", n_map, n_unmap, FM_N,
+             bad, FM_N, FM_N);
+
+    /* 2. Map again; the guest gives page 0 back while dom0 maps it. */
+    from = ev_prod();
+    p = xenforeignmemory_map(fmem, domid, PROT_READ | PROT_WRITE, FM_N, g, errs);
+    if (p == NULL) {
+        fail("foreign-map: mapping again: %s", strerror(errno));
+        goto out;
+    }
+    usleep(100000);
+    n_map2 = fm_records(from, IOMAP_EV_MAP, g, mfn, &bad);
+    t0 = tot_pages(domid);
+    from = ev_prod();
+    if (xc_domain_decrease_reservation_exact(xch, domid, 1, 0, g) < 0) {
+        fail("foreign-map: decrease_reservation: %s", strerror(errno));
+        goto out;
+    }
+    {
+        const struct iomap_event *ev = ev_find(from, IOMAP_EV_PAGE_REMOVED,
+                                               IOMAP_F_CPU, domid);
+
+        removed = ev != NULL && ev->gfn == g[0] && ev->arg == mfn[0];
+    }
+    {
+        double t1 = now();
+        struct iomap_emu_req r;
+
+        while (!got && now() - t1 < 10) {
+            struct pollfd pfd = { .fd = iomap_emu_fd(e), .events = POLLIN };
+
+            poll(&pfd, 1, 100);
+            while (iomap_emu_next(e, &r) > 0) {
+                if (r.global)
+                    fail("foreign-map: a global invalidate, want a per-page one");
+                else if (r.domid == domid && r.gfn <= g[0] && g[0] < r.gfn + r.nr &&
+                         !got) {
+                    got = 1;
+                    t_req = now() - t1;
+                } else
+                    fail("foreign-map: invalidate of d%u gfn %#llx nr %u, not "
+                         "removed", r.domid, (unsigned long long)r.gfn, r.nr);
+                iomap_emu_done(e, &r);
+            }
+        }
+    }
+    usleep(500000);
+    t_mapped = tot_pages(domid);         /* still mapped: not freed */
+    from = ev_prod();
+    xenforeignmemory_unmap(fmem, (void *)p, FM_N);
+    p = NULL;
+    {
+        double t1 = now();
+
+        while (tot_pages(domid) != t0 - 1 && now() - t1 < 5)
+            usleep(1000);
+        t_free = now() - t1;
+    }
+    t_unmapped = tot_pages(domid);
+    usleep(100000);
+    n_unmap2 = fm_records(from, IOMAP_EV_UNMAP, g, mfn, &bad);
+    say("foreign-map: removal of mapped gfn %#lx: PAGE_REMOVED (IOMAP_F_CPU) %s, "
+        "per-page invalidate %s after %.1f ms; tot_pages %ld -> %ld while mapped "
+        "-> %ld after the munmap (%.1f ms); %u UNMAP records", (unsigned long)g[0],
+        removed ? "posted" : "missing", got ? "received" : "missing", t_req * 1e3,
+        t0, t_mapped, t_unmapped, t_free * 1e3, n_unmap2);
+    if (n_map2 != FM_N || n_unmap2 != FM_N || bad)
+        fail("foreign-map: second mapping: %u MAP, %u UNMAP records (want %u), "
+             "%u malformed", n_map2, n_unmap2, FM_N, bad);
+    if (!removed)
+        fail("foreign-map: no PAGE_REMOVED with IOMAP_F_CPU for gfn %#lx mfn %#llx",
+             (unsigned long)g[0], (unsigned long long)mfn[0]);
+    if (!got)
+        fail("foreign-map: the emulator got no per-page invalidate for gfn %#lx "
+             "within 10 s", (unsigned long)g[0]);
+    if (t_mapped != t0)
+        fail("foreign-map: the removed page was freed while dom0 mapped it "
+             "(tot_pages %ld -> %ld)", t0, t_mapped);
+    if (t_unmapped != t0 - 1)
+        fail("foreign-map: the removed page was not freed by the munmap "
+             "(tot_pages %ld, want %ld)", t_unmapped, t0 - 1);
+ out:
+    if (p != NULL)
+        xenforeignmemory_unmap(fmem, (void *)p, FM_N);
+    xc_domain_decrease_reservation_exact(xch, domid, FM_N - 1, 0, g + 1);
+    scenario("foreign-map", f0, ",\"map_records\":%u,\"unmap_records\":%u,"
+             "\"malformed\":%u,\"page_removed_cpu\":%s,\"invalidate_ms\":%.1f,"
+             "\"tot_pages_while_mapped\":%ld,\"tot_pages_after_munmap\":%ld,"
+             "\"tot_pages_before\":%ld", n_map + n_map2, n_unmap + n_unmap2, bad,
+             removed ? "true" : "false", t_req * 1e3, t_mapped, t_unmapped, t0);
+}
+
+
 /*
  * unprivileged: a running guest that is nobody's device model calls every
  * iommu_op sub-op and is refused each time, then loops on the flush.  The
@@ -843,6 +1028,9 @@ sc_overwrite(struct iomap_emu *e)
 #define U_COUNT (U_DATA + 0x200)    /* flood iterations left */
 #define U_LAST  (U_DATA + 0x204)    /* last flood result */
 #define U_DONE  (U_DATA + 0x208)    /* 0x600dd00d when finished */
+#define U_DONE2 (U_DATA + 0x20c)    /* the same, for the opt-out run */
+#define U_GO    (U_DATA + 0x210)    /* non-zero: jump to U_CODE2 */
+#define U_CODE2 (U_CODE + 0x800)
 #define U_FLOOD 20000u
 
 struct emit { unsigned char *p; };
@@ -907,6 +1095,58 @@ pvh_start(uint32_t d, uint32_t entry)
     ctx.end_d.typecode = HVM_SAVE_CODE(END);
     ctx.end_d.length = HVM_SAVE_LENGTH(END);
     return xc_domain_hvm_setcontext(xch, d, (uint8_t *)&ctx, sizeof(ctx));
+}
+
+/*
+ * optout-refused: the same (PVH, i.e. translated) guest is made the device
+ * model of the test guest (XEN_DOMCTL_set_target, so XSM_DM_PRIV lets it
+ * through) and asks to opt the test guest's ioreq server out of the
+ * global invalidate.  Its foreign mappings would be p2m entries, which the
+ * shim does not report, so the opt-out must be refused with -EOPNOTSUPP
+ * (not -EPERM from the server check that follows: the PV check comes
+ * first).  dom0, a PV domain whose foreign mappings are reported, opted
+ * out at start-up (rc 0).
+ */
+static void
+sc_optout_refused(uint32_t ud, unsigned char *code, unsigned char *data)
+{
+    int f0 = nfail;
+    int32_t res = 1;
+    struct emit e = { code + (U_CODE2 - U_CODE) };
+    double t0;
+    int done;
+
+    if (xc_domain_set_target(xch, ud, domid) < 0) {
+        fail("optout-refused: making d%u the device model of d%u: %s", ud, domid,
+             strerror(errno));
+        goto out;
+    }
+    memcpy(data + (U_RES + 20 - U_DATA), &res, sizeof(res));   /* not run: 1 */
+    hcall(&e, XEN_IOMMUOP_set_invalidate, U_INV, 0);
+    store_eax(&e, U_RES + 20);
+    e8(&e, 0xc7); e8(&e, 0x05); e32(&e, U_DONE2); e32(&e, 0x600dd00d);
+    e8(&e, 0xfb);                               /* sti; 1: hlt; jmp 1b */
+    e8(&e, 0xf4);
+    e8(&e, 0xeb); e8(&e, 0xfd);
+    __sync_synchronize();
+    *(volatile uint32_t *)(data + (U_GO - U_DATA)) = 1;
+    t0 = now();
+    while (*(volatile uint32_t *)(data + (U_DONE2 - U_DATA)) != 0x600dd00d &&
+           now() - t0 < 30)
+        usleep(10000);
+    done = *(volatile uint32_t *)(data + (U_DONE2 - U_DATA)) == 0x600dd00d;
+    memcpy(&res, data + (U_RES + 20 - U_DATA), sizeof(res));
+    say("optout-refused: d%u (PVH), device model of d%u: set_invalidate %d%s; "
+        "dom0 (PV): %d", ud, domid, res, done ? "" : " (its code did not finish "
+        "in 30 s)", dom0_optout_rc);
+    if (res != -EOPNOTSUPP)
+        fail("optout-refused: a PVH device model's opt-out gave %d, want %d "
+             "(-EOPNOTSUPP)", res, -EOPNOTSUPP);
+    if (dom0_optout_rc != 0)
+        fail("optout-refused: dom0's opt-out gave %d, want 0", dom0_optout_rc);
+ out:
+    scenario("optout-refused", f0, ",\"pvh_set_invalidate\":%d,"
+             "\"dom0_set_invalidate\":%d", res, dom0_optout_rc);
 }
 
 static void
@@ -996,9 +1236,16 @@ sc_unprivileged(void)
         e8(&e, 0x0f); e8(&e, 0x85);             /* jnz loop */
         e32(&e, loop - (U_CODE + (uint32_t)(e.p - code) + 4));
         e8(&e, 0xc7); e8(&e, 0x05); e32(&e, U_DONE); e32(&e, 0x600dd00d);
-        e8(&e, 0xfa);                           /* cli; 1: hlt; jmp 1b */
-        e8(&e, 0xf4);
-        e8(&e, 0xeb); e8(&e, 0xfd);
+        /*
+         * 1: cmp dword [U_GO], 0; pause; je 1b; jmp U_CODE2: optout-refused
+         * gives it more code right after (a hlt would power it off or
+         * block it for good).
+         */
+        e8(&e, 0x83); e8(&e, 0x3d); e32(&e, U_GO); e8(&e, 0);
+        e8(&e, 0xf3); e8(&e, 0x90);
+        e8(&e, 0x74); e8(&e, 0xf5);
+        e8(&e, 0xe9);
+        e32(&e, U_CODE2 - (U_CODE + (uint32_t)(e.p - code) + 4));
         *(volatile uint32_t *)(data + (U_COUNT - U_DATA)) = U_FLOOD;
     }
     if (pvh_start(ud, U_CODE) < 0) {
@@ -1053,17 +1300,25 @@ sc_unprivileged(void)
         fail("unprivileged: a dom0 flush took %.1f ms during the flood",
              dom0_max * 1e3);
  out:
+    scenario("unprivileged", f0, ",\"kick\":%d,\"map\":%d,\"unmap\":%d,"
+             "\"flush\":%d,\"set_invalidate\":%d,\"flood_flushes\":%u,"
+             "\"flood_s\":%.2f,\"ring_records_during_flood\":%u,"
+             "\"dom0_flush_max_ms\":%.2f", res[0], st_map, st_unmap, res[3],
+             res[4], U_FLOOD - left, t_flood, p1 - p0, dom0_max * 1e3);
+    if (t_flood >= 0) {
+        sc_optout_refused(ud, code, data);
+    } else {
+        int f1 = nfail;
+
+        fail("optout-refused: not run: the unprivileged guest did not finish");
+        scenario("optout-refused", f1, NULL);
+    }
     if (code != NULL)
         xenforeignmemory_unmap(fmem, code, 1);
     if (data != NULL)
         xenforeignmemory_unmap(fmem, data, 1);
     if (ud != DOMID_INVALID)
         xc_domain_destroy(xch, ud);
-    scenario("unprivileged", f0, ",\"kick\":%d,\"map\":%d,\"unmap\":%d,"
-             "\"flush\":%d,\"set_invalidate\":%d,\"flood_flushes\":%u,"
-             "\"flood_s\":%.2f,\"ring_records_during_flood\":%u,"
-             "\"dom0_flush_max_ms\":%.2f", res[0], st_map, st_unmap, res[3],
-             res[4], U_FLOOD - left, t_flood, p1 - p0, dom0_max * 1e3);
 }
 
 
@@ -2102,6 +2357,7 @@ main(int argc, char **argv)
         return 1;
     }
     rc = iommu_op_set_invalidate(XEN_IOMMUOP_invalidate_iomap);
+    dom0_optout_rc = rc;
     if (rc < 0)
         fail("XEN_IOMMUOP_set_invalidate: %s", strerror(-rc));
     say("emulator 0:%u registered with iomapd, per-page invalidation on",
@@ -2168,6 +2424,7 @@ main(int argc, char **argv)
     sc_unprivileged();
     sc_pod(sock);
     sc_overwrite(e);
+    sc_foreign_map(e);
     sc_two_guests(sock, e);
     t_populated = tot_pages(domid);
     f_populated = free_pages();
