@@ -47,6 +47,7 @@ watch-restart|daemon-gone|xen/common/iomap.c|a page held while no daemon runs do
 cpu-unmap|foreign-map|xen/common/iomap.c|the put of a foreign (CPU) mapping's page-table entry is not reported (no IOMAP_EV_UNMAP with IOMAP_F_CPU)
 optout-pv|optout-refused|xen/common/iomap.c|set_invalidate lets an emulator domain whose foreign mappings are not tracked (PVH / HVM) opt out of the global invalidate
 deferred-cap|deferred-cap|xen/common/iomap.c|unmapped records waiting for their flush do not count against the per-emulator cap
+page-cap|page-cap|xen/common/iomap.c|no bound on the op mappings of one page (a dump could never send its records)
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|a flush while the unit's async group is outstanding queues a group of its own (no cap, no coalescing)
 EOF
 }
@@ -115,6 +116,11 @@ edits = {
     "deferred-cap": (
         "    if ( emu->nr_maps + emu->nr_retired >= iomap_max_maps )\n",
         "    if ( emu->nr_maps >= iomap_max_maps ) /* MUTANT */\n"),
+    "page-cap": (
+        "    if ( slot && radix_tree_ptr_to_int(*slot) >= IOMAP_MAX_MAPS_PER_PAGE )\n"
+        "        rc = -ENOSPC;\n"
+        "    else if ( slot )\n",
+        "    if ( slot ) /* MUTANT: no per-page bound */\n"),
     "qi-cap": (
         "    if ( qi_async_busy(iommu) )\n"
         "    {\n"
@@ -144,14 +150,14 @@ case "${1:-}" in
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
         overwrite-hook daemon-watch failed-flush dump-emu server-target \
         watch-restart qi-cap deferred-cap \
-        cpu-unmap optout-pv
+        cpu-unmap optout-pv page-cap
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
         pod-steal overwrite-hook daemon-watch failed-flush dump-emu \
         server-target watch-restart qi-cap deferred-cap \
-        cpu-unmap optout-pv ;;
+        cpu-unmap optout-pv page-cap ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||

@@ -298,7 +298,8 @@ notrun = {}
 order = ["hold-until-flush", "pagetable-free", "unprivileged", "strict-dom0",
          "destroy-live", "emulator-gone", "pod", "overwrite", "daemon-restart",
          "async-flush", "ite", "ats", "remove-hold-release", "daemon-gone",
-         "two-guests", "deferred-cap", "foreign-map", "optout-refused"]
+         "two-guests", "deferred-cap", "foreign-map", "optout-refused",
+         "page-cap"]
 out = []
 for name in order:
     if name == "strict-dom0":

@@ -2185,6 +2185,56 @@ sc_deferred_cap(unsigned cap)
              "\"map_after_flush\":%d", cap, rounds, again);
 }
 
+#define PCAP_N 257
+
+/*
+ * page-cap: one page mapped at 257 bfns.  A dump never splits the records
+ * of one gfn across chunks, so Xen bounds the op mappings of a page (256,
+ * all emulators together): the 257th map must get -ENOSPC.  Without the
+ * bound, 4,100 mappings of one gfn would make every later dump fail.
+ */
+static void
+sc_page_cap(void)
+{
+    int f0 = nfail;
+    struct xen_iommu_op_map *ops = calloc(PCAP_N, sizeof(*ops));
+    xen_pfn_t g[1] = { GFN_BASE + 0x3800 };
+    unsigned long i, ok = 0;
+    int last = 1;
+    uint32_t seq = 0;
+
+    if (ops == NULL)
+        goto out;
+    if (xc_domain_populate_physmap_exact(xch, domid, 1, 0, 0, g) < 0) {
+        fail("page-cap: populating: %s", strerror(errno));
+        goto out;
+    }
+    for (i = 0; i < PCAP_N; i++) {
+        ops[i] = op_for(0x3800);
+        ops[i].bfn = bfn_base + 0x100000 + i;   /* above 4 GiB: no MMIO hole */
+    }
+    if (iommu_op_batch(XEN_IOMMUOP_map, ops, PCAP_N) < 0) {
+        fail("page-cap: map: %s", strerror(errno));
+        goto out;
+    }
+    while (ok < PCAP_N && ops[ok].status == 0)
+        ok++;
+    last = ops[PCAP_N - 1].status;
+    say("page-cap: one page mapped at %lu of %d bfns; the next map: %s", ok,
+        PCAP_N, ok < PCAP_N ? strerror(-ops[ok].status) : "ok");
+    if (ok == PCAP_N)
+        fail("page-cap: %d mappings of one page accepted (the bound is 256)",
+             PCAP_N);
+    else if (ok != PCAP_N - 1 || last != -ENOSPC)
+        fail("page-cap: %lu mappings accepted, then status %d (want 256, "
+             "then -ENOSPC)", ok, ops[ok].status);
+    if (ok && unmap_all(ops, ok) == 0)
+        iommu_op_flush(&seq);
+ out:
+    free(ops);
+    scenario("page-cap", f0, ",\"mapped\":%lu,\"next_status\":%d", ok, last);
+}
+
 #define GONE_N 8
 
 /*
@@ -2426,6 +2476,7 @@ main(int argc, char **argv)
     sc_overwrite(e);
     sc_foreign_map(e);
     sc_two_guests(sock, e);
+    sc_page_cap();
     t_populated = tot_pages(domid);
     f_populated = free_pages();
 
