@@ -48,6 +48,7 @@ cpu-unmap|foreign-map|xen/common/iomap.c|the put of a foreign (CPU) mapping's pa
 optout-pv|optout-refused|xen/common/iomap.c|set_invalidate lets an emulator domain whose foreign mappings are not tracked (PVH / HVM) opt out of the global invalidate
 deferred-cap|deferred-cap|xen/common/iomap.c|unmapped records waiting for their flush do not count against the per-emulator cap
 page-cap|page-cap|xen/common/iomap.c|no bound on the op mappings of one page (a dump could never send its records)
+untracked-optout|cpu-untracked|xen/common/iomap.c|an emulator domain whose foreign mappings outgrew their records may still opt out of the global invalidate
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|a flush while the unit's async group is outstanding queues a group of its own (no cap, no coalescing)
 EOF
 }
@@ -121,6 +122,10 @@ edits = {
         "        rc = -ENOSPC;\n"
         "    else if ( slot )\n",
         "    if ( slot ) /* MUTANT: no per-page bound */\n"),
+    "untracked-optout": (
+        "         (!is_pv_domain(current->domain) ||\n"
+        "          ACCESS_ONCE(current->domain->iomap_cpu_untracked)) )\n",
+        "         !is_pv_domain(current->domain) ) /* MUTANT */\n"),
     "qi-cap": (
         "    if ( qi_async_busy(iommu) )\n"
         "    {\n"
@@ -150,14 +155,14 @@ case "${1:-}" in
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
         overwrite-hook daemon-watch failed-flush dump-emu server-target \
         watch-restart qi-cap deferred-cap \
-        cpu-unmap optout-pv page-cap
+        cpu-unmap optout-pv page-cap untracked-optout
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
         pod-steal overwrite-hook daemon-watch failed-flush dump-emu \
         server-target watch-restart qi-cap deferred-cap \
-        cpu-unmap optout-pv page-cap ;;
+        cpu-unmap optout-pv page-cap untracked-optout ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||

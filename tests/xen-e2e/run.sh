@@ -241,9 +241,10 @@ lap "QEMU run (injected ITE)"
 # Xen's test hook keeps each asynchronous group outstanding for 1 s
 # (iomap_async_delay=1000): the one-group cap, the coalescing and the
 # completion order run.  The per-emulator cap on mapping records is 64
-# (iomap_max_maps=64; the default is 2^20) for deferred-cap.
+# (iomap_max_maps=64; the default is 2^20) for deferred-cap, and dom0's
+# foreign mapping records are 16 (iomap_cpu_max=16) for cpu-untracked.
 log4=$E2E_DIR/serial-async.log
-boot "$log4" "dom0-iommu=strict iomap_async_delay=1000 iomap_max_maps=64" \
+boot "$log4" "dom0-iommu=strict iomap_async_delay=1000 iomap_max_maps=64 iomap_cpu_max=16" \
     "E2E_MODE=async"
 verdict "$log4"
 why4=$why
@@ -299,7 +300,7 @@ order = ["hold-until-flush", "pagetable-free", "unprivileged", "strict-dom0",
          "destroy-live", "emulator-gone", "pod", "overwrite", "daemon-restart",
          "async-flush", "ite", "ats", "remove-hold-release", "daemon-gone",
          "two-guests", "deferred-cap", "foreign-map", "optout-refused",
-         "page-cap"]
+         "page-cap", "cpu-untracked"]
 out = []
 for name in order:
     if name == "strict-dom0":

@@ -2185,6 +2185,62 @@ sc_deferred_cap(unsigned cap)
              "\"map_after_flush\":%d", cap, rounds, again);
 }
 
+/*
+ * cpu-untracked (fourth boot, last; Xen booted with iomap_cpu_max=CAP):
+ * dom0 maps CAP + 1 pages of the guest with xenforeignmemory_map().  Out
+ * of records, Xen must still make every mapping (never refuse dom0's
+ * foreign mappings: the toolstack and every QEMU depend on them), mark
+ * dom0 untracked and from then on refuse its opt-out of the global
+ * invalidate, since iomapd no longer knows all its mappings.
+ */
+static void
+sc_cpu_untracked(unsigned cap)
+{
+    int f0 = nfail;
+    unsigned n = cap + 1, i, mapped = 0;
+    xen_pfn_t *g = calloc(n, sizeof(*g));
+    int *errs = calloc(n, sizeof(*errs));
+    void *p = NULL;
+    int rc = 0, logged;
+
+    if (g == NULL || errs == NULL || ring_open() < 0)
+        goto out;
+    for (i = 0; i < n; i++)
+        g[i] = GFN_BASE + 0x2300 + i;
+    if (xc_domain_populate_physmap_exact(xch, domid, n, 0, 0, g) < 0) {
+        fail("cpu-untracked: populating: %s", strerror(errno));
+        goto out;
+    }
+    p = xenforeignmemory_map(fmem, domid, PROT_READ, n, g, errs);
+    if (p == NULL) {
+        fail("cpu-untracked: xenforeignmemory_map of %u pages: %s", n,
+             strerror(errno));
+        goto out;
+    }
+    for (i = 0; i < n; i++)
+        mapped += errs[i] == 0;
+    logged = xen_console_has("foreign mappings no longer tracked");
+    rc = iommu_op_set_invalidate(XEN_IOMMUOP_invalidate_iomap);
+    say("cpu-untracked: cap %u: %u of %u foreign mappings made; Xen says "
+        "untracked: %s; the opt-out then: %s", cap, mapped, n,
+        logged ? "yes" : "no", rc ? strerror(-rc) : "accepted");
+    if (mapped != n)
+        fail("cpu-untracked: %u of %u foreign mappings refused past the cap",
+             n - mapped, n);
+    if (!logged)
+        fail("cpu-untracked: Xen did not mark dom0 untracked past the cap");
+    if (rc != -EOPNOTSUPP)
+        fail("cpu-untracked: the opt-out of an untracked emulator domain "
+             "gave %d, want -EOPNOTSUPP", rc);
+ out:
+    if (p != NULL)
+        xenforeignmemory_unmap(fmem, p, n);
+    free(g);
+    free(errs);
+    scenario("cpu-untracked", f0, ",\"cap\":%u,\"mapped\":%u,"
+             "\"optout_rc\":%d", cap, mapped, rc);
+}
+
 #define PCAP_N 257
 
 /*
@@ -2436,6 +2492,13 @@ main(int argc, char **argv)
                  "iomap_max_maps=N", cmdline);
         else
             sc_deferred_cap(ms);
+        d = strstr(cmdline, "iomap_cpu_max=");
+        ms = d ? (unsigned)strtoul(d + 14, NULL, 10) : 0;
+        if (ms == 0)
+            fail("cpu-untracked: Xen's command line \"%s\" has no "
+                 "iomap_cpu_max=N", cmdline);
+        else
+            sc_cpu_untracked(ms);   /* last: dom0 stays untracked */
         return failed;
     }
 
