@@ -60,8 +60,9 @@ import sys
 guard, path = sys.argv[1], sys.argv[2]
 edits = {
     "deferred-put": (
-        "    list_move_tail(&m->list, &iomap_deferred);\n"
+        "        pg->deferred_seq = m->seq;\n"
         "    post_map_event(IOMAP_EV_UNMAP, m, evflags, m->seq);\n",
+        "        pg->deferred_seq = m->seq;\n"
         "    post_map_event(IOMAP_EV_UNMAP, m, evflags, m->seq);\n"
         "    list_del(&m->list);\n"
         "    map_put(m); /* MUTANT: no deferred put */\n"),
@@ -111,17 +112,15 @@ edits = {
         "    {\n"
         "        /* MUTANT: the put is not reported */\n"),
     "optout-pv": (
-        "    if ( inv.mode == XEN_IOMMUOP_invalidate_iomap &&\n"
-        "         !is_pv_domain(current->domain) )\n",
-        "    if ( 0 ) /* MUTANT: any emulator domain may opt out */\n"),
+        "         (!is_pv_domain(current->domain) ||\n",
+        "         (0 || /* MUTANT: any emulator domain may opt out */\n"),
     "deferred-cap": (
         "    if ( emu->nr_maps + emu->nr_retired >= iomap_max_maps )\n",
         "    if ( emu->nr_maps >= iomap_max_maps ) /* MUTANT */\n"),
     "page-cap": (
-        "    if ( slot && radix_tree_ptr_to_int(*slot) >= IOMAP_MAX_MAPS_PER_PAGE )\n"
-        "        rc = -ENOSPC;\n"
-        "    else if ( slot )\n",
-        "    if ( slot ) /* MUTANT: no per-page bound */\n"),
+        "    else if ( pg->nr_refs >= IOMAP_MAX_MAPS_PER_PAGE )\n"
+        "        return -ENOSPC;\n",
+        "    /* MUTANT: no per-page bound */\n"),
     "untracked-optout": (
         "         (!is_pv_domain(current->domain) ||\n"
         "          ACCESS_ONCE(current->domain->iomap_cpu_untracked)) )\n",
