@@ -13,6 +13,9 @@
 #     (q35, emulated VT-d with queued invalidation and interrupt
 #     remapping; the CPU model has SVM so that Xen can create the HVM test
 #     guest), bounded by a timeout;
+#     a fifth boot (qemu-mapcache) has its own initramfs with the patched
+#     QEMU (`make qemu`) and Debian's xenstored (from xen-utils-4.17,
+#     unpacked with apt-get download, not installed);
 #  4. reads the verdict from the serial console log, kept in
 #     $E2E_DIR/serial.log (printed when the test fails).
 #
@@ -23,7 +26,12 @@
 #                 a run whose dom0 never came up is booted once more
 #   E2E_ARGS      arguments after the socket for xen-e2e: NPAGES NMAP
 #   XEN_IMAGE     use this xen ELF (multiboot, 32-bit) instead of building
+#   QEMU_DM       the patched QEMU for qemu-mapcache (default
+#                 <builddir>/build/qemu-build/build/qemu-system-x86_64, from
+#                 `make qemu`); without it that scenario is not run
 #   IOMAPD        use this iomapd binary instead of building it
+#   E2E_BOOTS     which boots to run (default "1 2 3 4 5"; for debugging:
+#                 the scenarios of the others are reported not run)
 #   NO_APT=1      install nothing
 set -eu
 
@@ -96,6 +104,31 @@ ${CC:-cc} -O2 -g -Wall -Wextra -Werror -I"$builddir" -I"$srcdir" \
     die "building xen-e2e failed"
 lap "iomapd and xen-e2e"
 
+# 1c. qemu-mapcache (boot 5): the patched QEMU as an HVM guest's device
+#     model.  QEMU's Xen machine needs xenstore: xenstored comes from
+#     Debian's xen-utils-4.17, unpacked (not installed: the package would
+#     bring the whole toolstack and its services along).
+QEMU_DM=${QEMU_DM:-$builddir/build/qemu-build/build/qemu-system-x86_64}
+qemu_why=""
+if [ ! -x "$QEMU_DM" ]; then
+    qemu_why="no patched QEMU at $QEMU_DM (make qemu)"
+elif ! ldd "$QEMU_DM" | grep -q libiomap-emu; then
+    qemu_why="$QEMU_DM does not link libiomap-emu (configure --enable-iomap)"
+else
+    xs=$E2E_DIR/xen-utils/usr/lib/xen-4.17/bin/xenstored
+    if [ ! -x "$xs" ]; then
+        rm -rf "$E2E_DIR/xen-utils" && mkdir -p "$E2E_DIR/xen-utils"
+        (cd "$E2E_DIR/xen-utils" && apt-get download -q xen-utils-4.17 \
+             >download.log 2>&1 &&
+         dpkg-deb -x xen-utils-4.17_*.deb .) ||
+            qemu_why="cannot get xenstored (apt-get download xen-utils-4.17)"
+    fi
+    ${CC:-cc} -O2 -g -Wall -Wextra -Werror -o "$E2E_DIR/qemu-mapcache" \
+        "$here/qemu-mapcache.c" -lxenctrl -lxenforeignmemory -lxenstore ||
+        die "building qemu-mapcache failed"
+fi
+lap "qemu-mapcache"
+
 # 2. dom0: Debian's kernel and an initramfs.
 kver=$(ls /lib/modules | sort -V | tail -n 1)
 vmlinuz=/boot/vmlinuz-$kver
@@ -107,6 +140,13 @@ if [ -n "${E2E_ARGS:-}" ]; then
     dom0_extra="E2E_ARGS=$(echo "$E2E_ARGS" | tr ' ' ':')"
 else
     dom0_extra=""
+fi
+if [ -z "$qemu_why" ]; then
+    # A separate initramfs: QEMU and its libraries would slow every boot.
+    strip -o "$E2E_DIR/qemu-system-x86_64" "$QEMU_DM"
+    "$here/mkinitramfs.sh" "$E2E_DIR/initrd-qemu.cpio" "$kver" "$here/init" \
+        "$iomapd" "$here/iomapd-ctl" "$E2E_DIR/qemu-mapcache" \
+        "$E2E_DIR/qemu-system-x86_64" "$xs"
 fi
 lap "initramfs"
 
@@ -128,7 +168,7 @@ boot() {
         -serial "file:$1" \
         -kernel "$xen" \
         -append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M iommu=1,verbose $2 loglvl=all guest_loglvl=all" \
-        -initrd "$vmlinuz console=hvc0 quiet $3,$E2E_DIR/initrd.cpio" \
+        -initrd "$vmlinuz console=hvc0 quiet $3,${INITRD:-$E2E_DIR/initrd.cpio}" \
         >"$E2E_DIR/qemu.log" 2>&1 &
     qpid=$!
     # dom0 is up within 10-50 s; a boot that hangs before (seen about once
@@ -176,6 +216,10 @@ verdict() {
     fi
 }
 
+want() { case " ${E2E_BOOTS:-1 2 3 4 5} " in (*" $1 "*) return 0 ;; esac; return 1; }
+why1="" why2="" why3="" why4=""
+rm -f "$E2E_DIR"/serial*.log
+
 # Boot 1: strict dom0, the scenarios.  An ATS-capable device (virtio-rng
 # behind a PCIe root port, ats=on) for dom0, Xen with ats=1, and QEMU
 # tracing the invalidation descriptors it processes (the ats scenario).
@@ -187,6 +231,7 @@ log=$E2E_DIR/serial.log
 trace=$E2E_DIR/qemu-vtd-trace.log
 mon=$E2E_DIR/monitor.sock
 rm -f "$trace" "$mon"
+if want 1; then
 (
     i=0
     while [ $i -lt "$E2E_TIMEOUT" ]; do
@@ -219,23 +264,28 @@ kill $tracer 2>/dev/null || true
 verdict "$log"
 why1=$why
 lap "QEMU run (strict dom0)"
+fi
 
 # Boot 2: non-strict dom0: the op must be refused (strict-dom0).
 log2=$E2E_DIR/serial-nonstrict.log
-boot "$log2" "" "E2E_MODE=nonstrict"
-verdict "$log2"
-why2=$why
-lap "QEMU run (non-strict dom0)"
+if want 2; then
+    boot "$log2" "" "E2E_MODE=nonstrict"
+    verdict "$log2"
+    why2=$why
+    lap "QEMU run (non-strict dom0)"
+fi
 
 # Boot 3: ite.  QEMU's VT-d never times out, so Xen injects an
 # Invalidation Time-out Error into the first asynchronous flush
 # (iomap_inject_ite=1); the ATS device is there for the time-out path.
 log3=$E2E_DIR/serial-ite.log
-boot "$log3" "dom0-iommu=strict ats=1 iomap_inject_ite=1" "E2E_MODE=ite" \
-    "-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1 -device virtio-rng-pci,bus=rp1,ats=on,disable-legacy=on"
-verdict "$log3"
-why3=$why
-lap "QEMU run (injected ITE)"
+if want 3; then
+    boot "$log3" "dom0-iommu=strict ats=1 iomap_inject_ite=1" "E2E_MODE=ite" \
+        "-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1 -device virtio-rng-pci,bus=rp1,ats=on,disable-legacy=on"
+    verdict "$log3"
+    why3=$why
+    lap "QEMU run (injected ITE)"
+fi
 
 # Boot 4: async-flush.  QEMU's VT-d completes invalidations at once, so
 # Xen's test hook keeps each asynchronous group outstanding for 1 s
@@ -244,11 +294,29 @@ lap "QEMU run (injected ITE)"
 # (iomap_max_maps=64; the default is 2^20) for deferred-cap, and dom0's
 # foreign mapping records are 16 (iomap_cpu_max=16) for cpu-untracked.
 log4=$E2E_DIR/serial-async.log
-boot "$log4" "dom0-iommu=strict iomap_async_delay=1000 iomap_max_maps=64 iomap_cpu_max=16" \
-    "E2E_MODE=async"
-verdict "$log4"
-why4=$why
-lap "QEMU run (async flush delay)"
+if want 4; then
+    boot "$log4" "dom0-iommu=strict iomap_async_delay=1000 iomap_max_maps=64 iomap_cpu_max=16" \
+        "E2E_MODE=async"
+    verdict "$log4"
+    why4=$why
+    lap "QEMU run (async flush delay)"
+fi
+
+# Boot 5: qemu-mapcache.  The patched QEMU in dom0 is the device model of
+# a running HVM guest, first without iomapd (stock: Xen broadcasts), then
+# with it.  Its own initramfs (QEMU, xenstored, qemu-mapcache).
+log5=$E2E_DIR/serial-qemu.log
+why5=""
+if [ -z "$qemu_why" ] && want 5; then
+    INITRD=$E2E_DIR/initrd-qemu.cpio boot "$log5" "dom0-iommu=strict" \
+        "E2E_MODE=qemu"
+    verdict "$log5"
+    why5=$why
+    lap "QEMU run (qemu-mapcache)"
+else
+    rm -f "$log5"
+    [ -z "$qemu_why" ] || say "qemu-mapcache not run: $qemu_why"
+fi
 
 # 4. results.json: every scenario of issue 13, run or not (with the reason).
 results=$E2E_DIR/results.json
@@ -257,7 +325,8 @@ results=$E2E_DIR/results.json
 # writes the flush's sequence number, while Xen's own synchronous waits
 # write QINVAL_STAT_DONE (1).  So: device-TLB descriptors (type 3) followed
 # by a status-write wait with data >= 2.
-python3 - "$trace" >"$E2E_DIR/ats.scenario" <<'PY' || true
+rm -f "$E2E_DIR/ats.scenario"
+want 1 && python3 - "$trace" >"$E2E_DIR/ats.scenario" <<'PY' || true
 import json, re, sys
 dev = pending = waits = 0
 seqs = set()
@@ -283,11 +352,11 @@ r = {"name": "ats", "pass": dev > 0, "async_groups": waits,
      "async_flushes_with_device_tlb": len(seqs)}
 print(json.dumps(r))
 PY
-{ grep -h '^E2E-SCENARIO ' "$log" "$log2" "$log3" "$log4" 2>/dev/null |
+{ grep -h '^E2E-SCENARIO ' "$log" "$log2" "$log3" "$log4" "$log5" 2>/dev/null |
       sed 's/^E2E-SCENARIO //'
   cat "$E2E_DIR/ats.scenario" 2>/dev/null; } |
-python3 -c '
-import json, sys
+QEMU_WHY="$qemu_why" python3 -c '
+import json, os, sys
 got = {}
 for line in sys.stdin:
     try:
@@ -296,11 +365,13 @@ for line in sys.stdin:
         continue
     got[r["name"]] = r
 notrun = {}
+if os.environ.get("QEMU_WHY"):
+    notrun["qemu-mapcache"] = os.environ["QEMU_WHY"]
 order = ["hold-until-flush", "pagetable-free", "unprivileged", "strict-dom0",
          "destroy-live", "emulator-gone", "pod", "overwrite", "daemon-restart",
          "async-flush", "ite", "ats", "remove-hold-release", "daemon-gone",
          "two-guests", "deferred-cap", "foreign-map", "optout-refused",
-         "page-cap", "cpu-untracked"]
+         "page-cap", "cpu-untracked", "qemu-mapcache"]
 out = []
 for name in order:
     if name == "strict-dom0":
@@ -336,7 +407,7 @@ print(" ".join(r["name"] for r in json.load(open(sys.argv[1])) if r["run"] and n
 ' "$results")
 
 if [ -z "$why1" ] && [ -z "$why2" ] && [ -z "$why3" ] && [ -z "$why4" ] &&
-   [ -z "$bad" ]; then
+   [ -z "$why5" ] && [ -z "$bad" ]; then
     grep -E '^(E2E|PASS)' "$log" | grep -v '^E2E iomapd' || true
     grep -E '^PASS xen-e2e' "$log"
     if [ -f "$E2E_DIR/boot-retries" ]; then
@@ -345,10 +416,10 @@ if [ -z "$why1" ] && [ -z "$why2" ] && [ -z "$why3" ] && [ -z "$why4" ] &&
     say "PASS in $(( $(date +%s) - t_start ))s"
     exit 0
 fi
-for l in "$log" "$log2" "$log3" "$log4"; do
+for l in "$log" "$log2" "$log3" "$log4" "$log5"; do
     echo "---- $l ----"
     cat "$l" 2>/dev/null || true
 done
 echo "---- qemu ----"
 cat "$E2E_DIR/qemu.log"
-die "${why1:-${why2:-${why3:-${why4:-scenarios failed: $bad}}}}"
+die "${why1:-${why2:-${why3:-${why4:-${why5:-scenarios failed: $bad}}}}}"
