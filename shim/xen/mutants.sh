@@ -49,6 +49,7 @@ optout-pv|optout-refused|xen/common/iomap.c|set_invalidate lets an emulator doma
 deferred-cap|deferred-cap|xen/common/iomap.c|unmapped records waiting for their flush do not count against the per-emulator cap
 page-cap|page-cap|xen/common/iomap.c|no bound on the op mappings of one page (a dump could never send its records)
 untracked-optout|cpu-untracked|xen/common/iomap.c|an emulator domain whose foreign mappings outgrew their records may still opt out of the global invalidate
+ie-irq|flush-irq|xen/drivers/passthrough/vtd/qinval.c|async groups end without the interrupt-flagged wait descriptor (completion only polled)
 qi-cap|async-flush|xen/drivers/passthrough/vtd/iommu.c|a flush while the unit's async group is outstanding queues a group of its own (no cap, no coalescing)
 EOF
 }
@@ -125,6 +126,15 @@ edits = {
         "         (!is_pv_domain(current->domain) ||\n"
         "          ACCESS_ONCE(current->domain->iomap_cpu_untracked)) )\n",
         "         !is_pv_domain(current->domain) ) /* MUTANT */\n"),
+    "ie-irq": (
+        "    if ( iommu->qi_ie_irq )\n"
+        "    {\n"
+        "        /*\n"
+        "         * Then an interrupt",
+        "    if ( 0 ) /* MUTANT: no completion interrupt */\n"
+        "    {\n"
+        "        /*\n"
+        "         * Then an interrupt"),
     "qi-cap": (
         "    if ( qi_async_busy(iommu) )\n"
         "    {\n"
@@ -154,14 +164,14 @@ case "${1:-}" in
     set -- deferred-put hold pagetable-flush strict-dom0 privilege pod-steal \
         overwrite-hook daemon-watch failed-flush dump-emu server-target \
         watch-restart qi-cap deferred-cap \
-        cpu-unmap optout-pv page-cap untracked-optout
+        cpu-unmap optout-pv page-cap untracked-optout ie-irq
     n=$(( $(date +%j | sed 's/^0*//') % $# + 1 ))
     eval "set -- \${$n}"
     ;;
 '') set -- deferred-put hold pagetable-flush strict-dom0 privilege \
         pod-steal overwrite-hook daemon-watch failed-flush dump-emu \
         server-target watch-restart qi-cap deferred-cap \
-        cpu-unmap optout-pv page-cap untracked-optout ;;
+        cpu-unmap optout-pv page-cap untracked-optout ie-irq ;;
 esac
 
 [ -f "$XEN_BUILD_DIR/xen/xen" ] ||

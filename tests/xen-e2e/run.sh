@@ -371,7 +371,7 @@ order = ["hold-until-flush", "pagetable-free", "unprivileged", "strict-dom0",
          "destroy-live", "emulator-gone", "pod", "overwrite", "daemon-restart",
          "async-flush", "ite", "ats", "remove-hold-release", "daemon-gone",
          "two-guests", "deferred-cap", "foreign-map", "optout-refused",
-         "page-cap", "cpu-untracked", "qemu-mapcache"]
+         "page-cap", "cpu-untracked", "flush-irq", "qemu-mapcache"]
 out = []
 for name in order:
     if name == "strict-dom0":
