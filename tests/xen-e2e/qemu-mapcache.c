@@ -527,6 +527,16 @@ run_one(const char *qemu, struct run *R)
     if (R->tot_after == R->tot_before - 1)
         R->freed_ms = (now() - t0) * 1e3;
     R->free_after = free_pages();
+    /*
+     * The invalidate reaches QEMU after the guest went on (that is the
+     * point): wait for QEMU's first drop, up to 10 s on a loaded machine,
+     * then 200 ms more for any further one.
+     */
+    t0 = now();
+    do {
+        usleep(20000);
+        qtrace_read(tpath, off, &R->after);
+    } while (R->after.ranges + R->after.globals == 0 && now() - t0 < 10);
     usleep(200000);
     qtrace_read(tpath, off, &R->after);
     /* The trace lines carry running totals. */

@@ -100,7 +100,7 @@ ldd "$iomapd" | grep -q libxenctrl ||
     die "iomapd was built without the Xen backend (configure --with-xen, libxen-dev)"
 ${CC:-cc} -O2 -g -Wall -Wextra -Werror -I"$builddir" -I"$srcdir" \
     -o "$E2E_DIR/xen-e2e" "$here/xen-e2e.c" "$srcdir/ioreq/client.c" \
-    "$srcdir/ioreq/channel.c" -lxenctrl -lxencall -lxendevicemodel -lxenforeignmemory ||
+    "$srcdir/ioreq/channel.c" -pthread -lxenctrl -lxencall -lxendevicemodel -lxenforeignmemory ||
     die "building xen-e2e failed"
 lap "iomapd and xen-e2e"
 
