@@ -23,6 +23,11 @@ import time
 
 # (guard, file, text, replacement, test program, test name or None)
 MUTANTS = [
+    ("the policy never 'kills' the wildcard holder of CPU mappings",
+     "daemon/core/enforce.c",
+     "    if (e->killed || e->ioservid == IOMAP_IOSERVID_ANY)\n        return;",
+     "    if (e->killed)\n        return;",
+     "tests/test_cpu_maps", "CPU-only page past the policy's steps: no kill of the wildcard"),
     ("I1: a page waits in FLUSHING until the flush that covers its last unmap",
      "daemon/core/pages.c",
      "    if (seq_done(p->cover_seq, d->max_done)) {\n        release(d, pi);",

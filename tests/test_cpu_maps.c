@@ -341,6 +341,30 @@ test_cpu_resync(void)
     teardown();
 }
 
+/*
+ * A removed page only CPU mappings keep, which no emulator drops (a
+ * locked VRAM entry): the policy's steps run out, but "killing" the
+ * wildcard holder is meaningless (no process registered under it) and
+ * must not be counted or logged as a kill.
+ */
+static void
+test_cpu_page_no_kill(void)
+{
+    setup(NSRV);
+    cpu_map(0x60, 0x600);
+    post(IOMAP_EV_PAGE_REMOVED, IOMAP_F_CPU, 0, 0x60, 0x600, 0);
+    core_process(core);
+    CU_ASSERT_EQUAL(in_flight(), 1);
+    now_ns += 60ULL * 1000 * 1000 * 1000;   /* past every step */
+    core_tick(core);
+    now_ns += 60ULL * 1000 * 1000 * 1000;
+    core_tick(core);
+    CU_ASSERT(core->st.escalations >= 1);
+    CU_ASSERT_EQUAL(core->st.emu_kills, 0);
+    CU_ASSERT_EQUAL(in_flight(), 1);        /* still waits for the unmap */
+    teardown();
+}
+
 int
 main(void)
 {
@@ -353,6 +377,8 @@ main(void)
         { "op and CPU mappings: held, released after both", test_mixed_page_held },
         { "CPU mappings are never force-unmapped", test_cpu_never_forced },
         { "resync: CPU mappings and an unheld removed page", test_cpu_resync },
+        { "CPU-only page past the policy's steps: no kill of the wildcard",
+          test_cpu_page_no_kill },
         { NULL, NULL },
     };
 

@@ -98,7 +98,12 @@ enforce_map(struct core *d, const struct iomap_event *ev, struct emu *e,
 static void
 kill_emu(struct core *d, struct emu *e)
 {
-    if (e->killed)
+    /*
+     * The CPU mappings of an emulator domain (IOMAP_IOSERVID_ANY): no
+     * process is registered under that name, nothing can be killed or
+     * forced, and the page waits for the domain to unmap it.
+     */
+    if (e->killed || e->ioservid == IOMAP_IOSERVID_ANY)
         return;
     e->killed = 1;
     d->st.emu_kills++;
