@@ -25,8 +25,10 @@
 # --without-default-features, then --enable-xen --enable-iomap, and
 # --enable-werror (QEMU's own warning flags, fatal).  Every run builds a
 # fresh copy of the pristine source, so the series is never applied twice.
-# After the build, test/run-test-mapcache.sh runs the patched mapcache
-# against fake foreign mappings, with the flags QEMU compiled it with.
+# After the build, test/run-test-mapcache.sh runs the patched mapcache and
+# xen-iomap.c against fakes, with the flags QEMU compiled them with, and
+# test/run-test-configure.sh configures the patched source without
+# libxencall (iomap=auto must turn iomapd support off, not fail).
 
 set -eu
 
@@ -160,8 +162,12 @@ for f in xen-mapcache xen-hvm xen-iomap; do
         die "$f.c was not compiled"
 done
 
-# 7. The mapcache's range invalidation, on its own.
+# 7. The mapcache's range invalidation and xen-iomap.c, on their own.
 say "test-mapcache"
 sh "$here/test/run-test-mapcache.sh" "$QEMU_BUILD_DIR" "$b" ||
     die "test-mapcache failed"
+# 8. --enable-iomap=auto without libxencall: iomapd support off, no error.
+say "test-configure"
+sh "$here/test/run-test-configure.sh" "$QEMU_BUILD_DIR" "$pcdir" ||
+    die "test-configure failed"
 say "configure: $((bstart - cstart))s, build: $((end - bstart))s, total: $((end - start))s"

@@ -285,7 +285,7 @@ qtrace_read(const char *path, long off, struct qtrace *t)
         } else if ((p = strstr(line, "xen_invalidate_map_cache_range ")) != NULL) {
             t->ranges++;
             if (sscanf(p, "xen_invalidate_map_cache_range 0x%llx size 0x%*x "
-                       "dropped %*u deferred %*u dropped_range %llu "
+                       "dropped %*u deferred %*u kept %*u dropped_range %llu "
                        "dropped_global %llu", &a, &r, &g) == 3) {
                 if (t->range_addr == ~0ULL)
                     t->range_addr = a;
