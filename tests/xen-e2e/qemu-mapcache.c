@@ -55,6 +55,8 @@
 #include <xenstore.h>
 #include <xen/hvm/save.h>
 
+#include "tests/xen-e2e/guest.h"
+
 #define G_MB        8               /* guest RAM, MiB */
 #define G_CODE      0x1000u
 #define G_DATA      0x2000u
@@ -147,16 +149,6 @@ show(const char *path)
 }
 
 /* The guest's code: hand-assembled 32-bit flat code. */
-struct emit { unsigned char *p; };
-
-static void e8(struct emit *e, unsigned v) { *e->p++ = (unsigned char)v; }
-static void e32(struct emit *e, uint32_t v)
-{
-    memcpy(e->p, &v, 4);
-    e->p += 4;
-}
-/* mov r32, imm32 (eax 0, ecx 1, edx 2, ebx 3, esi 6) */
-static void mov_ri(struct emit *e, unsigned r, uint32_t v) { e8(e, 0xb8 + r); e32(e, v); }
 static void movl_mi(struct emit *e, uint32_t a, uint32_t v)
 {
     e8(e, 0xc7); e8(e, 0x05); e32(e, a); e32(e, v);
@@ -196,7 +188,7 @@ write_code(unsigned char *code)
     mov_ri(&e, 0, 12);                          /* __HYPERVISOR_memory_op */
     mov_ri(&e, 3, 1);                           /* XENMEM_decrease_reservation */
     mov_ri(&e, 1, D_RESV);
-    e8(&e, 0x0f); e8(&e, 0x01); e8(&e, 0xd9);   /* vmmcall */
+    vmmcall(&e);
     e8(&e, 0xa3); e32(&e, D_RES);               /* mov [D_RES], eax */
     rdtsc_to(&e, D_T1);
     outs(&e, G_BUF(1));                         /* C */
@@ -204,47 +196,6 @@ write_code(unsigned char *code)
     movl_mi(&e, D_DONE, MAGIC);
     e8(&e, 0xf3); e8(&e, 0x90);                 /* 2: pause; jmp 2b */
     e8(&e, 0xeb); e8(&e, 0xfc);
-}
-
-static int
-vcpu_start(uint32_t d, uint32_t entry)
-{
-    struct {
-        struct hvm_save_descriptor header_d;
-        HVM_SAVE_TYPE(HEADER) header;
-        struct hvm_save_descriptor cpu_d;
-        HVM_SAVE_TYPE(CPU) cpu;
-        struct hvm_save_descriptor end_d;
-        HVM_SAVE_TYPE(END) end;
-    } ctx;
-    int len = xc_domain_hvm_getcontext(xch, d, NULL, 0);
-    uint8_t *full;
-
-    if (len <= 0 || (full = malloc(len)) == NULL)
-        return -1;
-    if (xc_domain_hvm_getcontext(xch, d, full, len) < 0) {
-        free(full);
-        return -1;
-    }
-    memset(&ctx, 0, sizeof(ctx));
-    memcpy(&ctx, full, sizeof(ctx.header_d) + sizeof(ctx.header));
-    free(full);
-    ctx.cpu_d.typecode = HVM_SAVE_CODE(CPU);
-    ctx.cpu_d.length = HVM_SAVE_LENGTH(CPU);
-    ctx.cpu.cs_limit = ctx.cpu.ds_limit = ctx.cpu.es_limit = ~0u;
-    ctx.cpu.ss_limit = ~0u;
-    ctx.cpu.tr_limit = 0x67;
-    ctx.cpu.cs_arbytes = 0xc9b;     /* 32-bit code, present, DPL 0 */
-    ctx.cpu.ds_arbytes = ctx.cpu.es_arbytes = ctx.cpu.ss_arbytes = 0xc93;
-    ctx.cpu.tr_arbytes = 0x8b;
-    ctx.cpu.cr0 = 0x11;             /* PE | ET: protected mode, no paging */
-    ctx.cpu.rip = entry;
-    ctx.cpu.rflags = 2;
-    ctx.cpu.dr6 = 0xffff0ff0;
-    ctx.cpu.dr7 = 0x400;
-    ctx.end_d.typecode = HVM_SAVE_CODE(END);
-    ctx.end_d.length = HVM_SAVE_LENGTH(END);
-    return xc_domain_hvm_setcontext(xch, d, (uint8_t *)&ctx, sizeof(ctx));
 }
 
 /* What QEMU's trace (-trace ... -D file, log backend) says. */
@@ -403,7 +354,7 @@ run_one(const char *qemu, struct run *R)
         snprintf(q, E_LEN + 1, "bucket %lu %-6.6s\n", i, R->name);
         xenforeignmemory_unmap(fmem, q, 1);
     }
-    if (vcpu_start(d, G_CODE) < 0) {
+    if (guest_vcpu_start(xch, d, G_CODE) < 0) {
         fail("%s: setting d%u's vCPU: %s", R->name, d, strerror(errno));
         goto out;
     }

@@ -123,7 +123,7 @@ else
          dpkg-deb -x xen-utils-4.17_*.deb .) ||
             qemu_why="cannot get xenstored (apt-get download xen-utils-4.17)"
     fi
-    ${CC:-cc} -O2 -g -Wall -Wextra -Werror -o "$E2E_DIR/qemu-mapcache" \
+    ${CC:-cc} -O2 -g -Wall -Wextra -Werror -I"$srcdir" -o "$E2E_DIR/qemu-mapcache" \
         "$here/qemu-mapcache.c" -lxenctrl -lxenforeignmemory -lxenstore ||
         die "building qemu-mapcache failed"
 fi

@@ -55,6 +55,7 @@
 #include <xen/hvm/save.h>
 
 #include "ioreq/iomap-emu.h"
+#include "tests/xen-e2e/guest.h"
 #include "shim/public/iomap.h"
 
 /* From the shim's public/iommu_op.h (patches 0001-0003). */
@@ -1134,19 +1135,6 @@ sc_foreign_map(struct iomap_emu *e)
 #define U_CODE2 (U_CODE + 0x800)
 #define U_FLOOD 20000u
 
-struct emit { unsigned char *p; };
-
-static void e8(struct emit *e, unsigned v) { *e->p++ = (unsigned char)v; }
-static void e32(struct emit *e, uint32_t v)
-{
-    memcpy(e->p, &v, 4);
-    e->p += 4;
-}
-/* mov r32, imm32 (eax 0, ecx 1, edx 2, ebx 3, ebp 5) */
-static void mov_ri(struct emit *e, unsigned r, uint32_t v) { e8(e, 0xb8 + r); e32(e, v); }
-static void vmmcall(struct emit *e) { e8(e, 0x0f); e8(e, 0x01); e8(e, 0xd9); }
-static void store_eax(struct emit *e, uint32_t a) { e8(e, 0xa3); e32(e, a); }
-
 static void
 hcall(struct emit *e, uint32_t cmd, uint32_t arg, uint32_t count)
 {
@@ -1155,47 +1143,6 @@ hcall(struct emit *e, uint32_t cmd, uint32_t arg, uint32_t count)
     mov_ri(e, 1, arg);
     mov_ri(e, 2, count);
     vmmcall(e);
-}
-
-static int
-pvh_start(uint32_t d, uint32_t entry)
-{
-    struct {
-        struct hvm_save_descriptor header_d;
-        HVM_SAVE_TYPE(HEADER) header;
-        struct hvm_save_descriptor cpu_d;
-        HVM_SAVE_TYPE(CPU) cpu;
-        struct hvm_save_descriptor end_d;
-        HVM_SAVE_TYPE(END) end;
-    } ctx;
-    int len = xc_domain_hvm_getcontext(xch, d, NULL, 0);
-    uint8_t *full;
-
-    if (len <= 0 || (full = malloc(len)) == NULL)
-        return -1;
-    if (xc_domain_hvm_getcontext(xch, d, full, len) < 0) {
-        free(full);
-        return -1;
-    }
-    memset(&ctx, 0, sizeof(ctx));
-    memcpy(&ctx, full, sizeof(ctx.header_d) + sizeof(ctx.header));
-    free(full);
-    ctx.cpu_d.typecode = HVM_SAVE_CODE(CPU);
-    ctx.cpu_d.length = HVM_SAVE_LENGTH(CPU);
-    ctx.cpu.cs_limit = ctx.cpu.ds_limit = ctx.cpu.es_limit = ~0u;
-    ctx.cpu.ss_limit = ~0u;
-    ctx.cpu.tr_limit = 0x67;
-    ctx.cpu.cs_arbytes = 0xc9b;     /* 32-bit code, present, DPL 0 */
-    ctx.cpu.ds_arbytes = ctx.cpu.es_arbytes = ctx.cpu.ss_arbytes = 0xc93;
-    ctx.cpu.tr_arbytes = 0x8b;
-    ctx.cpu.cr0 = 0x11;             /* PE | ET: protected mode, no paging */
-    ctx.cpu.rip = entry;
-    ctx.cpu.rflags = 2;
-    ctx.cpu.dr6 = 0xffff0ff0;
-    ctx.cpu.dr7 = 0x400;
-    ctx.end_d.typecode = HVM_SAVE_CODE(END);
-    ctx.end_d.length = HVM_SAVE_LENGTH(END);
-    return xc_domain_hvm_setcontext(xch, d, (uint8_t *)&ctx, sizeof(ctx));
 }
 
 /*
@@ -1349,7 +1296,7 @@ sc_unprivileged(void)
         e32(&e, U_CODE2 - (U_CODE + (uint32_t)(e.p - code) + 4));
         *(volatile uint32_t *)(data + (U_COUNT - U_DATA)) = U_FLOOD;
     }
-    if (pvh_start(ud, U_CODE) < 0) {
+    if (guest_vcpu_start(xch, ud, U_CODE) < 0) {
         fail("unprivileged: setting the vCPU's context: %s", strerror(errno));
         goto out;
     }
