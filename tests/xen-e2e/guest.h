@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The hand-assembled test guests of check-xen (xen-e2e.c's unprivileged
- * guest, qemu-mapcache.c's device-model guest): a few 32-bit x86
- * instructions, and starting a guest's vCPU in flat 32-bit protected mode
- * (no paging) at an entry point.
+ * What check-xen's test programs (xen-e2e.c, qemu-mapcache.c) share: the
+ * clock and Xen's page counters they judge by, and for their
+ * hand-assembled guests a few 32-bit x86 instructions and starting a
+ * guest's vCPU in flat 32-bit protected mode (no paging) at an entry
+ * point.
  */
 #ifndef XEN_E2E_GUEST_H
 #define XEN_E2E_GUEST_H
@@ -11,9 +12,41 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <xenctrl.h>
 #include <xen/hvm/save.h>
+
+static inline double
+now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Domain d's tot_pages, or -1. */
+static inline long
+tot_pages(xc_interface *xch, uint32_t d)
+{
+    xc_domaininfo_t info;
+
+    if (xc_domain_getinfolist(xch, d, 1, &info) != 1 || info.domain != d)
+        return -1;
+    return (long)info.tot_pages;
+}
+
+/* The host's free pages, or -1. */
+static inline long
+free_pages(xc_interface *xch)
+{
+    xc_physinfo_t pi = { 0 };
+
+    if (xc_physinfo(xch, &pi) < 0)
+        return -1;
+    return (long)pi.free_pages;
+}
 
 struct emit { unsigned char *p; };
 

@@ -79,15 +79,6 @@ static xenforeignmemory_handle *fmem;
 static struct xs_handle *xsh;
 static int nfail;
 
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 fail(const char *fmt, ...)
 {
@@ -113,26 +104,6 @@ say(const char *fmt, ...)
     va_end(ap);
     printf("\n");
     fflush(stdout);
-}
-
-static long
-tot_pages(uint32_t d)
-{
-    xc_domaininfo_t info;
-
-    if (xc_domain_getinfolist(xch, d, 1, &info) != 1 || info.domain != d)
-        return -1;
-    return (long)info.tot_pages;
-}
-
-static long
-free_pages(void)
-{
-    xc_physinfo_t pi = { 0 };
-
-    if (xc_physinfo(xch, &pi) < 0)
-        return -1;
-    return (long)pi.free_pages;
 }
 
 static void
@@ -448,8 +419,8 @@ run_one(const char *qemu, struct run *R)
     R->entries = before.remaps - (unsigned)(before.dropped_range + before.dropped_global);
     R->registered = before.registered;
     R->optout = before.optout;
-    R->tot_before = tot_pages(d);
-    R->free_before = free_pages();
+    R->tot_before = tot_pages(xch, d);
+    R->free_before = free_pages(xch);
     say("%s: after the guest's I/O: %u mapcache entries; iomapd registration "
         "rc %d, opt-out rc %d; tot_pages %ld", R->name, R->entries,
         R->registered, R->optout, R->tot_before);
@@ -472,12 +443,12 @@ run_one(const char *qemu, struct run *R)
     else
         R->blocked_us = (tsc1 - tsc0) * 1000ULL / khz;
     t0 = now();
-    while (tot_pages(d) != R->tot_before - 1 && now() - t0 < 30)
+    while (tot_pages(xch, d) != R->tot_before - 1 && now() - t0 < 30)
         usleep(1000);
-    R->tot_after = tot_pages(d);
+    R->tot_after = tot_pages(xch, d);
     if (R->tot_after == R->tot_before - 1)
         R->freed_ms = (now() - t0) * 1e3;
-    R->free_after = free_pages();
+    R->free_after = free_pages(xch);
     /*
      * The invalidate reaches QEMU after the guest went on (that is the
      * point): wait for QEMU's first drop, up to 10 s on a loaded machine,

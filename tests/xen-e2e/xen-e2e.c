@@ -112,15 +112,6 @@ static xenforeignmemory_resource_handle *ring_res;
 static unsigned n_refused;      /* bad unmaps refused as they should be */
 static int dom0_optout_rc = 1;  /* dom0's XEN_IOMMUOP_set_invalidate (iomap) */
 
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 fail(const char *fmt, ...)
 {
@@ -147,26 +138,6 @@ say(const char *fmt, ...)
     va_end(ap);
     printf("\n");
     fflush(stdout);
-}
-
-static long
-tot_pages(uint32_t d)
-{
-    xc_domaininfo_t info;
-
-    if (xc_domain_getinfolist(xch, d, 1, &info) != 1 || info.domain != d)
-        return -1;
-    return (long)info.tot_pages;
-}
-
-static long
-free_pages(void)
-{
-    xc_physinfo_t pi = { 0 };
-
-    if (xc_physinfo(xch, &pi) < 0)
-        return -1;
-    return (long)pi.free_pages;
 }
 
 /* Issue one map or unmap batch; statuses land in ops[i].status. */
@@ -257,7 +228,7 @@ wait_tot(long want, double timeout)
 {
     double t0 = now();
 
-    while (tot_pages(domid) != want) {
+    while (tot_pages(xch, domid) != want) {
         if (now() - t0 > timeout)
             return -1;
         usleep(1000);
@@ -324,7 +295,7 @@ phase2(struct iomap_emu *e, const char *restart, unsigned long n2,
              bulk[0].status);
         return -1;
     }
-    t0 = tot_pages(domid);
+    t0 = tot_pages(xch, domid);
     for (i = 0; i < n2; i++)
         g[i] = GFN_BASE + off + i;
     if (xc_domain_populate_physmap_exact(xch, domid, n2, 0, 0, g) < 0) {
@@ -350,7 +321,7 @@ phase2(struct iomap_emu *e, const char *restart, unsigned long n2,
         fail("phase 2: decrease_reservation: %s", strerror(errno));
         return -1;
     }
-    t1 = tot_pages(domid);
+    t1 = tot_pages(xch, domid);
     *held = t1 - t0 - P2_KEEP;
     say("phase 2: %lu more pages mapped, %lu of them removed: tot_pages %ld "
         "(all held)", n2, nrm, t1);
@@ -403,12 +374,12 @@ phase2(struct iomap_emu *e, const char *restart, unsigned long n2,
              "N pages in flight\" with N <= %lu", dump, want, nrm);
     if (wait_tot(t0 + P2_KEEP, 20) < 0) {
         fail("phase 2: held pages not released after the daemon restart: "
-             "tot_pages %ld, want %ld", tot_pages(domid), t0 + P2_KEEP);
+             "tot_pages %ld, want %ld", tot_pages(xch, domid), t0 + P2_KEEP);
         return -1;
     }
     *t_rel = now() - t_restart;
     say("phase 2: all %lu released %.1f ms after the restart began (tot_pages %ld)",
-        nrm, *t_rel * 1e3, tot_pages(domid));
+        nrm, *t_rel * 1e3, tot_pages(xch, domid));
     {
         struct xen_iommu_op_map op = op_for(off);
 
@@ -437,8 +408,8 @@ phase2(struct iomap_emu *e, const char *restart, unsigned long n2,
         say("phase 2: the %u mappings of pages not removed were left in place; "
             "unmapped them (flush seq %u)", P2_KEEP, seq);
     }
-    if (tot_pages(domid) != t0 + P2_KEEP)
-        fail("phase 2: tot_pages %ld, want %ld", tot_pages(domid), t0 + P2_KEEP);
+    if (tot_pages(xch, domid) != t0 + P2_KEEP)
+        fail("phase 2: tot_pages %ld, want %ld", tot_pages(xch, domid), t0 + P2_KEEP);
     free(g);
     free(ops);
     return 0;
@@ -535,6 +506,20 @@ ev_prod(void)
     return __atomic_load_n(&ring->ev_prod, __ATOMIC_ACQUIRE);
 }
 
+/* Record i of the event ring (a free-running index). */
+static const struct iomap_event *
+ev_at(uint32_t i)
+{
+    return &evring[i & (ring->ev_slots - 1)];
+}
+
+/* The oldest record of [from, prod) still on the ring. */
+static uint32_t
+ev_oldest(uint32_t from, uint32_t prod)
+{
+    return prod - from > ring->ev_slots ? prod - ring->ev_slots : from;
+}
+
 /* The newest event of type posted in [from, ev_prod) matching dom (or any). */
 static const struct iomap_event *
 ev_find(uint32_t from, uint8_t type, uint8_t flags, unsigned dom)
@@ -542,10 +527,8 @@ ev_find(uint32_t from, uint8_t type, uint8_t flags, unsigned dom)
     uint32_t prod = ev_prod(), i;
     const struct iomap_event *found = NULL;
 
-    if (prod - from > ring->ev_slots)
-        from = prod - ring->ev_slots;
-    for (i = from; i != prod; i++) {
-        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+    for (i = ev_oldest(from, prod); i != prod; i++) {
+        const struct iomap_event *ev = ev_at(i);
 
         if (ev->type == type && (ev->flags & flags) == flags &&
             (dom == DOMID_INVALID || ev->domid == dom))
@@ -560,10 +543,8 @@ ev_count(uint32_t from, uint8_t type, uint8_t flags, unsigned dom)
     uint32_t prod = ev_prod(), i;
     unsigned n = 0;
 
-    if (prod - from > ring->ev_slots)
-        from = prod - ring->ev_slots;
-    for (i = from; i != prod; i++) {
-        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+    for (i = ev_oldest(from, prod); i != prod; i++) {
+        const struct iomap_event *ev = ev_at(i);
 
         if (ev->type == type && (ev->flags & flags) == flags &&
             (dom == DOMID_INVALID || ev->domid == dom))
@@ -600,7 +581,7 @@ dump_tally_feed(struct dump_tally *t)
         t->next = prod - ring->ev_slots;
     }
     for (; t->next != prod; t->next++) {
-        const struct iomap_event *ev = &evring[t->next & (ring->ev_slots - 1)];
+        const struct iomap_event *ev = ev_at(t->next);
 
         switch (ev->type) {
         case IOMAP_EV_DUMP_BEGIN:
@@ -768,8 +749,8 @@ sc_hold_until_flush(void)
      */
     if (populate_map(0x2000, HOLD_N + 1, bfn_base + 0x2000, g, ops) < 0)
         goto out;
-    t0 = tot_pages(domid);
-    f_0 = free_pages();
+    t0 = tot_pages(xch, domid);
+    f_0 = free_pages(xch);
     if (daemon_signal(SIGSTOP) < 0)
         goto out;
     if (unmap_all(ops, HOLD_N) < 0 ||
@@ -779,12 +760,12 @@ sc_hold_until_flush(void)
         daemon_signal(SIGCONT);
         goto out;
     }
-    t_rm = tot_pages(domid);
-    f_rm = free_pages();
+    t_rm = tot_pages(xch, domid);
+    f_rm = free_pages(xch);
     iommu_op_flush(&seq);
     usleep(500 * 1000);
-    t_fl = tot_pages(domid);
-    f_fl = free_pages();
+    t_fl = tot_pages(xch, domid);
+    f_fl = free_pages(xch);
     say("hold-until-flush: daemon stopped; unmap + removal: tot_pages %ld -> "
         "%ld, free %+ld; flush seq %u, 0.5 s later: tot_pages %ld, free %+ld",
         t0, t_rm, f_rm - f_0, seq, t_fl, f_fl - f_0);
@@ -798,7 +779,7 @@ sc_hold_until_flush(void)
     daemon_signal(SIGCONT);
     if (wait_tot(t0 - HOLD_N, 10) < 0)
         fail("hold-until-flush: not released 10 s after SIGCONT: tot_pages "
-             "%ld, want %ld", tot_pages(domid), t0 - HOLD_N);
+             "%ld, want %ld", tot_pages(xch, domid), t0 - HOLD_N);
     else
         t_rel = now() - t_cont;
     unmap_all(&ops[HOLD_N], 1);
@@ -861,7 +842,7 @@ sc_pagetable_free(void)
         fail("pagetable-free: the unmap returned with no completed flush "
              "covering it (seq %u, done %u): the freed table may be reused "
              "while the IOMMU still walks it", useq, dseq);
-    t0 = tot_pages(domid);
+    t0 = tot_pages(xch, domid);
     if (xc_domain_decrease_reservation_exact(xch, domid, PT_N, 0, g) < 0)
         fail("pagetable-free: decrease_reservation: %s", strerror(errno));
     else if (wait_tot(t0 - PT_N, 10) < 0)
@@ -944,10 +925,8 @@ fm_records(uint32_t from, uint8_t type, const xen_pfn_t *g, uint64_t *mfn,
     uint32_t prod = ev_prod(), i;
     unsigned n = 0;
 
-    if (prod - from > ring->ev_slots)
-        from = prod - ring->ev_slots;
-    for (i = from; i != prod; i++) {
-        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+    for (i = ev_oldest(from, prod); i != prod; i++) {
+        const struct iomap_event *ev = ev_at(i);
 
         if (ev->type != type || ev->domid != domid || ev->gfn < g[0] ||
             ev->gfn >= g[0] + FM_N)
@@ -1032,7 +1011,7 @@ sc_foreign_map(struct iomap_emu *e)
     }
     usleep(100000);
     n_map2 = fm_records(from, IOMAP_EV_MAP, g, mfn, &bad);
-    t0 = tot_pages(domid);
+    t0 = tot_pages(xch, domid);
     from = ev_prod();
     if (xc_domain_decrease_reservation_exact(xch, domid, 1, 0, g) < 0) {
         fail("foreign-map: decrease_reservation: %s", strerror(errno));
@@ -1067,18 +1046,18 @@ sc_foreign_map(struct iomap_emu *e)
         }
     }
     usleep(500000);
-    t_mapped = tot_pages(domid);         /* still mapped: not freed */
+    t_mapped = tot_pages(xch, domid);         /* still mapped: not freed */
     from = ev_prod();
     xenforeignmemory_unmap(fmem, (void *)p, FM_N);
     p = NULL;
     {
         double t1 = now();
 
-        while (tot_pages(domid) != t0 - 1 && now() - t1 < 5)
+        while (tot_pages(xch, domid) != t0 - 1 && now() - t1 < 5)
             usleep(1000);
         t_free = now() - t1;
     }
-    t_unmapped = tot_pages(domid);
+    t_unmapped = tot_pages(xch, domid);
     usleep(100000);
     n_unmap2 = fm_records(from, IOMAP_EV_UNMAP, g, mfn, &bad);
     say("foreign-map: removal of mapped gfn %#lx: PAGE_REMOVED (IOMAP_F_CPU) %s, "
@@ -1461,7 +1440,7 @@ sc_pod(const char *sock)
         "entries %llu", pd, POD_GFN, (unsigned long long)mfn,
         (unsigned long long)cache, (unsigned long long)entries);
     p0 = ev_prod();
-    tp = tot_pages(pd);
+    tp = tot_pages(xch, pd);
     if (xc_domain_decrease_reservation_exact(xch, pd, 1, 0, g) < 0) {
         fail("pod: decrease_reservation: %s", strerror(errno));
         goto out;
@@ -1480,8 +1459,8 @@ sc_pod(const char *sock)
     {
         uint32_t j, prod = ev_prod();
 
-        for (j = p0; j != prod; j++) {
-            const struct iomap_event *ev = &evring[j & (ring->ev_slots - 1)];
+        for (j = ev_oldest(p0, prod); j != prod; j++) {
+            const struct iomap_event *ev = ev_at(j);
 
             if (ev->type == IOMAP_EV_MAP && ev->domid == pd && ev->arg == mfn)
                 reused = 1;
@@ -1522,9 +1501,9 @@ sc_pod(const char *sock)
     {
         double t1 = now();
 
-        while (tot_pages(pd) >= tp && now() - t1 < 10)
+        while (tot_pages(xch, pd) >= tp && now() - t1 < 10)
             usleep(1000);
-        if (tot_pages(pd) >= tp)
+        if (tot_pages(xch, pd) >= tp)
             fail("pod: the held page was not released after the unmap");
     }
     say("pod: removal %s, %s", rm ? "held the page" : "did not hold the page",
@@ -1687,9 +1666,9 @@ sc_two_guests(const char *sock, struct iomap_emu *e)
      * before d2 goes (a RELEASE after the destruction would be refused).
      */
     t0 = now();
-    while (tot_pages(d2) > TG_N - 1 && now() - t0 < 10)
+    while (tot_pages(xch, d2) > TG_N - 1 && now() - t0 < 10)
         usleep(1000);
-    if (tot_pages(d2) > TG_N - 1)
+    if (tot_pages(xch, d2) > TG_N - 1)
         fail("two-guests: d%u's removed page was not released", d2);
     say("two-guests: invalidates %.1f ms (d%u) and %.1f ms (d%u); %u and %u "
         "reached the other emulator", ms2, d2, ms1, domid, stray2, stray1);
@@ -1779,7 +1758,7 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
     ring_close();   /* our own mapping of the ring would keep it "mapped" */
     if (populate_map(0xc000, GONE2_N + 1, bfn_base + 0xc000, g, ops) < 0)
         goto out;
-    t0 = tot_pages(domid);
+    t0 = tot_pages(xch, domid);
     if (daemon_signal(SIGSTOP) < 0)
         goto out;
     if (xc_domain_decrease_reservation_exact(xch, domid, GONE2_N, 0, g) < 0 ||
@@ -1790,7 +1769,7 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
     }
     iommu_op_flush(&seq);
     usleep(200 * 1000);
-    t_rm = tot_pages(domid);
+    t_rm = tot_pages(xch, domid);
     if (t_rm != t0)
         fail("daemon-gone: pages released with the daemon stopped");
     pid = iomapd_pid();
@@ -1800,7 +1779,7 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
     if (wait_tot(t0 - GONE2_N, 10) < 0)
         fail("daemon-gone: the %d held pages were not released 10 s after "
              "the daemon died (tot_pages %ld, want %ld)", GONE2_N,
-             tot_pages(domid), t0 - GONE2_N);
+             tot_pages(xch, domid), t0 - GONE2_N);
     else
         t_rel = now() - t_kill;
     extra = ops[GONE2_N];
@@ -1822,13 +1801,13 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
      * held list was empty).  Once unmapped and flushed it must be
      * released all the same, not kept until a daemon attaches.
      */
-    t_last = tot_pages(domid);
+    t_last = tot_pages(xch, domid);
     if (xc_domain_decrease_reservation_exact(xch, domid, 1, 0, &g[GONE2_N]) < 0) {
         fail("daemon-gone: removal of the mapped page: %s", strerror(errno));
     } else {
         removed_last = 1;
         usleep(1500 * 1000);
-        if (tot_pages(domid) != t_last)
+        if (tot_pages(xch, domid) != t_last)
             fail("daemon-gone: a removed page still mapped was released");
     }
     unmap_all(&ops[GONE2_N], 1);
@@ -1839,7 +1818,7 @@ sc_daemon_gone(const char *sock, struct iomap_emu **e)
         if (t < 0)
             fail("daemon-gone: a page removed without a daemon was not released "
                  "10 s after its unmap and flush (tot_pages %ld, want %ld)",
-                 tot_pages(domid), t_last - 1);
+                 tot_pages(xch, domid), t_last - 1);
         else
             t_last_rel = t;
     }
@@ -1881,10 +1860,8 @@ release_results(uint32_t from, int rc)
     uint32_t prod = ev_prod(), i;
     unsigned n = 0;
 
-    if (prod - from > ring->ev_slots)
-        from = prod - ring->ev_slots;
-    for (i = from; i != prod; i++) {
-        const struct iomap_event *ev = &evring[i & (ring->ev_slots - 1)];
+    for (i = ev_oldest(from, prod); i != prod; i++) {
+        const struct iomap_event *ev = ev_at(i);
 
         if (ev->type == IOMAP_EV_CMD_RESULT &&
             ev->flags == IOMAP_CMD_RELEASE && (int32_t)ev->seq == rc)
@@ -1930,7 +1907,7 @@ sc_ite(void)
     iommu_op_flush(&seq);
     for (t = now(); now() - t < 5 && ff == NULL; usleep(1000))
         ff = ev_find(p0, IOMAP_EV_FLUSH_FAILED, 0, DOMID_INVALID);
-    t0 = tot_pages(domid);
+    t0 = tot_pages(xch, domid);
     if (xc_domain_decrease_reservation_exact(xch, domid, ITE_N, 0, g) < 0)
         fail("ite: decrease_reservation: %s", strerror(errno));
     daemon_signal(SIGCONT);
@@ -1943,7 +1920,7 @@ sc_ite(void)
     sleep(1);
     eio = release_results(p0, -EIO);
     busy = release_results(p0, -EBUSY);
-    t1 = tot_pages(domid);
+    t1 = tot_pages(xch, domid);
     timeout_path = xen_console_has("ATS device") &&
                    xen_console_has("flush failed");
     say("ite: flush %u: %s (nr %u, errno %llu); ATS time-out path: %s; "
@@ -2430,7 +2407,7 @@ sc_emulator_gone(void)
         fail("emulator-gone: only %u of %d mappings force-unmapped", forced,
              GONE_N);
     usleep(100 * 1000);     /* the force-unmap's flush */
-    tt = tot_pages(domid);
+    tt = tot_pages(xch, domid);
     if (xc_domain_decrease_reservation_exact(xch, domid, GONE_N, 0, g) < 0)
         fail("emulator-gone: decrease_reservation: %s", strerror(errno));
     else if (wait_tot(tt - GONE_N, 5) < 0)
@@ -2505,7 +2482,7 @@ main(int argc, char **argv)
     }
     /* The op only takes bus frames above host RAM. */
     bfn_base = max_page + BFN_OFFSET;
-    f_boot = free_pages();
+    f_boot = free_pages(xch);
     {
         xen_commandline_t c;
 
@@ -2521,7 +2498,7 @@ main(int argc, char **argv)
              strerror(errno));
         return 1;
     }
-    f_created = free_pages();
+    f_created = free_pages(xch);
     gfns = calloc(npages, sizeof(*gfns));
     ops = calloc(npages, sizeof(*ops));
     if (gfns == NULL || ops == NULL)
@@ -2534,8 +2511,8 @@ main(int argc, char **argv)
         cleanup();
         return 1;
     }
-    t_populated = tot_pages(domid);
-    f_populated = free_pages();
+    t_populated = tot_pages(xch, domid);
+    f_populated = free_pages(xch);
     say("guest d%u: %lu pages at gfn %#lx, tot_pages %ld; host free %ld "
         "(boot %ld, after create %ld); max_page %#lx", domid, npages, GFN_BASE,
         t_populated, f_populated, f_boot, f_created, max_page);
@@ -2634,8 +2611,8 @@ main(int argc, char **argv)
     sc_two_guests(sock, e);
     sc_page_cap();
     sc_flush_irq();
-    t_populated = tot_pages(domid);
-    f_populated = free_pages();
+    t_populated = tot_pages(xch, domid);
+    f_populated = free_pages(xch);
 
     /* 3. Map the first nmap pages, bfn = bfn_base + i. */
     for (i = 0; i < nmap; i++)
@@ -2660,8 +2637,8 @@ main(int argc, char **argv)
                  "\"%s\"", cmdline);
         scenario("strict-dom0-accepted", f0, ",\"mapped\":%lu", nmap);
     }
-    t_mapped = tot_pages(domid);
-    f_mapped = free_pages();
+    t_mapped = tot_pages(xch, domid);
+    f_mapped = free_pages(xch);
     say("mapped %lu pages at bfn %#lx: tot_pages %ld, host free %ld", nmap,
         bfn_base, t_mapped, f_mapped);
     if (t_mapped != t_populated)
@@ -2692,7 +2669,7 @@ main(int argc, char **argv)
         op.ioservid = (uint16_t)(ioservid + 1);          /* wrong server */
         bad_unmap("a mapped bfn for another ioreq server", op);
     }
-    if (tot_pages(domid) != t_mapped)
+    if (tot_pages(xch, domid) != t_mapped)
         fail("refused unmaps changed tot_pages");
 
     /* 5. The guest gives all npages back. */
@@ -2703,8 +2680,8 @@ main(int argc, char **argv)
         return 1;
     }
     t_dec = now() - t_dec;
-    t_removed = tot_pages(domid);
-    f_removed = free_pages();
+    t_removed = tot_pages(xch, domid);
+    f_removed = free_pages(xch);
     say("decrease_reservation of %lu pages took %.1f ms: tot_pages %ld -> %ld, "
         "host free %ld -> %ld (%+ld)", npages, t_dec * 1e3, t_mapped, t_removed,
         f_mapped, f_removed, f_removed - f_mapped);
@@ -2759,9 +2736,9 @@ main(int argc, char **argv)
 
     /* I1: the pages stay held while they are mapped. */
     usleep(500 * 1000);
-    if (tot_pages(domid) != t_removed)
+    if (tot_pages(xch, domid) != t_removed)
         fail("held pages were freed while still mapped: tot_pages %ld, want %ld",
-             tot_pages(domid), t_removed);
+             tot_pages(xch, domid), t_removed);
     else
         say("0.5 s later, still mapped: all %lu held (tot_pages %ld)", nmap,
             t_removed);
@@ -2786,7 +2763,7 @@ main(int argc, char **argv)
      * the shim itself prevents (it refuses such a RELEASE with -EBUSY and
      * the daemon would then log a refused command).
      */
-    early = t_removed - tot_pages(domid);
+    early = t_removed - tot_pages(xch, domid);
     rc = iommu_op_flush(&seq);
     if (rc) {
         fail("flush: %s", strerror(-rc));
@@ -2799,12 +2776,12 @@ main(int argc, char **argv)
     t_free = now() - t_unmap;
     if (waited < 0) {
         fail("held pages not freed 10 s after unmap + flush %u: tot_pages %ld, "
-             "want %ld", seq, tot_pages(domid), t_removed - (long)nmap);
+             "want %ld", seq, tot_pages(xch, domid), t_removed - (long)nmap);
         cleanup();
         return 1;
     }
-    t_released = tot_pages(domid);
-    f_released = free_pages();
+    t_released = tot_pages(xch, domid);
+    f_released = free_pages(xch);
     say("unmapped %lu (%ld already released when the unmap returned), flush "
         "seq %u; all freed %.1f ms after the unmap: tot_pages %ld, host free "
         "%ld (%+ld since the removal)", nmap, early, seq, t_free * 1e3,
@@ -2838,7 +2815,7 @@ main(int argc, char **argv)
         if (chunks >= 0 && chunks < 2)
             fail("daemon-restart: %d dump chunk for %d mappings: one chunk "
                  "cannot carry them", chunks, P2_KEEP + P2_BULK_N * P2_BULK_PER);
-        t_released = tot_pages(domid) - P2_KEEP - P2_BULK_N;
+        t_released = tot_pages(xch, domid) - P2_KEEP - P2_BULK_N;
         scenario("daemon-restart", f0, ",\"held\":%ld,\"released_ms\":%.1f,"
                  "\"dump_chunks\":%d,\"dump_emus\":%u",
                  p2_held, p2_rel * 1e3, chunks, nemu);
@@ -2880,7 +2857,7 @@ main(int argc, char **argv)
         }
         cleanup();
         while (now() - t0 < 10) {
-            if (tot_pages(dead) < 0) {
+            if (tot_pages(xch, dead) < 0) {
                 t_gone = now() - t0;
                 break;
             }
@@ -2890,7 +2867,7 @@ main(int argc, char **argv)
             fail("destroy-live: d%u still exists 10 s after its destruction "
                  "(a reference left behind)", dead);
         usleep(200 * 1000);
-        f_end = free_pages();
+        f_end = free_pages(xch);
         if (labs(f_end - f_boot) > 8)
             fail("destroy-live: host free pages %ld at the end, %ld at the "
                  "start", f_end, f_boot);
